@@ -1,0 +1,8 @@
+# Debian's civetweb CMake config references files it does not ship; find the
+# header and library directly.
+find_path(CIVETWEB_INCLUDE_DIR civetweb.h REQUIRED)
+find_library(CIVETWEB_LIBRARY civetweb REQUIRED)
+add_library(civetweb::civetweb UNKNOWN IMPORTED)
+set_target_properties(civetweb::civetweb PROPERTIES
+  IMPORTED_LOCATION ${CIVETWEB_LIBRARY}
+  INTERFACE_INCLUDE_DIRECTORIES ${CIVETWEB_INCLUDE_DIR})

@@ -1,0 +1,179 @@
+// The dynamic batcher of one model version: groups compatible requests into
+// batches and runs them on a pool of model instances.
+#ifndef MICROBATCH_SERVER_CORE_BATCHER_H_
+#define MICROBATCH_SERVER_CORE_BATCHER_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "server/core/clock.h"
+#include "server/core/sync.h"
+#include "server/core/tensor.h"
+
+namespace microbatch {
+
+// One copy of a model that can run a batch. The batcher calls Run() of a given
+// instance from one thread at a time; different instances run concurrently.
+class ModelInstance {
+ public:
+  virtual ~ModelInstance() = default;
+  // `inputs` are in signature order, all with the same rows(). Returns the
+  // outputs in signature order, each with the batch's rows as first dim. The
+  // returned views stay valid until they are destroyed (via `owner`) and may
+  // alias the input memory, which outlives them until the batch is answered.
+  virtual absl::StatusOr<std::vector<TensorView>> Run(absl::Span<const TensorView> inputs) = 0;
+};
+
+// Scheduling class of a task. Interactive tasks (Predict) always go before
+// bulk tasks (BatchPredict); a batch is topped up with bulk rows of the same
+// shape only when no interactive row of that shape is waiting.
+enum class Priority { kInteractive = 0, kBulk = 1 };
+
+// What became of the batch that carried a task.
+struct BatchInfo {
+  int64_t batch_rows = 0;       // rows in the whole batch
+  int64_t batch_tasks = 0;      // tasks in the whole batch
+  absl::Duration queue_wait;    // enqueue until the batch was formed
+  absl::Duration compute;       // model run time of the batch
+};
+
+// The rows of one task inside the outputs of its batch.
+class TaskOutputs {
+ public:
+  TaskOutputs(const std::vector<TensorView>* batch_outputs, int64_t row_offset, int64_t rows)
+      : batch_outputs_(batch_outputs), row_offset_(row_offset), rows_(rows) {}
+  size_t size() const { return batch_outputs_ ? batch_outputs_->size() : 0; }
+  int64_t rows() const { return rows_; }
+  DType dtype(size_t i) const { return (*batch_outputs_)[i].dtype; }
+  // Shape of output i for this task's rows.
+  std::vector<int64_t> shape(size_t i) const;
+  // Bytes of output i for this task's rows.
+  absl::string_view data(size_t i) const;
+
+ private:
+  const std::vector<TensorView>* batch_outputs_;
+  int64_t row_offset_;
+  int64_t rows_;
+};
+
+// A request's rows waiting for a batch.
+struct BatchTask {
+  // In signature order, all with `rows` rows; the memory must stay valid until
+  // `done` has been called.
+  std::vector<TensorView> inputs;
+  int64_t rows = 0;
+  // Tasks are batched together only when their shape keys are equal.
+  std::string shape_key;
+  Priority priority = Priority::kInteractive;
+  // A task still queued at its deadline is answered DEADLINE_EXCEEDED and
+  // never run.
+  absl::Time deadline = absl::InfiniteFuture();
+  // Optional; a task whose caller has gone is answered CANCELLED and never
+  // run. Called from batcher threads.
+  std::function<bool()> is_cancelled;
+  // Called exactly once, from a batcher thread, with OK and this task's rows
+  // of the outputs (valid only during the call), or with the error that ended
+  // the task (then `outputs` is empty).
+  std::function<void(const absl::Status& status, const TaskOutputs& outputs,
+                     const BatchInfo& info)>
+      done;
+};
+
+struct BatcherOptions {
+  // Largest number of rows in one batch. Default 32.
+  int64_t max_batch_size = 32;
+  // How long a partial batch may wait for more rows while an instance is idle;
+  // zero (default) dispatches at once whenever an instance is free.
+  absl::Duration max_queue_delay = absl::ZeroDuration();
+  // Interactive tasks waiting beyond which Enqueue fails. Bulk tasks are not
+  // counted: their producers bound them. Default 1024.
+  int64_t max_queue_size = 1024;
+  // Not owned; must outlive the batcher. Default: the wall clock.
+  Clock* clock = Clock::Real();
+};
+
+// Thread-safe. Owns one executor thread per instance. Destruction calls
+// Shutdown().
+class DynamicBatcher {
+ public:
+  DynamicBatcher(const BatcherOptions& options,
+                 std::vector<std::unique_ptr<ModelInstance>> instances);
+  ~DynamicBatcher();
+  DynamicBatcher(const DynamicBatcher&) = delete;
+  DynamicBatcher& operator=(const DynamicBatcher&) = delete;
+
+  // Queues `task`. On error the task is not queued and `done` is never
+  // called: INVALID_ARGUMENT when rows is outside [1, max_batch_size],
+  // RESOURCE_EXHAUSTED when the interactive queue is full, UNAVAILABLE after
+  // Shutdown() began.
+  absl::Status Enqueue(BatchTask task);
+
+  // Stops accepting tasks, runs every queued task (partial batches close at
+  // once), then joins the executors. Idempotent.
+  void Shutdown();
+
+  // Tasks and rows waiting (not yet running), all priorities.
+  struct QueueStats {
+    int64_t tasks = 0;
+    int64_t rows = 0;
+    int64_t busy_instances = 0;
+  };
+  QueueStats Stats() const;
+
+  const BatcherOptions& options() const { return options_; }
+
+ private:
+  struct Queued {
+    BatchTask task;
+    absl::Time enqueued;
+  };
+  // Tasks of one shape key.
+  struct ShapeQueue {
+    std::deque<Queued> by_priority[2];
+    int64_t rows = 0;
+  };
+  struct Batch {
+    std::vector<Queued> tasks;
+    int64_t rows = 0;
+    absl::Time formed;
+  };
+
+  void ExecutorLoop(ModelInstance* instance);
+  // Picks the queue to serve next and moves its tasks into `batch` (and the
+  // dead ones into `dead`). Returns false when nothing is ready; then
+  // `*wake_at` is when the earliest partial batch times out.
+  bool TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl::Status>>* dead,
+                 absl::Time* wake_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void RunBatch(ModelInstance* instance, Batch& batch, std::vector<AlignedBuffer>& buffers);
+  void Wake();
+
+  const BatcherOptions options_;
+  std::vector<std::unique_ptr<ModelInstance>> instances_;
+  int clock_listener_ = 0;
+
+  mutable Mutex mu_;
+  CondVar work_cv_;
+  std::map<std::string, ShapeQueue> queues_ ABSL_GUARDED_BY(mu_);
+  int64_t interactive_tasks_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t queued_tasks_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t queued_rows_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t busy_ ABSL_GUARDED_BY(mu_) = 0;
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+
+  Mutex join_mu_;
+  std::vector<std::thread> threads_ ABSL_GUARDED_BY(join_mu_);
+};
+
+}  // namespace microbatch
+
+#endif  // MICROBATCH_SERVER_CORE_BATCHER_H_

@@ -1,0 +1,157 @@
+#include "server/core/signature.h"
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace microbatch {
+
+std::vector<int64_t> TensorSpec::BatchedShape() const {
+  std::vector<int64_t> shape = {-1};
+  shape.insert(shape.end(), dims.begin(), dims.end());
+  return shape;
+}
+
+namespace {
+
+std::string InputNames(const ModelSignature& signature) {
+  std::vector<std::string> names;
+  for (const auto& spec : signature.inputs) names.push_back("'" + spec.name + "'");
+  return absl::StrJoin(names, ", ");
+}
+
+absl::Status CheckShape(const TensorSpec& spec, const RequestTensor& tensor) {
+  const std::vector<int64_t> expected = spec.BatchedShape();
+  auto mismatch = [&] {
+    return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "': expected shape ",
+                                                   ShapeToString(expected), ", got ",
+                                                   ShapeToString(tensor.shape)));
+  };
+  for (int64_t d : tensor.shape) {
+    if (d < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "': shape ",
+                                                     ShapeToString(tensor.shape),
+                                                     " has a negative dimension"));
+    }
+  }
+  if (tensor.shape.size() != expected.size()) return mismatch();
+  for (size_t i = 1; i < expected.size(); ++i) {
+    if (expected[i] != -1 && expected[i] != tensor.shape[i]) return mismatch();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<ValidatedInputs> ValidateInputs(const ModelSignature& signature,
+                                               absl::Span<const RequestTensor> request,
+                                               int64_t max_rows) {
+  ValidatedInputs result;
+  result.inputs.resize(signature.inputs.size());
+  std::vector<const RequestTensor*> by_spec(signature.inputs.size(), nullptr);
+  for (const RequestTensor& tensor : request) {
+    size_t index = 0;
+    while (index < signature.inputs.size() && signature.inputs[index].name != tensor.name) ++index;
+    if (index == signature.inputs.size()) {
+      return absl::InvalidArgumentError(absl::StrCat("unknown input '", tensor.name,
+                                                     "'; the model's inputs are ",
+                                                     InputNames(signature)));
+    }
+    if (by_spec[index] != nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", tensor.name, "' is given more than once"));
+    }
+    by_spec[index] = &tensor;
+  }
+
+  int64_t rows = -1;
+  std::string rows_from;
+  for (size_t i = 0; i < signature.inputs.size(); ++i) {
+    const TensorSpec& spec = signature.inputs[i];
+    const RequestTensor* tensor = by_spec[i];
+    if (tensor == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("missing input '", spec.name,
+                                                     "'; the model's inputs are ",
+                                                     InputNames(signature)));
+    }
+    if (tensor->dtype != spec.dtype) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "': expected dtype ",
+                                                     DTypeName(spec.dtype), ", got ",
+                                                     DTypeName(tensor->dtype)));
+    }
+    if (absl::Status s = CheckShape(spec, *tensor); !s.ok()) return s;
+    std::optional<int64_t> elements = ElementCount(tensor->shape);
+    const size_t element_size = DTypeSize(spec.dtype);
+    if (!elements || *elements > static_cast<int64_t>(INT64_MAX / element_size)) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "': shape ",
+                                                     ShapeToString(tensor->shape),
+                                                     " has too many elements"));
+    }
+    const uint64_t expected_bytes = static_cast<uint64_t>(*elements) * element_size;
+    if (tensor->data.size() != expected_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", spec.name, "': shape ", ShapeToString(tensor->shape), " of ",
+          DTypeName(spec.dtype), " needs ", expected_bytes, " bytes, got ", tensor->data.size()));
+    }
+    const int64_t tensor_rows = tensor->shape[0];
+    if (tensor_rows == 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", spec.name, "': zero rows; send at least one row"));
+    }
+    if (rows == -1) {
+      rows = tensor_rows;
+      rows_from = spec.name;
+    } else if (rows != tensor_rows) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "' has ", tensor_rows,
+                                                     " rows but input '", rows_from, "' has ",
+                                                     rows));
+    }
+    TensorView& view = result.inputs[i];
+    view.dtype = spec.dtype;
+    view.shape.assign(tensor->shape.begin(), tensor->shape.end());
+    view.data = tensor->data.data();
+    view.byte_size = tensor->data.size();
+    absl::StrAppend(&result.shape_key, ShapeToString(absl::MakeSpan(view.shape).subspan(1)), ";");
+  }
+  if (rows == -1) {
+    return absl::InvalidArgumentError("the model declares no inputs");
+  }
+  if (max_rows > 0 && rows > max_rows) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request has ", rows, " rows, more than the model's max_batch_size of ", max_rows,
+        "; split it or stream it with BatchPredict"));
+  }
+  result.rows = rows;
+  return result;
+}
+
+absl::StatusOr<std::vector<int>> ResolveOutputs(const ModelSignature& signature,
+                                                absl::Span<const std::string> requested) {
+  std::vector<int> indices;
+  if (requested.empty()) {
+    for (size_t i = 0; i < signature.outputs.size(); ++i) indices.push_back(static_cast<int>(i));
+    return indices;
+  }
+  for (const std::string& name : requested) {
+    int found = -1;
+    for (size_t i = 0; i < signature.outputs.size(); ++i) {
+      if (signature.outputs[i].name == name) found = static_cast<int>(i);
+    }
+    if (found < 0) {
+      std::vector<std::string> names;
+      for (const auto& spec : signature.outputs) names.push_back("'" + spec.name + "'");
+      return absl::InvalidArgumentError(absl::StrCat("unknown output '", name,
+                                                     "'; the model's outputs are ",
+                                                     absl::StrJoin(names, ", ")));
+    }
+    for (int index : indices) {
+      if (index == found) {
+        return absl::InvalidArgumentError(absl::StrCat("output '", name, "' is requested twice"));
+      }
+    }
+    indices.push_back(found);
+  }
+  return indices;
+}
+
+}  // namespace microbatch

@@ -1,0 +1,67 @@
+// A model version's declared inputs and outputs, and the checks every request
+// passes before it is queued.
+#ifndef MICROBATCH_SERVER_CORE_SIGNATURE_H_
+#define MICROBATCH_SERVER_CORE_SIGNATURE_H_
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/types/span.h"
+#include "server/core/tensor.h"
+
+namespace microbatch {
+
+// One declared tensor. `dims` are the dimensions of one row (the batch
+// dimension excluded); -1 marks a variable dimension.
+struct TensorSpec {
+  std::string name;
+  DType dtype = DType::kInvalid;
+  std::vector<int64_t> dims;
+
+  // [-1, dims...]
+  std::vector<int64_t> BatchedShape() const;
+};
+
+struct ModelSignature {
+  std::vector<TensorSpec> inputs;
+  std::vector<TensorSpec> outputs;
+};
+
+// A tensor as it arrived in a request; the memory stays owned by the caller.
+struct RequestTensor {
+  absl::string_view name;
+  DType dtype = DType::kInvalid;
+  absl::Span<const int64_t> shape;
+  absl::string_view data;
+};
+
+// Inputs that passed validation, in the order of ModelSignature::inputs.
+struct ValidatedInputs {
+  std::vector<TensorView> inputs;
+  int64_t rows = 0;
+  // Equal for two requests exactly when their row shapes are equal, i.e. when
+  // they may share a batch.
+  std::string shape_key;
+};
+
+// Checks `request` against `signature`: every input present once and no
+// other, dtype, rank, fixed dims, non-negative dims without overflow, byte
+// length, same row count on every input, 1 <= rows <= max_rows (no upper
+// limit when max_rows <= 0). Errors are INVALID_ARGUMENT and name the input
+// with expected and received values.
+absl::StatusOr<ValidatedInputs> ValidateInputs(const ModelSignature& signature,
+                                               absl::Span<const RequestTensor> request,
+                                               int64_t max_rows);
+
+// Maps requested output names to indices into ModelSignature::outputs; an
+// empty request selects every output. Unknown or repeated names are
+// INVALID_ARGUMENT.
+absl::StatusOr<std::vector<int>> ResolveOutputs(const ModelSignature& signature,
+                                                absl::Span<const std::string> requested);
+
+}  // namespace microbatch
+
+#endif  // MICROBATCH_SERVER_CORE_SIGNATURE_H_

@@ -1,0 +1,351 @@
+#include "server/core/batcher.h"
+
+#include <atomic>
+#include <deque>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/core/fake_instance.h"
+
+namespace microbatch {
+namespace {
+
+using ::microbatch::testing::FakeInstances;
+using ::microbatch::testing::FakeModel;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// The outcome of one task, written by the batcher and read by the test.
+struct Call {
+  std::vector<float> values;
+  absl::Status status;
+  std::vector<float> result;
+  BatchInfo info;
+  int done_calls = 0;
+};
+
+// Makes tasks whose input is `values` (one FP32 per row) and records their
+// outcomes. Thread-safe.
+class Calls {
+ public:
+  BatchTask Task(std::vector<float> values, std::string shape_key = "[1];",
+                 Priority priority = Priority::kInteractive) {
+    Call* call;
+    {
+      MutexLock lock(&mu_);
+      calls_.emplace_back();
+      call = &calls_.back();
+    }
+    call->values = std::move(values);
+    BatchTask task;
+    task.rows = static_cast<int64_t>(call->values.size());
+    TensorView in;
+    in.dtype = DType::kFloat32;
+    in.shape = {task.rows, 1};
+    in.data = call->values.data();
+    in.byte_size = call->values.size() * sizeof(float);
+    task.inputs = {in};
+    task.shape_key = std::move(shape_key);
+    task.priority = priority;
+    task.done = [this, call](const absl::Status& status, const TaskOutputs& outputs,
+                             const BatchInfo& info) {
+      MutexLock lock(&mu_);
+      call->status = status;
+      call->info = info;
+      ++call->done_calls;
+      if (status.ok()) {
+        absl::string_view bytes = outputs.data(0);
+        const float* f = reinterpret_cast<const float*>(bytes.data());
+        call->result.assign(f, f + bytes.size() / sizeof(float));
+      }
+      ++finished_;
+      cv_.NotifyAll();
+    };
+    return task;
+  }
+  void WaitFinished(int n) {
+    MutexLock lock(&mu_);
+    while (finished_ < n) cv_.Wait(&mu_);
+  }
+  Call& operator[](size_t i) {
+    MutexLock lock(&mu_);
+    return calls_[i];
+  }
+
+ private:
+  Mutex mu_;
+  CondVar cv_;
+  std::deque<Call> calls_ ABSL_GUARDED_BY(mu_);
+  int finished_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+BatcherOptions Options(FakeClock* clock, int64_t max_batch, absl::Duration delay) {
+  BatcherOptions options;
+  options.clock = clock;
+  options.max_batch_size = max_batch;
+  options.max_queue_delay = delay;
+  return options;
+}
+
+TEST(DynamicBatcherTest, ClosesBatchWhenFull) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 4, absl::Hours(1)), FakeInstances(&model, 1));
+  for (float v : {1, 2, 3, 4}) ASSERT_TRUE(batcher.Enqueue(calls.Task({v})).ok());
+  calls.WaitFinished(4);
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1, 2, 3, 4)));
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_TRUE(calls[i].status.ok());
+    EXPECT_THAT(calls[i].result, ElementsAre(2 * (i + 1)));
+    EXPECT_EQ(calls[i].info.batch_rows, 4);
+  }
+}
+
+TEST(DynamicBatcherTest, ClosesPartialBatchWhenOldestWaitedMaxDelay) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::Milliseconds(10)), FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  clock.Advance(absl::Milliseconds(6));
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({2})).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({3, 4})).ok());
+  EXPECT_EQ(batcher.Stats().tasks, 3);
+  clock.Advance(absl::Milliseconds(4));  // the oldest has now waited 10 ms
+  calls.WaitFinished(3);
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1, 2, 3, 4)));
+  EXPECT_EQ(calls[0].info.queue_wait, absl::Milliseconds(10));
+  EXPECT_EQ(calls[1].info.queue_wait, absl::Milliseconds(4));
+  EXPECT_THAT(calls[2].result, ElementsAre(6, 8));
+}
+
+TEST(DynamicBatcherTest, WorkConservingDispatchesAtOnceThenAccumulatesWhileBusy) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  model.WaitForBatches(1);  // ran alone, with no clock movement
+  for (float v : {2, 3, 4}) ASSERT_TRUE(batcher.Enqueue(calls.Task({v})).ok());
+  model.Release();
+  calls.WaitFinished(4);
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(2, 3, 4)));
+}
+
+TEST(DynamicBatcherTest, SplitsAtMaxBatchSizeWithoutSplittingARequest) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 4, absl::ZeroDuration()), FakeInstances(&model, 1));
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+  model.WaitForBatches(1);
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1, 2, 3})).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({4, 5})).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({6})).ok());
+  model.Release();
+  calls.WaitFinished(4);
+  EXPECT_THAT(model.batches(),
+              ElementsAre(ElementsAre(0), ElementsAre(1, 2, 3), ElementsAre(4, 5, 6)));
+  EXPECT_THAT(calls[2].result, ElementsAre(8, 10));
+  EXPECT_THAT(calls[3].result, ElementsAre(12));
+}
+
+TEST(DynamicBatcherTest, RejectsWhenQueueFullAndServesTheRest) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  BatcherOptions options = Options(&clock, 1, absl::ZeroDuration());
+  options.max_queue_size = 2;
+  DynamicBatcher batcher(options, FakeInstances(&model, 1));
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  model.WaitForBatches(1);
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({2})).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({3})).ok());
+  absl::Status full = batcher.Enqueue(calls.Task({4}));
+  EXPECT_EQ(full.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(full.message(), HasSubstr("max_queue_size 2"));
+  // Bulk tasks are bounded by their streams, not by max_queue_size.
+  EXPECT_TRUE(batcher.Enqueue(calls.Task({5}, "[1];", Priority::kBulk)).ok());
+  model.Release();
+  calls.WaitFinished(4);
+  for (int i : {0, 1, 2, 4}) EXPECT_TRUE(calls[i].status.ok()) << i;
+  EXPECT_EQ(calls[3].done_calls, 0);
+}
+
+TEST(DynamicBatcherTest, RejectsRequestsLargerThanMaxBatchSize) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 2, absl::ZeroDuration()), FakeInstances(&model, 1));
+  absl::Status status = batcher.Enqueue(calls.Task({1, 2, 3}));
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(status.message(), HasSubstr("max_batch_size"));
+}
+
+TEST(DynamicBatcherTest, ExpiredRequestIsAnsweredAndNeverRun) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  model.WaitForBatches(1);
+  BatchTask expiring = calls.Task({2});
+  expiring.deadline = clock.Now() + absl::Milliseconds(5);
+  ASSERT_TRUE(batcher.Enqueue(std::move(expiring)).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({3})).ok());
+  clock.Advance(absl::Milliseconds(6));
+  model.Release();
+  calls.WaitFinished(3);
+  EXPECT_EQ(calls[1].status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_EQ(calls[1].done_calls, 1);
+  EXPECT_TRUE(calls[2].status.ok());
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(3)));
+}
+
+TEST(DynamicBatcherTest, CancelledRequestIsAnsweredAndNeverRun) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  model.WaitForBatches(1);
+  std::atomic<bool> cancelled{false};
+  BatchTask task = calls.Task({2});
+  task.is_cancelled = [&cancelled] { return cancelled.load(); };
+  ASSERT_TRUE(batcher.Enqueue(std::move(task)).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({3})).ok());
+  cancelled = true;
+  model.Release();
+  calls.WaitFinished(3);
+  EXPECT_EQ(calls[1].status.code(), absl::StatusCode::kCancelled);
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(3)));
+}
+
+TEST(DynamicBatcherTest, BatchesOnlyRequestsWithTheSameShape) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+  model.WaitForBatches(1);
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1}, "[1,3];")).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({2}, "[1,5];")).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({3}, "[1,3];")).ok());
+  model.Release();
+  calls.WaitFinished(4);
+  // Oldest head first: the [1,3] group (1 and 3), then the [1,5] group.
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(0), ElementsAre(1, 3), ElementsAre(2)));
+}
+
+TEST(DynamicBatcherTest, InteractiveGoesBeforeBulk) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 2, absl::ZeroDuration()), FakeInstances(&model, 1));
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+  model.WaitForBatches(1);
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1, 2}, "[1];", Priority::kBulk)).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({3, 4}, "[1];", Priority::kBulk)).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({5})).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({6}, "[1];", Priority::kBulk)).ok());
+  model.Release();
+  calls.WaitFinished(5);
+  // The interactive row goes first, topped up with no bulk task that does not fit
+  // whole, then bulk in order.
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(0), ElementsAre(5), ElementsAre(1, 2),
+                                           ElementsAre(3, 4), ElementsAre(6)));
+}
+
+TEST(DynamicBatcherTest, InstancesRunBatchesInParallel) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 3));
+  model.Hold();
+  for (float v : {1, 2, 3}) {
+    ASSERT_TRUE(batcher.Enqueue(calls.Task({v})).ok());
+    model.WaitForBatches(static_cast<size_t>(v));
+  }
+  EXPECT_EQ(model.max_concurrent(), 3);
+  EXPECT_EQ(batcher.Stats().busy_instances, 3);
+  model.Release();
+  calls.WaitFinished(3);
+}
+
+TEST(DynamicBatcherTest, ModelErrorFailsOnlyThatBatch) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+  model.WaitForBatches(1);
+  model.FailNext(absl::InternalError("boom"));
+  model.Release();
+  calls.WaitFinished(1);
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  calls.WaitFinished(2);
+  EXPECT_EQ(calls[0].status.code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(calls[0].status.message(), HasSubstr("boom"));
+  EXPECT_TRUE(calls[1].status.ok());
+}
+
+TEST(DynamicBatcherTest, ShutdownRunsEverythingQueuedThenRejects) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::Hours(1)), FakeInstances(&model, 1));
+  for (float v : {1, 2, 3}) ASSERT_TRUE(batcher.Enqueue(calls.Task({v})).ok());
+  batcher.Shutdown();  // returns only after every queued task was answered
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(calls[i].status.ok());
+    EXPECT_EQ(calls[i].done_calls, 1);
+  }
+  EXPECT_EQ(batcher.Enqueue(calls.Task({4})).code(), absl::StatusCode::kUnavailable);
+}
+
+// Many producers, several instances, the real clock: every task is answered
+// exactly once with its own rows. Meant for ThreadSanitizer.
+TEST(DynamicBatcherTest, ConcurrentProducersEachGetTheirOwnRows) {
+  FakeModel model;
+  Calls calls;
+  BatcherOptions options;
+  options.max_batch_size = 16;
+  options.max_queue_delay = absl::Microseconds(200);
+  options.max_queue_size = 100000;
+  DynamicBatcher batcher(options, FakeInstances(&model, 2));
+  constexpr int kThreads = 8;
+  constexpr int kPerThread = 200;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        float v = static_cast<float>(t * kPerThread + i);
+        std::vector<float> values = (i % 3 == 0) ? std::vector<float>{v, -v} : std::vector<float>{v};
+        ASSERT_TRUE(batcher.Enqueue(calls.Task(values)).ok());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  calls.WaitFinished(kThreads * kPerThread);
+  batcher.Shutdown();
+  for (int i = 0; i < kThreads * kPerThread; ++i) {
+    Call& call = calls[i];
+    ASSERT_EQ(call.done_calls, 1);
+    ASSERT_TRUE(call.status.ok());
+    ASSERT_EQ(call.result.size(), call.values.size());
+    for (size_t r = 0; r < call.values.size(); ++r) ASSERT_EQ(call.result[r], 2 * call.values[r]);
+  }
+}
+
+}  // namespace
+}  // namespace microbatch

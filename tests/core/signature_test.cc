@@ -1,0 +1,106 @@
+#include "server/core/signature.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace microbatch {
+namespace {
+
+using ::testing::HasSubstr;
+
+ModelSignature TwoInputs() {
+  ModelSignature sig;
+  sig.inputs = {{"x", DType::kFloat32, {16}}, {"ids", DType::kInt64, {-1}}};
+  sig.outputs = {{"y", DType::kFloat32, {4}}, {"z", DType::kFloat32, {1}}};
+  return sig;
+}
+
+struct Input {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  std::string data;
+  RequestTensor view() const { return RequestTensor{name, dtype, shape, data}; }
+};
+
+Input Make(std::string name, DType dtype, std::vector<int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return Input{std::move(name), dtype, shape, std::string(n * DTypeSize(dtype), '\0')};
+}
+
+absl::StatusOr<ValidatedInputs> Validate(const std::vector<Input>& inputs, int64_t max_rows = 8) {
+  std::vector<RequestTensor> views;
+  for (const auto& in : inputs) views.push_back(in.view());
+  return ValidateInputs(TwoInputs(), views, max_rows);
+}
+
+void ExpectError(const std::vector<Input>& inputs, const std::string& message) {
+  auto result = Validate(inputs);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(result.status().message()), HasSubstr(message));
+}
+
+TEST(ValidateInputsTest, AcceptsAndReordersToSignatureOrder) {
+  auto result = Validate({Make("ids", DType::kInt64, {3, 5}), Make("x", DType::kFloat32, {3, 16})});
+  ASSERT_TRUE(result.ok()) << result.status();
+  EXPECT_EQ(result->rows, 3);
+  EXPECT_EQ(result->inputs[0].shape, (std::vector<int64_t>{3, 16}));
+  EXPECT_EQ(result->inputs[1].dtype, DType::kInt64);
+  EXPECT_EQ(result->shape_key, "[16];[5];");
+}
+
+TEST(ValidateInputsTest, ShapeKeyDiffersOnVariableDims) {
+  auto a = Validate({Make("x", DType::kFloat32, {1, 16}), Make("ids", DType::kInt64, {1, 5})});
+  auto b = Validate({Make("x", DType::kFloat32, {2, 16}), Make("ids", DType::kInt64, {2, 6})});
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_NE(a->shape_key, b->shape_key);
+}
+
+TEST(ValidateInputsTest, RejectsBadInputsWithActionableMessages) {
+  const Input x = Make("x", DType::kFloat32, {4, 16});
+  const Input ids = Make("ids", DType::kInt64, {4, 2});
+  ExpectError({x}, "missing input 'ids'; the model's inputs are 'x', 'ids'");
+  ExpectError({x, ids, Make("w", DType::kFloat32, {4, 1})}, "unknown input 'w'");
+  ExpectError({x, ids, x}, "input 'x' is given more than once");
+  ExpectError({Make("x", DType::kFloat64, {4, 16}), ids}, "input 'x': expected dtype FP32, got FP64");
+  ExpectError({Make("x", DType::kFloat32, {4, 15}), ids},
+              "input 'x': expected shape [-1,16], got [4,15]");
+  ExpectError({Make("x", DType::kFloat32, {64}), ids}, "expected shape [-1,16], got [64]");
+  ExpectError({Make("x", DType::kFloat32, {0, 16}), Make("ids", DType::kInt64, {0, 2})},
+              "zero rows");
+  ExpectError({x, Make("ids", DType::kInt64, {3, 2})}, "input 'ids' has 3 rows but input 'x' has 4");
+  ExpectError({Make("x", DType::kFloat32, {9, 16}), Make("ids", DType::kInt64, {9, 2})},
+              "9 rows, more than the model's max_batch_size of 8");
+  Input short_data = x;
+  short_data.data.resize(10);
+  ExpectError({short_data, ids}, "input 'x': shape [4,16] of FP32 needs 256 bytes, got 10");
+  Input negative{"ids", DType::kInt64, {4, -2}, ""};
+  ExpectError({x, negative}, "input 'ids': shape [4,-2] has a negative dimension");
+  Input huge{"ids", DType::kInt64, {4, int64_t{1} << 62}, ""};
+  ExpectError({x, huge}, "has too many elements");
+}
+
+TEST(ResolveOutputsTest, SelectsNamedOutputs) {
+  auto all = ResolveOutputs(TwoInputs(), {});
+  ASSERT_TRUE(all.ok());
+  EXPECT_EQ(*all, (std::vector<int>{0, 1}));
+  auto z = ResolveOutputs(TwoInputs(), {"z"});
+  ASSERT_TRUE(z.ok());
+  EXPECT_EQ(*z, (std::vector<int>{1}));
+  auto unknown = ResolveOutputs(TwoInputs(), {"q"});
+  EXPECT_THAT(std::string(unknown.status().message()),
+              HasSubstr("unknown output 'q'; the model's outputs are 'y', 'z'"));
+  EXPECT_FALSE(ResolveOutputs(TwoInputs(), {"y", "y"}).ok());
+}
+
+TEST(ElementCountTest, DetectsOverflowAndNegatives) {
+  EXPECT_EQ(ElementCount({2, 3}), 6);
+  EXPECT_EQ(ElementCount({0, 5}), 0);
+  EXPECT_FALSE(ElementCount({-1, 3}).has_value());
+  EXPECT_FALSE(ElementCount({int64_t{1} << 40, int64_t{1} << 40}).has_value());
+}
+
+}  // namespace
+}  // namespace microbatch
