@@ -1,0 +1,252 @@
+#include "server/backend/torch_backend.h"
+
+#include <ATen/Parallel.h>
+#include <torch/cuda.h>
+#include <torch/script.h>
+
+#include <filesystem>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace microbatch {
+namespace {
+
+std::optional<at::ScalarType> ToScalarType(DType dtype) {
+  switch (dtype) {
+    case DType::kFloat32: return at::kFloat;
+    case DType::kFloat64: return at::kDouble;
+    case DType::kFloat16: return at::kHalf;
+    case DType::kBFloat16: return at::kBFloat16;
+    case DType::kInt64: return at::kLong;
+    case DType::kInt32: return at::kInt;
+    case DType::kInt16: return at::kShort;
+    case DType::kInt8: return at::kChar;
+    case DType::kUInt8: return at::kByte;
+    case DType::kBool: return at::kBool;
+    case DType::kInvalid: break;
+  }
+  return std::nullopt;
+}
+
+DType FromScalarType(at::ScalarType type) {
+  switch (type) {
+    case at::kFloat: return DType::kFloat32;
+    case at::kDouble: return DType::kFloat64;
+    case at::kHalf: return DType::kFloat16;
+    case at::kBFloat16: return DType::kBFloat16;
+    case at::kLong: return DType::kInt64;
+    case at::kInt: return DType::kInt32;
+    case at::kShort: return DType::kInt16;
+    case at::kChar: return DType::kInt8;
+    case at::kByte: return DType::kUInt8;
+    case at::kBool: return DType::kBool;
+    default: return DType::kInvalid;
+  }
+}
+
+// The first line of a LibTorch error, without its C++ backtrace.
+std::string Summarize(const c10::Error& e) {
+  std::string message = e.what_without_backtrace();
+  const size_t cut = message.find("\nException raised from");
+  if (cut != std::string::npos) message.resize(cut);
+  while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  return message;
+}
+
+class TorchInstance : public ModelInstance {
+ public:
+  TorchInstance(TorchModelSpec spec, torch::jit::Module module, torch::Device device)
+      : spec_(std::move(spec)), module_(std::move(module)), device_(device) {}
+
+  absl::StatusOr<std::vector<TensorView>> Run(absl::Span<const TensorView> inputs) override {
+    thread_local int configured_threads = -1;
+    if (spec_.intra_op_threads > 0 && configured_threads != spec_.intra_op_threads) {
+      at::set_num_threads(spec_.intra_op_threads);
+      configured_threads = spec_.intra_op_threads;
+    }
+    c10::InferenceMode inference_mode;
+    try {
+      std::vector<c10::IValue> args(inputs.size());
+      for (size_t i = 0; i < inputs.size(); ++i) {
+        const TensorView& in = inputs[i];
+        at::Tensor t = torch::from_blob(const_cast<void*>(in.data), in.shape,
+                                        torch::TensorOptions().dtype(*ToScalarType(in.dtype)));
+        if (!device_.is_cpu()) t = t.to(device_, /*non_blocking=*/false);
+        args[spec_.forward_arg[i]] = std::move(t);
+      }
+      c10::IValue result = module_.forward(std::move(args));
+      std::vector<TensorView> outputs;
+      outputs.reserve(spec_.outputs.size());
+      for (size_t i = 0; i < spec_.outputs.size(); ++i) {
+        absl::StatusOr<at::Tensor> tensor = Extract(result, i);
+        if (!tensor.ok()) return tensor.status();
+        at::Tensor t = tensor->to(at::kCPU).contiguous();
+        const TensorSpec& declared = spec_.signature.outputs[i];
+        if (FromScalarType(t.scalar_type()) != declared.dtype) {
+          return absl::InternalError(absl::StrCat("output '", declared.name, "': the model returned ",
+                                                  c10::toString(t.scalar_type()),
+                                                  ", the config declares ",
+                                                  DTypeName(declared.dtype)));
+        }
+        bool shape_ok = t.dim() == static_cast<int64_t>(declared.dims.size()) + 1;
+        for (size_t d = 0; shape_ok && d < declared.dims.size(); ++d) {
+          shape_ok = declared.dims[d] < 0 || declared.dims[d] == t.size(d + 1);
+        }
+        if (!shape_ok) {
+          return absl::InternalError(absl::StrCat(
+              "output '", declared.name, "': the model returned shape ",
+              ShapeToString(t.sizes().vec()), ", the config declares ",
+              ShapeToString(declared.BatchedShape())));
+        }
+        auto owner = std::make_shared<at::Tensor>(std::move(t));
+        TensorView view;
+        view.dtype = declared.dtype;
+        view.shape.assign(owner->sizes().begin(), owner->sizes().end());
+        view.data = owner->data_ptr();
+        view.byte_size = owner->nbytes();
+        view.owner = std::move(owner);
+        outputs.push_back(std::move(view));
+      }
+      return outputs;
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("model error: ", Summarize(e)));
+    } catch (const std::exception& e) {
+      return absl::InternalError(absl::StrCat("model error: ", e.what()));
+    }
+  }
+
+ private:
+  absl::StatusOr<at::Tensor> Extract(const c10::IValue& result, size_t i) const {
+    const OutputBinding& binding = spec_.outputs[i];
+    const std::string& name = spec_.signature.outputs[i].name;
+    c10::IValue value;
+    switch (binding.kind) {
+      case OutputBinding::Kind::kTensor:
+        value = result;
+        break;
+      case OutputBinding::Kind::kTupleIndex: {
+        if (!result.isTuple()) {
+          return absl::InternalError(absl::StrCat("output '", name, "' is bound to tuple_index ",
+                                                  binding.tuple_index, " but forward returned ",
+                                                  result.tagKind()));
+        }
+        const auto& elements = result.toTupleRef().elements();
+        if (binding.tuple_index < 0 || binding.tuple_index >= static_cast<int>(elements.size())) {
+          return absl::InternalError(absl::StrCat("output '", name, "': tuple_index ",
+                                                  binding.tuple_index, " but forward returned ",
+                                                  elements.size(), " values"));
+        }
+        value = elements[binding.tuple_index];
+        break;
+      }
+      case OutputBinding::Kind::kDictKey: {
+        if (!result.isGenericDict()) {
+          return absl::InternalError(absl::StrCat("output '", name, "' is bound to dict_key '",
+                                                  binding.dict_key, "' but forward returned ",
+                                                  result.tagKind()));
+        }
+        auto dict = result.toGenericDict();
+        auto it = dict.find(binding.dict_key);
+        if (it == dict.end()) {
+          return absl::InternalError(absl::StrCat("output '", name, "': forward's dict has no key '",
+                                                  binding.dict_key, "'"));
+        }
+        value = it->value();
+        break;
+      }
+    }
+    if (!value.isTensor()) {
+      return absl::InternalError(absl::StrCat("output '", name, "': expected a tensor, forward gave ",
+                                              value.tagKind()));
+    }
+    return value.toTensor();
+  }
+
+  const TorchModelSpec spec_;
+  torch::jit::Module module_;
+  const torch::Device device_;
+};
+
+}  // namespace
+
+bool TorchCudaAvailable() { return torch::cuda::is_available(); }
+
+absl::StatusOr<std::unique_ptr<ModelInstance>> LoadTorchInstance(const TorchModelSpec& spec) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(spec.path, ec)) {
+    return absl::NotFoundError(absl::StrCat(spec.path, ": model file not found"));
+  }
+  std::optional<torch::Device> device;
+  try {
+    device = torch::Device(spec.device);
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device '", spec.device, "' is not valid; use \"cpu\" or \"cuda:N\""));
+  }
+  if (device->is_cuda()) {
+    if (!torch::cuda::is_available()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "device '", spec.device,
+          "' requested but this server's LibTorch has no CUDA support or sees no GPU"));
+    }
+    const int index = device->has_index() ? device->index() : 0;
+    if (index >= static_cast<int>(torch::cuda::device_count())) {
+      return absl::FailedPreconditionError(absl::StrCat("device '", spec.device, "': only ",
+                                                        torch::cuda::device_count(),
+                                                        " GPUs are visible"));
+    }
+  } else if (!device->is_cpu()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device '", spec.device, "' is not supported; use \"cpu\" or \"cuda:N\""));
+  }
+  for (const TensorSpec& input : spec.signature.inputs) {
+    if (!ToScalarType(input.dtype)) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", input.name, "': invalid dtype"));
+    }
+  }
+  try {
+    torch::jit::Module module = torch::jit::load(spec.path, *device);
+    module.eval();
+    if (spec.optimize_for_inference) module = torch::jit::optimize_for_inference(module);
+    return std::unique_ptr<ModelInstance>(new TorchInstance(spec, std::move(module), *device));
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(spec.path, ": not a loadable TorchScript model: ", Summarize(e)));
+  }
+}
+
+absl::Status WarmUp(ModelInstance& instance, const ModelSignature& signature,
+                    const std::vector<int>& batch_sizes) {
+  for (int rows : batch_sizes) {
+    std::vector<std::vector<uint8_t>> storage(signature.inputs.size());
+    std::vector<TensorView> inputs(signature.inputs.size());
+    for (size_t i = 0; i < signature.inputs.size(); ++i) {
+      const TensorSpec& spec = signature.inputs[i];
+      inputs[i].dtype = spec.dtype;
+      inputs[i].shape = {rows};
+      for (int64_t d : spec.dims) inputs[i].shape.push_back(d < 0 ? 1 : d);
+      const size_t bytes = static_cast<size_t>(*ElementCount(inputs[i].shape)) * DTypeSize(spec.dtype);
+      storage[i].assign(bytes, 0);
+      inputs[i].data = storage[i].data();
+      inputs[i].byte_size = bytes;
+    }
+    absl::StatusOr<std::vector<TensorView>> outputs = instance.Run(inputs);
+    if (!outputs.ok()) {
+      return absl::Status(outputs.status().code(),
+                          absl::StrCat("warm-up with batch size ", rows, " failed: ",
+                                       outputs.status().message()));
+    }
+    for (size_t i = 0; i < outputs->size(); ++i) {
+      if ((*outputs)[i].rows() != rows) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "warm-up with batch size ", rows, ": output '", signature.outputs[i].name,
+            "' has shape ", ShapeToString((*outputs)[i].shape),
+            "; outputs must keep the batch dimension first"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace microbatch

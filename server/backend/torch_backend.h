@@ -1,0 +1,59 @@
+// TorchScript model instances run by LibTorch. This header is torch-free; only
+// torch_backend.cc includes LibTorch.
+#ifndef MICROBATCH_SERVER_BACKEND_TORCH_BACKEND_H_
+#define MICROBATCH_SERVER_BACKEND_TORCH_BACKEND_H_
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "server/core/batcher.h"
+#include "server/core/signature.h"
+
+namespace microbatch {
+
+// Where one declared output is found in the value `forward` returns.
+struct OutputBinding {
+  enum class Kind { kTensor, kTupleIndex, kDictKey };
+  Kind kind = Kind::kTensor;
+  int tuple_index = 0;
+  std::string dict_key;
+};
+
+struct TorchModelSpec {
+  // The model.pt file.
+  std::string path;
+  ModelSignature signature;
+  // forward_arg[i]: position of signature.inputs[i] among forward's arguments.
+  std::vector<int> forward_arg;
+  // One per signature.outputs entry.
+  std::vector<OutputBinding> outputs;
+  // "cpu" or "cuda:N".
+  std::string device = "cpu";
+  // Intra-op threads for the thread running this instance; 0 leaves LibTorch's
+  // default.
+  int intra_op_threads = 0;
+  // Freeze and apply optimize_for_inference at load.
+  bool optimize_for_inference = false;
+};
+
+// Loads one instance of a TorchScript model. Errors: NOT_FOUND for a missing
+// file, INVALID_ARGUMENT when LibTorch cannot load it, FAILED_PRECONDITION for
+// a CUDA device on a build or machine without CUDA. The instance's Run()
+// converts LibTorch errors into INTERNAL with the model's message; it must be
+// called from one thread at a time.
+absl::StatusOr<std::unique_ptr<ModelInstance>> LoadTorchInstance(const TorchModelSpec& spec);
+
+// True when LibTorch was built with CUDA and sees at least one GPU.
+bool TorchCudaAvailable();
+
+// Runs `instance` once for each batch size with all-zero inputs (variable
+// dimensions set to 1), so that first-call compilation and allocation happen
+// before real traffic.
+absl::Status WarmUp(ModelInstance& instance, const ModelSignature& signature,
+                    const std::vector<int>& batch_sizes);
+
+}  // namespace microbatch
+
+#endif  // MICROBATCH_SERVER_BACKEND_TORCH_BACKEND_H_

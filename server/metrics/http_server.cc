@@ -1,0 +1,124 @@
+#include "server/metrics/http_server.h"
+
+#include <civetweb.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+
+namespace microbatch {
+namespace {
+
+bool IsValidPath(const std::string& path) {
+  return !path.empty() && path[0] == '/' &&
+         std::all_of(path.begin(), path.end(), [](char c) {
+           return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '/' || c == '_' || c == '.' || c == '-';
+         });
+}
+
+// civetweb request handler; `handler` is the HttpHandler registered for the
+// path. Returns the status code (civetweb logs it).
+int Dispatch(mg_connection* conn, void* handler) {
+  const mg_request_info* info = mg_get_request_info(conn);
+  HttpRequest request;
+  request.method = info->request_method != nullptr ? info->request_method : "";
+  request.path = info->local_uri != nullptr ? info->local_uri : "";
+  request.query = info->query_string != nullptr ? info->query_string : "";
+  const HttpResponse response = (*static_cast<const HttpHandler*>(handler))(request);
+
+  const std::string length = std::to_string(response.body.size());
+  mg_response_header_start(conn, response.status);
+  mg_response_header_add(conn, "Content-Type", response.content_type.c_str(), -1);
+  mg_response_header_add(conn, "Content-Length", length.c_str(), -1);
+  mg_response_header_send(conn);
+  if (request.method != "HEAD") mg_write(conn, response.body.data(), response.body.size());
+  return response.status;
+}
+
+}  // namespace
+
+HttpServer::HttpServer() = default;
+
+HttpServer::~HttpServer() { Stop(); }
+
+absl::Status HttpServer::AddHandler(const std::string& path, HttpHandler handler) {
+  if (started_) return absl::FailedPreconditionError("HttpServer already started");
+  if (!IsValidPath(path)) return absl::InvalidArgumentError(absl::StrCat("invalid path ", path));
+  if (!handlers_.emplace(path, std::make_unique<HttpHandler>(std::move(handler))).second) {
+    return absl::AlreadyExistsError(absl::StrCat("a handler for ", path, " exists"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status HttpServer::AddMetricsHandler(std::function<std::string()> expose) {
+  return AddHandler("/metrics", [expose = std::move(expose)](const HttpRequest&) {
+    HttpResponse response;
+    response.content_type = "text/plain; version=0.0.4; charset=utf-8";
+    response.body = expose();
+    return response;
+  });
+}
+
+absl::Status HttpServer::AddHealthHandlers(ReadinessFn readiness) {
+  absl::Status status = AddHandler("/healthz", [](const HttpRequest&) {
+    HttpResponse response;
+    response.body = "ok";
+    return response;
+  });
+  if (!status.ok()) return status;
+  return AddHandler("/readyz", [readiness = std::move(readiness)](const HttpRequest&) {
+    auto [ready, reason] = readiness();
+    HttpResponse response;
+    response.status = ready ? 200 : 503;
+    response.body = ready ? "ready" : reason;
+    return response;
+  });
+}
+
+absl::Status HttpServer::Start(const HttpServerOptions& options) {
+  if (started_) return absl::FailedPreconditionError("HttpServer already started");
+  if (options.port < 0 || options.port > 65535 || options.num_threads < 1) {
+    return absl::InvalidArgumentError("HttpServer: invalid port or num_threads");
+  }
+  static const unsigned kInitialized = mg_init_library(0);
+  (void)kInitialized;
+
+  const std::string ports = options.host.empty()
+                                ? std::to_string(options.port)
+                                : absl::StrCat(options.host, ":", options.port);
+  const std::string threads = std::to_string(options.num_threads);
+  const std::string timeout = std::to_string(options.request_timeout_ms);
+  const char* config[] = {"listening_ports",    ports.c_str(),   "num_threads", threads.c_str(),
+                          "request_timeout_ms", timeout.c_str(), nullptr};
+  mg_callbacks callbacks = {};
+  mg_init_data init = {&callbacks, nullptr, config};
+  char error_text[256] = "";
+  unsigned error_code = 0;
+  mg_error_data error = {&error_code, error_text, sizeof(error_text)};
+  context_ = mg_start2(&init, &error);
+  if (context_ == nullptr) {
+    return absl::UnavailableError(
+        absl::StrCat("HttpServer: cannot listen on ", ports, ": ", error_text));
+  }
+  started_ = true;
+  mg_server_port bound[1] = {};
+  if (mg_get_server_ports(context_, 1, bound) != 1) {
+    Stop();
+    return absl::InternalError("HttpServer: cannot read the bound port");
+  }
+  port_ = bound[0].port;
+  for (const auto& [path, handler] : handlers_) {
+    mg_set_request_handler(context_, (path + "$").c_str(), Dispatch, handler.get());
+  }
+  return absl::OkStatus();
+}
+
+void HttpServer::Stop() {
+  if (context_ == nullptr) return;
+  mg_stop(context_);
+  context_ = nullptr;
+}
+
+}  // namespace microbatch

@@ -1,0 +1,96 @@
+// A small HTTP server (civetweb) for /metrics, /healthz and /readyz.
+//
+//   HttpServer http;
+//   http.AddMetricsHandler([&registry] { return registry.Expose(); });
+//   http.AddHealthHandlers([&] { return std::make_pair(ready, reason); });
+//   HttpServerOptions options;
+//   options.port = 0;  // any free port
+//   absl::Status status = http.Start(options);
+//   int port = http.port();
+#ifndef MICROBATCH_SERVER_METRICS_HTTP_SERVER_H_
+#define MICROBATCH_SERVER_METRICS_HTTP_SERVER_H_
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <utility>
+
+#include "absl/status/status.h"
+
+struct mg_context;
+
+namespace microbatch {
+
+struct HttpRequest {
+  std::string method;  // "GET", "HEAD", ...
+  std::string path;    // decoded, without the query string
+  std::string query;   // after '?', empty if none
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;  // not sent for HEAD requests
+};
+
+using HttpHandler = std::function<HttpResponse(const HttpRequest&)>;
+
+// Readiness: {true, ""} when ready, else {false, reason}.
+using ReadinessFn = std::function<std::pair<bool, std::string>()>;
+
+struct HttpServerOptions {
+  // IPv4 address to listen on; empty for all interfaces.
+  std::string host = "0.0.0.0";
+  // 0 picks a free port; port() then returns it.
+  int port = 0;
+  // Worker threads; each serves one connection at a time (no keep-alive).
+  int num_threads = 2;
+  // A connection idle or slow for this long is dropped.
+  int request_timeout_ms = 10000;
+};
+
+// Serves registered handlers for exact paths (anything else is 404).
+//
+// Thread-safety: AddHandler, Start, Stop and the destructor must not run
+// concurrently with each other (call them from one owner thread); port() may
+// be called from any thread after Start returned. Handlers run concurrently on
+// up to num_threads server threads and must be thread-safe.
+class HttpServer {
+ public:
+  HttpServer();
+  ~HttpServer();  // Stop()s
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Serves `path` (exactly, e.g. "/metrics") with `handler`. Must be called
+  // before Start. InvalidArgument for a path that does not start with '/' or
+  // holds characters other than [A-Za-z0-9/_.-]; AlreadyExists for a
+  // duplicate; FailedPrecondition after Start.
+  absl::Status AddHandler(const std::string& path, HttpHandler handler);
+  // GET /metrics: the body from `expose`, with content type
+  // "text/plain; version=0.0.4; charset=utf-8".
+  absl::Status AddMetricsHandler(std::function<std::string()> expose);
+  // GET /healthz: 200 "ok" while the server runs. GET /readyz: 200 "ready"
+  // or 503 with the reason from `readiness`.
+  absl::Status AddHealthHandlers(ReadinessFn readiness);
+
+  // Binds and starts serving. May be called once. InvalidArgument for a
+  // port outside [0, 65535] or num_threads < 1; Unavailable if the address
+  // cannot be bound; FailedPrecondition if already started.
+  absl::Status Start(const HttpServerOptions& options);
+  // Stops serving and waits for running handlers to return. Idempotent.
+  void Stop();
+  // The bound port; 0 before Start.
+  int port() const { return port_; }
+
+ private:
+  std::map<std::string, std::unique_ptr<HttpHandler>> handlers_;
+  bool started_ = false;
+  mg_context* context_ = nullptr;
+  int port_ = 0;
+};
+
+}  // namespace microbatch
+
+#endif  // MICROBATCH_SERVER_METRICS_HTTP_SERVER_H_

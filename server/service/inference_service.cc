@@ -1,0 +1,137 @@
+#include "server/service/inference_service.h"
+
+#include "absl/time/time.h"
+#include "server/core/log.h"
+#include "server/service/convert.h"
+
+namespace microbatch {
+
+absl::StatusOr<ModelRepository*> InferenceService::Repository() const {
+  ModelRepository* repository = repository_.load();
+  if (repository == nullptr) {
+    return absl::UnavailableError("the server is still loading its models; retry shortly");
+  }
+  return repository;
+}
+
+grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext* context,
+                                                    const v1::PredictRequest* request,
+                                                    v1::PredictResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto fail = [&](const absl::Status& status) {
+    if (status.code() != absl::StatusCode::kInvalidArgument &&
+        status.code() != absl::StatusCode::kNotFound) {
+      Log(LogLevel::kWarning, "predict_rejected",
+          {{"model", request->model()}, {"request_id", request->request_id()},
+           {"code", absl::StatusCodeToString(status.code())}, {"message", status.message()}});
+    }
+    reactor->Finish(ToGrpcStatus(status));
+    return reactor;
+  };
+  absl::StatusOr<ModelRepository*> repository = Repository();
+  if (!repository.ok()) return fail(repository.status());
+  absl::StatusOr<ServedModel*> model = (*repository)->Find(request->model(), request->version());
+  if (!model.ok()) return fail(model.status());
+  absl::StatusOr<std::vector<RequestTensor>> tensors = ToRequestTensors(request->inputs());
+  if (!tensors.ok()) return fail(tensors.status());
+  absl::StatusOr<ValidatedInputs> inputs =
+      ValidateInputs((*model)->signature, *tensors, (*model)->plan.config.max_batch_size());
+  if (!inputs.ok()) return fail(inputs.status());
+  absl::StatusOr<std::vector<int>> selected =
+      ResolveOutputs((*model)->signature, std::vector<std::string>(request->outputs().begin(),
+                                                                   request->outputs().end()));
+  if (!selected.ok()) return fail(selected.status());
+
+  response->set_model((*model)->name);
+  response->set_version((*model)->version);
+  response->set_request_id(request->request_id());
+
+  BatchTask task;
+  task.inputs = std::move(inputs->inputs);
+  task.rows = inputs->rows;
+  task.shape_key = std::move(inputs->shape_key);
+  if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+    task.deadline = absl::FromChrono(context->deadline());
+  }
+  task.is_cancelled = [context] { return context->IsCancelled(); };
+  const ServedModel* served = *model;
+  task.done = [reactor, request, response, served, selected = std::move(*selected)](
+                  const absl::Status& status, const TaskOutputs& outputs, const BatchInfo&) {
+    if (status.ok()) {
+      AppendOutputs(served->signature, selected, outputs, response->mutable_outputs());
+    } else if (status.code() == absl::StatusCode::kInternal) {
+      Log(LogLevel::kError, "predict_failed",
+          {{"model", served->name}, {"version", served->version},
+           {"request_id", request->request_id()}, {"message", status.message()}});
+    }
+    reactor->Finish(ToGrpcStatus(status));
+  };
+  absl::Status queued = served->batcher->Enqueue(std::move(task));
+  if (!queued.ok()) return fail(queued);
+  return reactor;
+}
+
+void FillMetadata(const ModelRepository& repository, const ServedModel& model,
+                  v1::ModelMetadata* metadata) {
+  const v1::ModelConfig& c = model.plan.config;
+  metadata->set_name(model.name);
+  metadata->set_version(model.version);
+  for (int64_t v : repository.Versions(model.name)) metadata->add_versions(v);
+  metadata->set_platform(c.platform());
+  metadata->set_device(c.device());
+  auto describe = [](const TensorSpec& spec, v1::TensorMetadata* out) {
+    out->set_name(spec.name);
+    out->set_dtype(ToProtoDType(spec.dtype));
+    for (int64_t d : spec.BatchedShape()) out->add_shape(d);
+  };
+  for (const TensorSpec& spec : model.signature.inputs) describe(spec, metadata->add_inputs());
+  for (const TensorSpec& spec : model.signature.outputs) describe(spec, metadata->add_outputs());
+  v1::BatchingMetadata* batching = metadata->mutable_batching();
+  batching->set_max_batch_size(c.max_batch_size());
+  batching->set_max_queue_delay_microseconds(c.max_queue_delay_microseconds());
+  batching->set_max_queue_size(c.max_queue_size());
+  batching->set_instance_count(c.instance_count());
+  metadata->set_ready(true);
+}
+
+grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
+    grpc::CallbackServerContext* context, const v1::GetModelMetadataRequest* request,
+    v1::ModelMetadata* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<ModelRepository*> repository = Repository();
+  if (!repository.ok()) {
+    reactor->Finish(ToGrpcStatus(repository.status()));
+    return reactor;
+  }
+  absl::StatusOr<ServedModel*> model = (*repository)->Find(request->model(), request->version());
+  if (model.ok()) FillMetadata(**repository, **model, response);
+  reactor->Finish(ToGrpcStatus(model.status()));
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerContext* context,
+                                                       const v1::ListModelsRequest* request,
+                                                       v1::ListModelsResponse* response) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<ModelRepository*> repository = Repository();
+  if (!repository.ok()) {
+    reactor->Finish(ToGrpcStatus(repository.status()));
+    return reactor;
+  }
+  for (const ServedModel* model : (*repository)->All()) {
+    FillMetadata(**repository, *model, response->add_models());
+  }
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* EchoService::Echo(grpc::CallbackServerContext* context,
+                                            const v1::PredictRequest* request,
+                                            v1::PredictRequest* response) {
+  *response = *request;
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace microbatch

@@ -1,0 +1,51 @@
+// The gRPC services: microbatch.v1.Inference (Predict, metadata) and the
+// optional transport-only microbatch.v1.Echo.
+#ifndef MICROBATCH_SERVER_SERVICE_INFERENCE_SERVICE_H_
+#define MICROBATCH_SERVER_SERVICE_INFERENCE_SERVICE_H_
+
+#include <atomic>
+
+#include "microbatch/v1/inference.grpc.pb.h"
+#include "server/service/model_repository.h"
+
+namespace microbatch {
+
+// Thread-safe. Until SetRepository() is called every RPC fails with
+// UNAVAILABLE. Requests are validated before they are queued; each gets its
+// own status and nothing it does affects other requests.
+class InferenceService final : public v1::Inference::CallbackService {
+ public:
+  // `repository` is not owned and must outlive the service's RPCs.
+  void SetRepository(ModelRepository* repository) { repository_.store(repository); }
+
+  grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
+                                    const v1::PredictRequest* request,
+                                    v1::PredictResponse* response) override;
+  grpc::ServerUnaryReactor* GetModelMetadata(grpc::CallbackServerContext* context,
+                                             const v1::GetModelMetadataRequest* request,
+                                             v1::ModelMetadata* response) override;
+  grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
+                                       const v1::ListModelsRequest* request,
+                                       v1::ListModelsResponse* response) override;
+
+ private:
+  absl::StatusOr<ModelRepository*> Repository() const;
+
+  std::atomic<ModelRepository*> repository_{nullptr};
+};
+
+// Returns the request as the response; measures the transport alone.
+class EchoService final : public v1::Echo::CallbackService {
+ public:
+  grpc::ServerUnaryReactor* Echo(grpc::CallbackServerContext* context,
+                                 const v1::PredictRequest* request,
+                                 v1::PredictRequest* response) override;
+};
+
+// Describes one served model version.
+void FillMetadata(const ModelRepository& repository, const ServedModel& model,
+                  v1::ModelMetadata* metadata);
+
+}  // namespace microbatch
+
+#endif  // MICROBATCH_SERVER_SERVICE_INFERENCE_SERVICE_H_

@@ -1,0 +1,128 @@
+// microbatch-server: serves the TorchScript models of a model repository over
+// gRPC through per-model dynamic batchers.
+#include <csignal>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/core/log.h"
+#include "server/service/server.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on (gRPC and metrics)");
+ABSL_FLAG(int, grpc_port, 8500, "gRPC listen port (0 picks a free port)");
+ABSL_FLAG(std::string, model_repository, "", "Model repository directory (required)");
+ABSL_FLAG(int, default_intra_op_threads, 0,
+          "Intra-op threads per model instance when its config sets none (0: LibTorch default, "
+          "i.e. one per core)");
+ABSL_FLAG(int, drain_seconds, 5,
+          "After SIGTERM, seconds to keep serving while reporting NOT_SERVING, before refusing new "
+          "requests");
+ABSL_FLAG(int, shutdown_grace_seconds, 30,
+          "After the drain window, seconds to wait for accepted requests before cancelling them");
+ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message accepted or sent");
+ABSL_FLAG(bool, enable_echo, false, "Also serve microbatch.v1.Echo (transport benchmarks)");
+ABSL_FLAG(std::string, log_format, "text", "Log line format: text or json");
+
+namespace {
+
+using microbatch::Log;
+using microbatch::LogLevel;
+
+// Blocks SIGINT and SIGTERM in every thread started after this call, so that
+// only WaitForSignal() receives them.
+sigset_t BlockTerminationSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return set;
+}
+
+int WaitForSignal(const sigset_t& set) {
+  int signal = 0;
+  sigwait(&set, &signal);
+  return signal;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "Serves TorchScript models over gRPC with dynamic batching.\n"
+      "Usage: microbatch-server --model_repository=DIR [--grpc_port=8500] ...");
+  absl::ParseCommandLine(argc, argv);
+  const sigset_t signals = BlockTerminationSignals();
+
+  const std::string log_format = absl::GetFlag(FLAGS_log_format);
+  if (log_format != "text" && log_format != "json") {
+    std::cerr << "--log_format must be text or json, got '" << log_format << "'\n";
+    return 2;
+  }
+  microbatch::SetLogFormat(log_format == "json" ? microbatch::LogFormat::kJson
+                                                : microbatch::LogFormat::kText);
+  if (absl::GetFlag(FLAGS_model_repository).empty()) {
+    std::cerr << "--model_repository is required (see --help)\n";
+    return 2;
+  }
+
+  microbatch::ServerOptions options;
+  options.host = absl::GetFlag(FLAGS_host);
+  options.grpc_port = absl::GetFlag(FLAGS_grpc_port);
+  options.model_repository = absl::GetFlag(FLAGS_model_repository);
+  options.default_intra_op_threads = absl::GetFlag(FLAGS_default_intra_op_threads);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.enable_echo = absl::GetFlag(FLAGS_enable_echo);
+  const int drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
+  const int grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
+  Log(LogLevel::kInfo, "config",
+      {{"host", options.host},
+       {"grpc_port", options.grpc_port},
+       {"model_repository", options.model_repository},
+       {"default_intra_op_threads", options.default_intra_op_threads},
+       {"drain_seconds", drain_seconds},
+       {"shutdown_grace_seconds", grace_seconds},
+       {"max_message_bytes", options.max_message_bytes},
+       {"enable_echo", options.enable_echo ? "true" : "false"},
+       {"log_format", log_format},
+       {"cores", std::thread::hardware_concurrency()}});
+
+  microbatch::InferenceServer server(options);
+  if (absl::Status s = server.StartListening(); !s.ok()) {
+    Log(LogLevel::kError, "startup_failed", {{"message", s.message()}});
+    return 1;
+  }
+  // Models load on another thread while this one waits for a signal; a failed
+  // load signals this thread itself.
+  std::atomic<int> load_result{-1};
+  std::thread loader([&] {
+    absl::Status s = server.LoadModels();
+    if (!s.ok()) {
+      Log(LogLevel::kError, "model_load_failed", {{"message", s.message()}});
+      load_result = 1;
+      kill(getpid(), SIGTERM);
+      return;
+    }
+    load_result = 0;
+  });
+
+  const int signal = WaitForSignal(signals);
+  loader.join();
+  if (load_result.load() != 0) {
+    server.Shutdown(absl::ZeroDuration());
+    return 1;
+  }
+  Log(LogLevel::kInfo, "draining",
+      {{"signal", signal == SIGTERM ? "SIGTERM" : "SIGINT"}, {"drain_seconds", drain_seconds}});
+  server.BeginDrain();
+  absl::SleepFor(absl::Seconds(drain_seconds));
+  Log(LogLevel::kInfo, "shutting_down", {{"grace_seconds", grace_seconds}});
+  server.Shutdown(absl::Seconds(grace_seconds));
+  Log(LogLevel::kInfo, "stopped");
+  return 0;
+}

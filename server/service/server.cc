@@ -1,0 +1,82 @@
+#include "server/service/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/server_credentials.h>
+#include <grpcpp/server_builder.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/core/log.h"
+
+namespace microbatch {
+
+constexpr char kInferenceServiceName[] = "microbatch.v1.Inference";
+
+InferenceServer::InferenceServer(ServerOptions options) : options_(std::move(options)) {}
+
+InferenceServer::~InferenceServer() {
+  if (server_ && !shut_down_.load()) Shutdown(absl::ZeroDuration());
+}
+
+void InferenceServer::SetServing(bool serving) {
+  grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
+  health->SetServingStatus(serving);
+  health->SetServingStatus(kInferenceServiceName, serving);
+}
+
+absl::Status InferenceServer::StartListening() {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  const std::string address = absl::StrCat(options_.host, ":", options_.grpc_port);
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
+  builder.SetMaxSendMessageSize(options_.max_message_bytes);
+  builder.RegisterService(&inference_);
+  if (options_.enable_echo) builder.RegisterService(&echo_);
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || grpc_port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
+  }
+  SetServing(false);
+  Log(LogLevel::kInfo, "grpc_listening",
+      {{"address", absl::StrCat(options_.host, ":", grpc_port_)},
+       {"echo", options_.enable_echo ? "on" : "off"}});
+  return absl::OkStatus();
+}
+
+absl::Status InferenceServer::LoadModels() {
+  RepositoryOptions repository_options;
+  repository_options.root = options_.model_repository;
+  repository_options.default_intra_op_threads = options_.default_intra_op_threads;
+  const absl::Time start = absl::Now();
+  absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
+      ModelRepository::Load(repository_options);
+  if (!repository.ok()) return repository.status();
+  repository_ = std::move(*repository);
+  inference_.SetRepository(repository_.get());
+  SetServing(true);
+  ready_ = true;
+  Log(LogLevel::kInfo, "server_ready",
+      {{"models", repository_->All().size()},
+       {"startup_ms", absl::ToDoubleMilliseconds(absl::Now() - start)}});
+  return absl::OkStatus();
+}
+
+void InferenceServer::BeginDrain() {
+  ready_ = false;
+  if (server_) SetServing(false);
+}
+
+void InferenceServer::Shutdown(absl::Duration grace) {
+  if (shut_down_.exchange(true)) return;
+  BeginDrain();
+  if (server_) {
+    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    server_->Wait();
+  }
+  if (repository_) repository_->Shutdown();
+}
+
+}  // namespace microbatch

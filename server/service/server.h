@@ -1,0 +1,73 @@
+// Lifecycle of one inference server process: gRPC listener, health, model
+// repository, drain and shutdown.
+#ifndef MICROBATCH_SERVER_SERVICE_SERVER_H_
+#define MICROBATCH_SERVER_SERVICE_SERVER_H_
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include <grpcpp/server.h>
+
+#include "absl/status/status.h"
+#include "absl/time/time.h"
+#include "server/service/inference_service.h"
+#include "server/service/model_repository.h"
+
+namespace microbatch {
+
+struct ServerOptions {
+  // Listen address; port 0 picks a free port (see grpc_port()).
+  std::string host = "0.0.0.0";
+  int grpc_port = 8500;
+  std::string model_repository;
+  // Intra-op threads for models whose config sets none (0: LibTorch default).
+  int default_intra_op_threads = 0;
+  // Largest gRPC message accepted or sent. Default 64 MiB.
+  int max_message_bytes = 64 << 20;
+  // Also serve microbatch.v1.Echo (for transport benchmarks). Default off.
+  bool enable_echo = false;
+};
+
+// Thread-safe. Start order: StartListening(), then LoadModels(); health is
+// NOT_SERVING in between. Shutdown() must be called before destruction when
+// Start succeeded.
+class InferenceServer {
+ public:
+  explicit InferenceServer(ServerOptions options);
+  ~InferenceServer();
+
+  // Starts gRPC (Inference, Health, reflection; Echo if enabled) with health
+  // NOT_SERVING. Fails when the port cannot be bound.
+  absl::Status StartListening();
+  // Loads and warms every model, then sets health SERVING. On error the server
+  // stays NOT_SERVING and the caller should exit.
+  absl::Status LoadModels();
+  // Health NOT_SERVING and ready() false, while requests are still served.
+  void BeginDrain();
+  // Stops accepting RPCs, waits up to `grace` for accepted ones (they finish
+  // normally: queued requests still run), then stops the batchers.
+  void Shutdown(absl::Duration grace);
+
+  int grpc_port() const { return grpc_port_; }
+  // Models loaded and warmed, and not draining.
+  bool ready() const { return ready_.load(); }
+  // Null before LoadModels() succeeded.
+  const ModelRepository* repository() const { return repository_.get(); }
+
+ private:
+  void SetServing(bool serving);
+
+  const ServerOptions options_;
+  InferenceService inference_;
+  EchoService echo_;
+  std::unique_ptr<ModelRepository> repository_;
+  std::unique_ptr<grpc::Server> server_;
+  int grpc_port_ = 0;
+  std::atomic<bool> ready_{false};
+  std::atomic<bool> shut_down_{false};
+};
+
+}  // namespace microbatch
+
+#endif  // MICROBATCH_SERVER_SERVICE_SERVER_H_
