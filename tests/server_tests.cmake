@@ -1,1 +1,18 @@
+# Tests that run real TorchScript models behind real gRPC channels.
+add_executable(server_test
+  server/server_test.cc
+  server/model_repository_test.cc
+  server/sigterm_test.cc
+)
+target_include_directories(server_test PRIVATE ${PROJECT_SOURCE_DIR})
+target_link_libraries(server_test PRIVATE
+  microbatch_service microbatch_demo_models microbatch_proto GTest::gmock_main)
+target_compile_definitions(server_test PRIVATE
+  MICROBATCH_SERVER_BIN="$<TARGET_FILE:microbatch-server>")
+add_dependencies(server_test microbatch-server)
+gtest_discover_tests(server_test PROPERTIES LABELS server TIMEOUT 300 DISCOVERY_TIMEOUT 60)
 
+add_executable(client_test client/npy_test.cc client/tensor_json_test.cc)
+target_include_directories(client_test PRIVATE ${PROJECT_SOURCE_DIR})
+target_link_libraries(client_test PRIVATE microbatch_client_lib GTest::gmock_main)
+gtest_discover_tests(client_test PROPERTIES LABELS client DISCOVERY_TIMEOUT 60)

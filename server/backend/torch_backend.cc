@@ -45,12 +45,17 @@ DType FromScalarType(at::ScalarType type) {
   }
 }
 
-// The first line of a LibTorch error, without its C++ backtrace.
-std::string Summarize(const c10::Error& e) {
-  std::string message = e.what_without_backtrace();
+// A LibTorch error without its C++ backtrace; for TorchScript interpreter
+// errors, only the final line (e.g. "RuntimeError: ...") without the
+// script traceback.
+std::string Summarize(std::string message) {
   const size_t cut = message.find("\nException raised from");
   if (cut != std::string::npos) message.resize(cut);
   while (!message.empty() && (message.back() == '\n' || message.back() == ' ')) message.pop_back();
+  if (message.find("Traceback of TorchScript") != std::string::npos) {
+    const size_t last = message.rfind('\n');
+    if (last != std::string::npos) message = message.substr(last + 1);
+  }
   return message;
 }
 
@@ -110,9 +115,9 @@ class TorchInstance : public ModelInstance {
       }
       return outputs;
     } catch (const c10::Error& e) {
-      return absl::InternalError(absl::StrCat("model error: ", Summarize(e)));
+      return absl::InternalError(absl::StrCat("model error: ", Summarize(e.what_without_backtrace())));
     } catch (const std::exception& e) {
-      return absl::InternalError(absl::StrCat("model error: ", e.what()));
+      return absl::InternalError(absl::StrCat("model error: ", Summarize(e.what())));
     }
   }
 
@@ -212,7 +217,7 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> LoadTorchInstance(const TorchMode
     return std::unique_ptr<ModelInstance>(new TorchInstance(spec, std::move(module), *device));
   } catch (const c10::Error& e) {
     return absl::InvalidArgumentError(
-        absl::StrCat(spec.path, ": not a loadable TorchScript model: ", Summarize(e)));
+        absl::StrCat(spec.path, ": not a loadable TorchScript model: ", Summarize(e.what_without_backtrace())));
   }
 }
 

@@ -1,9 +1,15 @@
 #include "server/metrics/http_server.h"
 
+#include <arpa/inet.h>
 #include <civetweb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <algorithm>
-#include <vector>
+#include <atomic>
+#include <chrono>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 
@@ -35,6 +41,18 @@ int Dispatch(mg_connection* conn, void* handler) {
   mg_response_header_send(conn);
   if (request.method != "HEAD") mg_write(conn, response.body.data(), response.body.size());
   return response.status;
+}
+
+// Opens and closes a TCP connection to `address:port`, ignoring failures.
+void Poke(const std::string& address, int port) {
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) return;
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return;
+  connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
+  close(fd);
 }
 
 }  // namespace
@@ -72,7 +90,7 @@ absl::Status HttpServer::AddHealthHandlers(ReadinessFn readiness) {
     auto [ready, reason] = readiness();
     HttpResponse response;
     response.status = ready ? 200 : 503;
-    response.body = ready ? "ready" : reason;
+    response.body = ready ? "ready" : reason.empty() ? "not ready" : reason;
     return response;
   });
 }
@@ -109,6 +127,7 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
     return absl::InternalError("HttpServer: cannot read the bound port");
   }
   port_ = bound[0].port;
+  wake_address_ = options.host.empty() || options.host == "0.0.0.0" ? "127.0.0.1" : options.host;
   for (const auto& [path, handler] : handlers_) {
     mg_set_request_handler(context_, (path + "$").c_str(), Dispatch, handler.get());
   }
@@ -117,7 +136,19 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
 
 void HttpServer::Stop() {
   if (context_ == nullptr) return;
-  mg_stop(context_);
+  // civetweb's listener thread checks for stop only between 2 s polls of the
+  // listening socket; connecting to it ends the poll, so Stop returns
+  // promptly instead of after up to 2 s.
+  std::atomic<bool> stopped{false};
+  std::thread stopper([this, &stopped] {
+    mg_stop(context_);
+    stopped = true;
+  });
+  while (!stopped) {
+    Poke(wake_address_, port_);
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  stopper.join();
   context_ = nullptr;
 }
 

@@ -72,7 +72,7 @@ class HttpServer {
   // "text/plain; version=0.0.4; charset=utf-8".
   absl::Status AddMetricsHandler(std::function<std::string()> expose);
   // GET /healthz: 200 "ok" while the server runs. GET /readyz: 200 "ready"
-  // or 503 with the reason from `readiness`.
+  // or 503 with the reason from `readiness` ("not ready" if empty).
   absl::Status AddHealthHandlers(ReadinessFn readiness);
 
   // Binds and starts serving. May be called once. InvalidArgument for a
@@ -89,6 +89,7 @@ class HttpServer {
   bool started_ = false;
   mg_context* context_ = nullptr;
   int port_ = 0;
+  std::string wake_address_;  // where Stop connects to wake the listener
 };
 
 }  // namespace microbatch

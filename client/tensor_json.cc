@@ -1,0 +1,205 @@
+#include "client/tensor_json.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+
+namespace microbatch {
+namespace {
+
+float HalfToFloat(uint16_t h) {
+  const uint32_t sign = (h & 0x8000u) << 16;
+  uint32_t exponent = (h >> 10) & 0x1f;
+  uint32_t mantissa = h & 0x3ff;
+  uint32_t bits;
+  if (exponent == 0) {
+    if (mantissa == 0) {
+      bits = sign;
+    } else {  // subnormal
+      exponent = 127 - 15 + 1;
+      while ((mantissa & 0x400) == 0) {
+        mantissa <<= 1;
+        --exponent;
+      }
+      bits = sign | (exponent << 23) | ((mantissa & 0x3ff) << 13);
+    }
+  } else if (exponent == 31) {
+    bits = sign | 0x7f800000u | (mantissa << 13);
+  } else {
+    bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+uint16_t FloatToHalf(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000);
+  const int32_t exponent = static_cast<int32_t>((bits >> 23) & 0xff) - 127 + 15;
+  uint32_t mantissa = bits & 0x7fffff;
+  if (((bits >> 23) & 0xff) == 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
+  if (exponent >= 31) return sign | 0x7c00;
+  if (exponent <= 0) {
+    if (exponent < -10) return sign;
+    mantissa |= 0x800000;
+    const int shift = 14 - exponent;
+    uint32_t half = mantissa >> shift;
+    const uint32_t rest = mantissa & ((1u << shift) - 1);
+    const uint32_t halfway = 1u << (shift - 1);
+    if (rest > halfway || (rest == halfway && (half & 1))) ++half;
+    return sign | static_cast<uint16_t>(half);
+  }
+  uint32_t half = (static_cast<uint32_t>(exponent) << 10) | (mantissa >> 13);
+  const uint32_t rest = mantissa & 0x1fff;
+  if (rest > 0x1000 || (rest == 0x1000 && (half & 1))) ++half;
+  return sign | static_cast<uint16_t>(half);
+}
+
+template <typename T>
+T Load(const char* data, size_t index) {
+  T v;
+  std::memcpy(&v, data + index * sizeof(T), sizeof(T));
+  return v;
+}
+template <typename T>
+void Put(T v, char* data, size_t index) {
+  std::memcpy(data + index * sizeof(T), &v, sizeof(T));
+}
+
+absl::Status InferShape(const nlohmann::json& value, size_t depth, std::vector<int64_t>* shape,
+                        const std::string& name) {
+  if (!value.is_array()) {
+    if (depth != shape->size()) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", name, "': ragged JSON array"));
+    }
+    if (!value.is_number() && !value.is_boolean()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("input '", name, "': expected numbers, got ", value.dump()));
+    }
+    return absl::OkStatus();
+  }
+  if (depth == shape->size()) shape->push_back(static_cast<int64_t>(value.size()));
+  if ((*shape)[depth] != static_cast<int64_t>(value.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("input '", name, "': ragged JSON array"));
+  }
+  for (const auto& element : value) {
+    if (absl::Status s = InferShape(element, depth + 1, shape, name); !s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+void Flatten(const nlohmann::json& value, std::vector<double>* out) {
+  if (value.is_array()) {
+    for (const auto& element : value) Flatten(element, out);
+  } else {
+    out->push_back(value.is_boolean() ? (value.get<bool>() ? 1.0 : 0.0) : value.get<double>());
+  }
+}
+
+nlohmann::json Nest(DType dtype, const char* data, const std::vector<int64_t>& shape, size_t dim,
+                    size_t* index) {
+  nlohmann::json array = nlohmann::json::array();
+  for (int64_t i = 0; i < shape[dim]; ++i) {
+    if (dim + 1 == shape.size()) {
+      const double v = ElementAsDouble(dtype, data, (*index)++);
+      if (dtype == DType::kBool) {
+        array.push_back(v != 0);
+      } else if (dtype == DType::kFloat32 || dtype == DType::kFloat64 || dtype == DType::kFloat16 ||
+                 dtype == DType::kBFloat16) {
+        array.push_back(v);
+      } else {
+        array.push_back(static_cast<int64_t>(v));
+      }
+    } else {
+      array.push_back(Nest(dtype, data, shape, dim + 1, index));
+    }
+  }
+  return array;
+}
+
+}  // namespace
+
+double ElementAsDouble(DType dtype, const char* data, size_t index) {
+  switch (dtype) {
+    case DType::kFloat32: return Load<float>(data, index);
+    case DType::kFloat64: return Load<double>(data, index);
+    case DType::kFloat16: return HalfToFloat(Load<uint16_t>(data, index));
+    case DType::kBFloat16: {
+      const uint32_t bits = static_cast<uint32_t>(Load<uint16_t>(data, index)) << 16;
+      float f;
+      std::memcpy(&f, &bits, 4);
+      return f;
+    }
+    case DType::kInt64: return static_cast<double>(Load<int64_t>(data, index));
+    case DType::kInt32: return Load<int32_t>(data, index);
+    case DType::kInt16: return Load<int16_t>(data, index);
+    case DType::kInt8: return Load<int8_t>(data, index);
+    case DType::kUInt8: return Load<uint8_t>(data, index);
+    case DType::kBool: return Load<uint8_t>(data, index) ? 1 : 0;
+    case DType::kInvalid: break;
+  }
+  return 0;
+}
+
+void StoreElement(DType dtype, double value, char* data, size_t index) {
+  switch (dtype) {
+    case DType::kFloat32: return Put<float>(static_cast<float>(value), data, index);
+    case DType::kFloat64: return Put<double>(value, data, index);
+    case DType::kFloat16: return Put<uint16_t>(FloatToHalf(static_cast<float>(value)), data, index);
+    case DType::kBFloat16: {
+      const float f = static_cast<float>(value);
+      uint32_t bits;
+      std::memcpy(&bits, &f, 4);
+      bits += 0x7fff + ((bits >> 16) & 1);  // round to nearest even
+      return Put<uint16_t>(static_cast<uint16_t>(bits >> 16), data, index);
+    }
+    case DType::kInt64: return Put<int64_t>(static_cast<int64_t>(value), data, index);
+    case DType::kInt32: return Put<int32_t>(static_cast<int32_t>(value), data, index);
+    case DType::kInt16: return Put<int16_t>(static_cast<int16_t>(value), data, index);
+    case DType::kInt8: return Put<int8_t>(static_cast<int8_t>(value), data, index);
+    case DType::kUInt8: return Put<uint8_t>(static_cast<uint8_t>(value), data, index);
+    case DType::kBool: return Put<uint8_t>(value != 0 ? 1 : 0, data, index);
+    case DType::kInvalid: break;
+  }
+}
+
+absl::StatusOr<v1::Tensor> TensorFromJson(const std::string& name, const nlohmann::json& value,
+                                          DType dtype, const std::vector<int64_t>& model_shape) {
+  std::vector<int64_t> shape;
+  if (absl::Status s = InferShape(value, 0, &shape, name); !s.ok()) return s;
+  if (!value.is_array()) {
+    return absl::InvalidArgumentError(absl::StrCat("input '", name, "': expected a JSON array"));
+  }
+  if (shape.size() + 1 == model_shape.size()) shape.insert(shape.begin(), 1);
+  std::vector<double> flat;
+  Flatten(value, &flat);
+  v1::Tensor tensor;
+  tensor.set_name(name);
+  tensor.set_dtype(static_cast<v1::DataType>(dtype));
+  for (int64_t d : shape) tensor.add_shape(d);
+  std::string data(flat.size() * DTypeSize(dtype), '\0');
+  for (size_t i = 0; i < flat.size(); ++i) StoreElement(dtype, flat[i], data.data(), i);
+  tensor.set_data(std::move(data));
+  return tensor;
+}
+
+nlohmann::json TensorToJson(const v1::Tensor& tensor) {
+  const DType dtype = static_cast<DType>(tensor.dtype());
+  std::vector<int64_t> shape(tensor.shape().begin(), tensor.shape().end());
+  nlohmann::json out;
+  out["dtype"] = DTypeName(dtype);
+  out["shape"] = shape;
+  size_t index = 0;
+  std::optional<int64_t> count = ElementCount(shape);
+  if (shape.empty() || !count || tensor.data().size() != *count * DTypeSize(dtype)) {
+    out["data"] = nullptr;
+  } else {
+    out["data"] = Nest(dtype, tensor.data().data(), shape, 0, &index);
+  }
+  return out;
+}
+
+}  // namespace microbatch

@@ -1,0 +1,33 @@
+// JSON <-> tensor conversions for the CLI.
+#ifndef MICROBATCH_CLIENT_TENSOR_JSON_H_
+#define MICROBATCH_CLIENT_TENSOR_JSON_H_
+
+#include <nlohmann/json.hpp>
+
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "microbatch/v1/tensor.pb.h"
+#include "server/core/tensor.h"
+
+namespace microbatch {
+
+// Parses a (nested, rectangular) JSON array of numbers or booleans into a
+// tensor of `dtype`. `model_shape` is the model's declared shape with the
+// batch dimension first (-1 for variable); when the JSON has one dimension
+// fewer, it is taken as a single row. Errors name the input.
+absl::StatusOr<v1::Tensor> TensorFromJson(const std::string& name, const nlohmann::json& value,
+                                          DType dtype, const std::vector<int64_t>& model_shape);
+
+// {"dtype": "FP32", "shape": [...], "data": nested arrays}
+nlohmann::json TensorToJson(const v1::Tensor& tensor);
+
+// Element `index` of `data` (of `dtype`) as a double.
+double ElementAsDouble(DType dtype, const char* data, size_t index);
+// Writes `value` as element `index` of `data`, converted to `dtype`.
+void StoreElement(DType dtype, double value, char* data, size_t index);
+
+}  // namespace microbatch
+
+#endif  // MICROBATCH_CLIENT_TENSOR_JSON_H_

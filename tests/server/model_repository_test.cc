@@ -1,0 +1,175 @@
+// Config parsing and validation, and load failures that name the file.
+#include "server/service/model_repository.h"
+
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/backend/demo_models.h"
+#include "tests/server/test_util.h"
+
+namespace microbatch {
+namespace {
+
+using ::microbatch::testing::TempDir;
+using ::testing::HasSubstr;
+
+void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+
+absl::Status PlanText(const std::string& text) {
+  TempDir dir("plan");
+  WriteFile(dir.path() + "/config.pbtxt", text);
+  absl::StatusOr<v1::ModelConfig> config = ParseModelConfig(dir.path() + "/config.pbtxt");
+  if (!config.ok()) return config.status();
+  return PlanModel(*config, "m", "m/config.pbtxt", 0).status();
+}
+
+constexpr char kValid[] = R"(
+input { name: "x" dtype: FP32 dims: [4] forward_arg: 0 }
+output { name: "y" dtype: FP32 dims: [2] }
+)";
+
+TEST(PlanModelTest, FillsDefaults) {
+  TempDir dir("plan_defaults");
+  WriteFile(dir.path() + "/config.pbtxt", kValid);
+  auto config = ParseModelConfig(dir.path() + "/config.pbtxt");
+  ASSERT_TRUE(config.ok());
+  auto plan = PlanModel(*config, "m", "m/config.pbtxt", 3);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->config.max_batch_size(), 32);
+  EXPECT_EQ(plan->config.max_queue_size(), 1024);
+  EXPECT_EQ(plan->config.instance_count(), 1);
+  EXPECT_EQ(plan->config.device(), "cpu");
+  EXPECT_EQ(plan->spec.intra_op_threads, 3);
+  EXPECT_EQ(plan->batcher.max_queue_delay, absl::ZeroDuration());
+  EXPECT_THAT(plan->warmup_batch_sizes, ::testing::ElementsAre(1, 32));
+}
+
+TEST(PlanModelTest, RejectsBadConfigsNamingTheProblem) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"input { name: \"x\" dtype: FP32 dims: [4] }\noutput { name: \"y\" dtype: FP32 dims: [2] }\n"
+       "max_batch_size: -1",
+       "max_batch_size must be >= 1"},
+      {"name: \"other\"\n" + std::string(kValid), "does not match the directory name 'm'"},
+      {"output { name: \"y\" dtype: FP32 dims: [2] }", "the model declares no inputs"},
+      {"input { name: \"x\" dtype: FP32 dims: [4] }", "the model declares no outputs"},
+      {std::string(kValid) + "input { name: \"z\" dtype: FP32 dims: [4] forward_arg: 0 }",
+       "inputs 'x' and 'z' both use forward_arg 0"},
+      {std::string(kValid) + "input { name: \"x\" dtype: FP32 dims: [4] forward_arg: 1 }",
+       "input 'x' is declared twice"},
+      {"input { name: \"x\" dtype: FP32 dims: [0] }\noutput { name: \"y\" dtype: FP32 dims: [2] }",
+       "dims must be positive or -1, got 0"},
+      {"input { name: \"x\" dims: [4] }\noutput { name: \"y\" dtype: FP32 dims: [2] }",
+       "input 'x' has no valid dtype"},
+      {std::string(kValid) + "output { name: \"z\" dtype: FP32 dims: [2] }",
+       "has neither tuple_index nor dict_key"},
+      {"input { name: \"x\" dtype: FP32 dims: [4] }\n"
+       "output { name: \"y\" dtype: FP32 tuple_index: 0 }\noutput { name: \"z\" dtype: FP32 dict_key: \"z\" }",
+       "outputs mix tuple_index and dict_key"},
+      {std::string(kValid) + "warmup_batch_sizes: [64]", "warmup batch size 64 is outside"},
+      {std::string(kValid) + "platform: \"onnx\"", "platform 'onnx' is not supported"},
+  };
+  for (const auto& [text, message] : cases) {
+    absl::Status status = PlanText(text);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(message)) << text;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("m/config.pbtxt")) << text;
+  }
+}
+
+TEST(ParseModelConfigTest, SyntaxErrorsCarryLineAndColumn) {
+  TempDir dir("parse");
+  WriteFile(dir.path() + "/config.pbtxt", "input { name: \"x\" }\nmax_batch_size: \"many\"\n");
+  auto config = ParseModelConfig(dir.path() + "/config.pbtxt");
+  ASSERT_FALSE(config.ok());
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("config.pbtxt:2:"));
+  WriteFile(dir.path() + "/config.pbtxt", "no_such_field: 1\n");
+  config = ParseModelConfig(dir.path() + "/config.pbtxt");
+  EXPECT_THAT(std::string(config.status().message()), HasSubstr("no_such_field"));
+}
+
+class RepositoryLoadTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    DemoModelOptions models;
+    models.models = {"mlp"};
+    models.versions = 3;
+    ASSERT_TRUE(WriteModelRepository(dir_.path(), models).ok());
+    options_.root = dir_.path();
+  }
+  void Append(const std::string& text) {
+    std::ofstream(dir_.path() + "/mlp/config.pbtxt", std::ios::app) << text;
+  }
+  TempDir dir_{"repository"};
+  RepositoryOptions options_;
+};
+
+TEST_F(RepositoryLoadTest, ServesLatestVersionByDefault) {
+  auto repository = ModelRepository::Load(options_);
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  EXPECT_THAT((*repository)->Versions("mlp"), ::testing::ElementsAre(3));
+  (*repository)->Shutdown();
+}
+
+TEST_F(RepositoryLoadTest, VersionPolicies) {
+  Append("version_policy { specific { versions: [1, 3] } }\n");
+  auto repository = ModelRepository::Load(options_);
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  EXPECT_THAT((*repository)->Versions("mlp"), ::testing::ElementsAre(1, 3));
+  EXPECT_EQ((*(*repository)->Find("mlp", 0))->version, 3);
+  EXPECT_EQ((*repository)->Find("mlp", 2).status().code(), absl::StatusCode::kNotFound);
+  (*repository)->Shutdown();
+}
+
+TEST_F(RepositoryLoadTest, MissingVersionInPolicyFails) {
+  Append("version_policy { specific { versions: [9] } }\n");
+  auto repository = ModelRepository::Load(options_);
+  EXPECT_THAT(std::string(repository.status().message()),
+              HasSubstr("version_policy names version 9 but only [1,2,3] exist"));
+}
+
+TEST_F(RepositoryLoadTest, CorruptModelFileNamesTheFile) {
+  WriteFile(dir_.path() + "/mlp/3/model.pt", "this is not a zip archive");
+  auto repository = ModelRepository::Load(options_);
+  ASSERT_FALSE(repository.ok());
+  EXPECT_EQ(repository.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(repository.status().message()),
+              HasSubstr("mlp/3/model.pt: not a loadable TorchScript model"));
+}
+
+TEST_F(RepositoryLoadTest, MissingModelFileNamesTheFile) {
+  std::filesystem::remove(dir_.path() + "/mlp/3/model.pt");
+  auto repository = ModelRepository::Load(options_);
+  EXPECT_EQ(repository.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(repository.status().message()), HasSubstr("mlp/3/model.pt"));
+}
+
+TEST_F(RepositoryLoadTest, CudaOnCpuOnlyBuildFailsWithReason) {
+  if (TorchCudaAvailable()) GTEST_SKIP() << "this machine has CUDA";
+  Append("device: \"cuda:0\"\n");
+  auto repository = ModelRepository::Load(options_);
+  EXPECT_EQ(repository.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(repository.status().message()),
+              HasSubstr("device 'cuda:0' requested but this server's LibTorch has no CUDA support"));
+}
+
+TEST_F(RepositoryLoadTest, OutputBindingMismatchFailsAtWarmUp) {
+  // The mlp returns a tuple; bind an output to a dict key instead.
+  WriteFile(dir_.path() + "/mlp/config.pbtxt", R"(
+input { name: "x" dtype: FP32 dims: [16] }
+output { name: "logits" dtype: FP32 dims: [4] dict_key: "logits" }
+)");
+  auto repository = ModelRepository::Load(options_);
+  ASSERT_FALSE(repository.ok());
+  EXPECT_THAT(std::string(repository.status().message()),
+              HasSubstr("output 'logits' is bound to dict_key 'logits' but forward returned Tuple"));
+}
+
+TEST_F(RepositoryLoadTest, EmptyRepositoryFails) {
+  TempDir empty("empty_repository");
+  options_.root = empty.path();
+  EXPECT_EQ(ModelRepository::Load(options_).status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace microbatch

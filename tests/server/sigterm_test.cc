@@ -1,0 +1,91 @@
+// SIGTERM with requests in flight: the server drains, answers everything it
+// accepted, and exits 0.
+#include <atomic>
+#include <mutex>
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/backend/demo_models.h"
+#include "tests/server/server_process.h"
+#include "tests/server/test_util.h"
+
+namespace microbatch {
+namespace {
+
+using ::microbatch::testing::Fp32Tensor;
+using ::microbatch::testing::InferenceStub;
+using ::microbatch::testing::ServerProcess;
+using ::microbatch::testing::TempDir;
+
+TEST(SigtermTest, DrainsAndLosesNoAcceptedRequest) {
+  TempDir dir("sigterm_test");
+  DemoModelOptions models;
+  models.models = {"mlp_bench"};  // a few ms per batch keeps requests in flight
+  ASSERT_TRUE(WriteModelRepository(dir.path() + "/models", models).ok());
+  constexpr int kDrainSeconds = 2;
+  ServerProcess server(MICROBATCH_SERVER_BIN,
+                       {"--model_repository=" + dir.path() + "/models", "--grpc_port=0",
+                        "--host=127.0.0.1", "--drain_seconds=" + std::to_string(kDrainSeconds)},
+                       dir.path() + "/server.log");
+  const int port = server.WaitForGrpcPort();
+  ASSERT_GT(port, 0) << server.Log();
+  ASSERT_FALSE(server.WaitForLog("server_ready", std::chrono::seconds(60)).empty()) << server.Log();
+
+  using Clock = std::chrono::steady_clock;
+  struct Result {
+    Clock::time_point sent;
+    grpc::Status status;
+  };
+  std::mutex mu;
+  std::vector<Result> results;
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&] {
+      auto stub = InferenceStub(port);
+      while (!stop.load()) {
+        v1::PredictRequest request;
+        request.set_model("mlp_bench");
+        *request.add_inputs() = Fp32Tensor("x", {4, 256}, std::vector<float>(4 * 256, 0.5f));
+        v1::PredictResponse response;
+        grpc::ClientContext context;
+        context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+        const Clock::time_point sent = Clock::now();
+        grpc::Status status = stub->Predict(&context, request, &response);
+        if (status.ok() && response.outputs_size() != 1) status = grpc::Status(grpc::INTERNAL, "no output");
+        std::lock_guard<std::mutex> lock(mu);
+        results.push_back({sent, status});
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const Clock::time_point signalled = Clock::now();
+  server.Signal(SIGTERM);
+  // Keep sending through the drain window and past it.
+  std::this_thread::sleep_for(std::chrono::seconds(kDrainSeconds) + std::chrono::milliseconds(700));
+  stop = true;
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(server.Wait(std::chrono::seconds(30)), 0) << server.Log();
+
+  int before = 0, during_drain = 0;
+  const Clock::time_point drain_end = signalled + std::chrono::seconds(kDrainSeconds);
+  for (const Result& r : results) {
+    if (r.sent < drain_end - std::chrono::milliseconds(300)) {
+      // Sent before the server stopped accepting: it must have been answered.
+      EXPECT_TRUE(r.status.ok()) << r.status.error_code() << " " << r.status.error_message();
+      (r.sent < signalled ? before : during_drain)++;
+    } else if (!r.status.ok()) {
+      // After the drain window new calls are refused, never half-done.
+      EXPECT_EQ(r.status.error_code(), grpc::UNAVAILABLE) << r.status.error_message();
+    }
+  }
+  EXPECT_GT(before, 0);
+  EXPECT_GT(during_drain, 0);
+  const std::string log = server.Log();
+  EXPECT_THAT(log, ::testing::HasSubstr("draining signal=SIGTERM"));
+  EXPECT_THAT(log, ::testing::HasSubstr("stopped"));
+}
+
+}  // namespace
+}  // namespace microbatch
