@@ -204,6 +204,7 @@ void DynamicBatcher::RunBatch(ModelInstance* instance, Batch& batch,
   info.batch_tasks = static_cast<int64_t>(batch.tasks.size());
   info.compute = options_.clock->Now() - start;
 
+  if (options_.on_batch) options_.on_batch(info, outputs.status());
   int64_t offset = 0;
   for (Queued& queued : batch.tasks) {
     info.queue_wait = batch.formed - queued.enqueued;

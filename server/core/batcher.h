@@ -100,6 +100,9 @@ struct BatcherOptions {
   int64_t max_queue_size = 1024;
   // Not owned; must outlive the batcher. Default: the wall clock.
   Clock* clock = Clock::Real();
+  // Optional; called once per executed batch (from its executor thread, after
+  // the model ran and before its tasks are answered), with the batch's status.
+  std::function<void(const BatchInfo& info, const absl::Status& status)> on_batch;
 };
 
 // Thread-safe. Owns one executor thread per instance. Destruction calls

@@ -13,6 +13,24 @@
 
 #include "absl/strings/str_cat.h"
 
+#include <dlfcn.h>
+#include <pthread.h>
+
+// Debian's civetweb 1.15 is compiled with USE_STACK_SIZE=102400 and asks for
+// 100 KiB thread stacks. glibc carves the static TLS of every loaded library
+// out of each new thread's stack, and LibTorch's dependencies (OpenBLAS ~60
+// KiB, glog ~30 KiB, ...) need about that much, so civetweb's pthread_create
+// fails with EINVAL ("Cannot create first worker thread") in any process that
+// links LibTorch. This definition interposes the libc function for the whole
+// process (the executable's symbols come first in lookup) and only raises
+// requests below 1 MiB to 1 MiB; it never lowers a request.
+extern "C" int pthread_attr_setstacksize(pthread_attr_t* attr, size_t stack_size) {
+  using Fn = int (*)(pthread_attr_t*, size_t);
+  static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "pthread_attr_setstacksize"));
+  constexpr size_t kFloor = size_t{1} << 20;
+  return real(attr, stack_size < kFloor ? kFloor : stack_size);
+}
+
 namespace microbatch {
 namespace {
 

@@ -1,5 +1,8 @@
 #include "server/service/inference_service.h"
 
+#include <optional>
+
+#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/core/log.h"
 #include "server/service/convert.h"
@@ -14,10 +17,44 @@ absl::StatusOr<ModelRepository*> InferenceService::Repository() const {
   return repository;
 }
 
+namespace {
+
+// The reject counter a final status stands for, if any.
+std::optional<RejectReason> ReasonFor(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kNotFound:
+      return RejectReason::kInvalidInput;
+    case absl::StatusCode::kResourceExhausted:
+      return RejectReason::kQueueFull;
+    case absl::StatusCode::kDeadlineExceeded:
+      return RejectReason::kDeadlineExceeded;
+    case absl::StatusCode::kCancelled:
+      return RejectReason::kCancelled;
+    default:
+      return std::nullopt;
+  }
+}
+
+}  // namespace
+
 grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext* context,
                                                     const v1::PredictRequest* request,
                                                     v1::PredictResponse* response) {
+  const absl::Time received = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<ModelRepository*> repository = Repository();
+  absl::StatusOr<ServedModel*> model =
+      repository.ok() ? (*repository)->Find(request->model(), request->version())
+                      : absl::StatusOr<ServedModel*>(repository.status());
+  ModelMetrics* metrics = model.ok() ? (*model)->metrics : metrics_->Unknown();
+  metrics->RequestStarted();
+  // Records and sends a final status; the one place every request ends.
+  auto finish = [reactor, metrics, received](const absl::Status& status) {
+    if (std::optional<RejectReason> reason = ReasonFor(status.code())) metrics->RecordReject(*reason);
+    metrics->RecordRequest(RpcMethod::kPredict, status.code(), absl::Now() - received);
+    reactor->Finish(ToGrpcStatus(status));
+  };
   auto fail = [&](const absl::Status& status) {
     if (status.code() != absl::StatusCode::kInvalidArgument &&
         status.code() != absl::StatusCode::kNotFound) {
@@ -25,12 +62,9 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
           {{"model", request->model()}, {"request_id", request->request_id()},
            {"code", absl::StatusCodeToString(status.code())}, {"message", status.message()}});
     }
-    reactor->Finish(ToGrpcStatus(status));
+    finish(status);
     return reactor;
   };
-  absl::StatusOr<ModelRepository*> repository = Repository();
-  if (!repository.ok()) return fail(repository.status());
-  absl::StatusOr<ServedModel*> model = (*repository)->Find(request->model(), request->version());
   if (!model.ok()) return fail(model.status());
   absl::StatusOr<std::vector<RequestTensor>> tensors = ToRequestTensors(request->inputs());
   if (!tensors.ok()) return fail(tensors.status());
@@ -55,8 +89,9 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
   }
   task.is_cancelled = [context] { return context->IsCancelled(); };
   const ServedModel* served = *model;
-  task.done = [reactor, request, response, served, selected = std::move(*selected)](
-                  const absl::Status& status, const TaskOutputs& outputs, const BatchInfo&) {
+  task.done = [finish, request, response, served, selected = std::move(*selected)](
+                  const absl::Status& status, const TaskOutputs& outputs, const BatchInfo& info) {
+    served->metrics->RecordQueueWait(info.queue_wait);
     if (status.ok()) {
       AppendOutputs(served->signature, selected, outputs, response->mutable_outputs());
     } else if (status.code() == absl::StatusCode::kInternal) {
@@ -64,7 +99,7 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
           {{"model", served->name}, {"version", served->version},
            {"request_id", request->request_id()}, {"message", status.message()}});
     }
-    reactor->Finish(ToGrpcStatus(status));
+    finish(status);
   };
   absl::Status queued = served->batcher->Enqueue(std::move(task));
   if (!queued.ok()) return fail(queued);

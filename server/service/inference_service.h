@@ -15,6 +15,9 @@ namespace microbatch {
 // own status and nothing it does affects other requests.
 class InferenceService final : public v1::Inference::CallbackService {
  public:
+  // `metrics` is not owned and must outlive the service.
+  explicit InferenceService(ServerMetrics* metrics) : metrics_(metrics) {}
+
   // `repository` is not owned and must outlive the service's RPCs.
   void SetRepository(ModelRepository* repository) { repository_.store(repository); }
 
@@ -31,6 +34,7 @@ class InferenceService final : public v1::Inference::CallbackService {
  private:
   absl::StatusOr<ModelRepository*> Repository() const;
 
+  ServerMetrics* const metrics_;
   std::atomic<ModelRepository*> repository_{nullptr};
 };
 

@@ -15,6 +15,9 @@
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on (gRPC and metrics)");
 ABSL_FLAG(int, grpc_port, 8500, "gRPC listen port (0 picks a free port)");
+ABSL_FLAG(int, metrics_port, 8502,
+          "HTTP port for /metrics (Prometheus), /healthz (live) and /readyz (ready); 0 picks a "
+          "free port, -1 disables");
 ABSL_FLAG(std::string, model_repository, "", "Model repository directory (required)");
 ABSL_FLAG(int, default_intra_op_threads, 0,
           "Intra-op threads per model instance when its config sets none (0: LibTorch default, "
@@ -74,6 +77,7 @@ int main(int argc, char** argv) {
   microbatch::ServerOptions options;
   options.host = absl::GetFlag(FLAGS_host);
   options.grpc_port = absl::GetFlag(FLAGS_grpc_port);
+  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.model_repository = absl::GetFlag(FLAGS_model_repository);
   options.default_intra_op_threads = absl::GetFlag(FLAGS_default_intra_op_threads);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
@@ -83,6 +87,7 @@ int main(int argc, char** argv) {
   Log(LogLevel::kInfo, "config",
       {{"host", options.host},
        {"grpc_port", options.grpc_port},
+       {"metrics_port", options.metrics_port},
        {"model_repository", options.model_repository},
        {"default_intra_op_threads", options.default_intra_op_threads},
        {"drain_seconds", drain_seconds},

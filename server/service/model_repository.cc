@@ -262,6 +262,11 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Load(
   }
 
   auto repository = std::make_unique<ModelRepository>();
+  ServerMetrics* metrics = options.metrics;
+  if (metrics == nullptr) {
+    repository->own_metrics_ = std::make_unique<ServerMetrics>();
+    metrics = repository->own_metrics_.get();
+  }
   for (const fs::path& dir : model_dirs) {
     const std::string name = dir.filename().string();
     const std::string config_path = (dir / "config.pbtxt").string();
@@ -281,6 +286,11 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Load(
       model->plan = *plan;
       model->plan.spec.path = (dir / std::to_string(version) / "model.pt").string();
       model->plan.batcher.clock = options.clock;
+      model->metrics = metrics->ForModel(name, version);
+      model->plan.batcher.on_batch = [m = model->metrics](const BatchInfo& info,
+                                                          const absl::Status& status) {
+        m->RecordBatch(info);
+      };
       model->signature = model->plan.spec.signature;
       const absl::Time load_start = absl::Now();
       std::vector<std::unique_ptr<ModelInstance>> instances;
@@ -299,6 +309,7 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Load(
         }
       }
       model->warmup_time = absl::Now() - warm_start;
+      metrics->RecordLoad(name, version, model->load_time, model->warmup_time);
       model->batcher = std::make_unique<DynamicBatcher>(model->plan.batcher, std::move(instances));
       const v1::ModelConfig& c = model->plan.config;
       Log(LogLevel::kInfo, "model_loaded",

@@ -21,6 +21,7 @@
 #include "server/core/batcher.h"
 #include "server/core/clock.h"
 #include "server/core/signature.h"
+#include "server/service/server_metrics.h"
 
 namespace microbatch {
 
@@ -52,6 +53,8 @@ struct ServedModel {
   std::unique_ptr<DynamicBatcher> batcher;
   absl::Duration load_time;
   absl::Duration warmup_time;
+  // Never null.
+  ModelMetrics* metrics = nullptr;
 };
 
 struct RepositoryOptions {
@@ -61,6 +64,9 @@ struct RepositoryOptions {
   int default_intra_op_threads = 0;
   // Not owned. Default: the wall clock.
   Clock* clock = Clock::Real();
+  // Not owned; must outlive the repository. Null: the repository keeps
+  // metrics of its own that nobody reads.
+  ServerMetrics* metrics = nullptr;
 };
 
 // Thread-safe: immutable after Load() except through Shutdown().
@@ -82,6 +88,7 @@ class ModelRepository {
   void Shutdown();
 
  private:
+  std::unique_ptr<ServerMetrics> own_metrics_;
   // name -> version -> model
   std::map<std::string, std::map<int64_t, std::unique_ptr<ServedModel>>, std::less<>> models_;
 };

@@ -40,6 +40,25 @@ absl::Status InferenceServer::StartListening() {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));
   }
   SetServing(false);
+  if (options_.metrics_port >= 0) {
+    absl::Status s = http_.AddMetricsHandler([this] { return metrics_.Expose(); });
+    if (s.ok()) {
+      s = http_.AddHealthHandlers([this]() -> std::pair<bool, std::string> {
+        if (ready_.load()) return {true, "ready"};
+        return {false, draining_.load() ? "draining" : "loading models"};
+      });
+    }
+    HttpServerOptions http_options;
+    http_options.host = options_.host;
+    http_options.port = options_.metrics_port;
+    if (s.ok()) s = http_.Start(http_options);
+    if (!s.ok()) {
+      server_->Shutdown();
+      return absl::Status(s.code(), absl::StrCat("metrics endpoint: ", s.message()));
+    }
+    Log(LogLevel::kInfo, "metrics_listening",
+        {{"address", absl::StrCat(options_.host, ":", http_.port())}});
+  }
   Log(LogLevel::kInfo, "grpc_listening",
       {{"address", absl::StrCat(options_.host, ":", grpc_port_)},
        {"echo", options_.enable_echo ? "on" : "off"}});
@@ -50,12 +69,14 @@ absl::Status InferenceServer::LoadModels() {
   RepositoryOptions repository_options;
   repository_options.root = options_.model_repository;
   repository_options.default_intra_op_threads = options_.default_intra_op_threads;
+  repository_options.metrics = &metrics_;
   const absl::Time start = absl::Now();
   absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
       ModelRepository::Load(repository_options);
   if (!repository.ok()) return repository.status();
   repository_ = std::move(*repository);
   inference_.SetRepository(repository_.get());
+  metrics_.WatchRepository(repository_.get());
   SetServing(true);
   ready_ = true;
   Log(LogLevel::kInfo, "server_ready",
@@ -65,6 +86,7 @@ absl::Status InferenceServer::LoadModels() {
 }
 
 void InferenceServer::BeginDrain() {
+  draining_ = true;
   ready_ = false;
   if (server_) SetServing(false);
 }
@@ -77,6 +99,7 @@ void InferenceServer::Shutdown(absl::Duration grace) {
     server_->Wait();
   }
   if (repository_) repository_->Shutdown();
+  http_.Stop();
 }
 
 }  // namespace microbatch

@@ -12,7 +12,9 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/service/inference_service.h"
+#include "server/metrics/http_server.h"
 #include "server/service/model_repository.h"
+#include "server/service/server_metrics.h"
 
 namespace microbatch {
 
@@ -20,6 +22,9 @@ struct ServerOptions {
   // Listen address; port 0 picks a free port (see grpc_port()).
   std::string host = "0.0.0.0";
   int grpc_port = 8500;
+  // HTTP port for /metrics, /healthz and /readyz; 0 picks a free port, -1
+  // disables the endpoint.
+  int metrics_port = 8502;
   std::string model_repository;
   // Intra-op threads for models whose config sets none (0: LibTorch default).
   int default_intra_op_threads = 0;
@@ -38,7 +43,7 @@ class InferenceServer {
   ~InferenceServer();
 
   // Starts gRPC (Inference, Health, reflection; Echo if enabled) with health
-  // NOT_SERVING. Fails when the port cannot be bound.
+  // NOT_SERVING, and the metrics endpoint. Fails when a port cannot be bound.
   absl::Status StartListening();
   // Loads and warms every model, then sets health SERVING. On error the server
   // stays NOT_SERVING and the caller should exit.
@@ -50,6 +55,9 @@ class InferenceServer {
   void Shutdown(absl::Duration grace);
 
   int grpc_port() const { return grpc_port_; }
+  // 0 when the metrics endpoint is disabled.
+  int metrics_port() const { return http_.port(); }
+  ServerMetrics& metrics() { return metrics_; }
   // Models loaded and warmed, and not draining.
   bool ready() const { return ready_.load(); }
   // Null before LoadModels() succeeded.
@@ -59,7 +67,10 @@ class InferenceServer {
   void SetServing(bool serving);
 
   const ServerOptions options_;
-  InferenceService inference_;
+  ServerMetrics metrics_;
+  HttpServer http_;
+  std::atomic<bool> draining_{false};
+  InferenceService inference_{&metrics_};
   EchoService echo_;
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<grpc::Server> server_;

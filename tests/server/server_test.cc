@@ -34,6 +34,7 @@ class ServerTest : public ::testing::Test {
     ServerOptions options;
     options.host = "127.0.0.1";
     options.grpc_port = 0;
+    options.metrics_port = 0;
     options.model_repository = dir_->path();
     server_ = new InferenceServer(options);
     ASSERT_TRUE(server_->StartListening().ok());
@@ -324,6 +325,7 @@ TEST(HealthTest, NotServingUntilModelsAreWarm) {
   ServerOptions options;
   options.host = "127.0.0.1";
   options.grpc_port = 0;
+  options.metrics_port = 0;
   options.model_repository = dir.path();
   InferenceServer server(options);
   ASSERT_TRUE(server.StartListening().ok());

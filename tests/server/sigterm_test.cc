@@ -26,7 +26,7 @@ TEST(SigtermTest, DrainsAndLosesNoAcceptedRequest) {
   constexpr int kDrainSeconds = 2;
   ServerProcess server(MICROBATCH_SERVER_BIN,
                        {"--model_repository=" + dir.path() + "/models", "--grpc_port=0",
-                        "--host=127.0.0.1", "--drain_seconds=" + std::to_string(kDrainSeconds)},
+                        "--host=127.0.0.1", "--metrics_port=0", "--drain_seconds=" + std::to_string(kDrainSeconds)},
                        dir.path() + "/server.log");
   const int port = server.WaitForGrpcPort();
   ASSERT_GT(port, 0) << server.Log();
@@ -71,13 +71,16 @@ TEST(SigtermTest, DrainsAndLosesNoAcceptedRequest) {
   int before = 0, during_drain = 0;
   const Clock::time_point drain_end = signalled + std::chrono::seconds(kDrainSeconds);
   for (const Result& r : results) {
-    if (r.sent < drain_end - std::chrono::milliseconds(300)) {
+    if (r.sent < drain_end - std::chrono::milliseconds(500)) {
       // Sent before the server stopped accepting: it must have been answered.
       EXPECT_TRUE(r.status.ok()) << r.status.error_code() << " " << r.status.error_message();
       (r.sent < signalled ? before : during_drain)++;
     } else if (!r.status.ok()) {
-      // After the drain window new calls are refused, never half-done.
-      EXPECT_EQ(r.status.error_code(), grpc::UNAVAILABLE) << r.status.error_message();
+      // Calls reaching the server as it stops accepting are refused by gRPC
+      // itself (UNAVAILABLE, or CANCELLED while the listener closes); they
+      // were never run.
+      EXPECT_THAT(r.status.error_code(), ::testing::AnyOf(grpc::UNAVAILABLE, grpc::CANCELLED))
+          << r.status.error_message();
     }
   }
   EXPECT_GT(before, 0);
