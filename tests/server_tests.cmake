@@ -3,6 +3,7 @@ add_executable(server_test
   server/server_test.cc
   server/model_repository_test.cc
   server/sigterm_test.cc
+  server/ops_test.cc
 )
 target_include_directories(server_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(server_test PRIVATE
