@@ -7,6 +7,8 @@ namespace microbatch {
 
 int PredictCommand(int argc, char** argv);
 int ModelsCommand(int argc, char** argv);
+int BatchCommand(int argc, char** argv);
+int BenchCommand(int argc, char** argv);
 
 }  // namespace microbatch
 

@@ -4,13 +4,15 @@ add_executable(server_test
   server/model_repository_test.cc
   server/sigterm_test.cc
   server/ops_test.cc
+  server/batch_predict_test.cc
 )
 target_include_directories(server_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(server_test PRIVATE
-  microbatch_service microbatch_demo_models microbatch_proto GTest::gmock_main)
+  microbatch_service microbatch_demo_models microbatch_proto microbatch_client_lib GTest::gmock_main)
 target_compile_definitions(server_test PRIVATE
-  MICROBATCH_SERVER_BIN="$<TARGET_FILE:microbatch-server>")
-add_dependencies(server_test microbatch-server)
+  MICROBATCH_SERVER_BIN="$<TARGET_FILE:microbatch-server>"
+  MICROBATCH_CLI_BIN="$<TARGET_FILE:microbatch>")
+add_dependencies(server_test microbatch-server microbatch)
 gtest_discover_tests(server_test PROPERTIES LABELS server TIMEOUT 300 DISCOVERY_TIMEOUT 60)
 
 add_executable(client_test client/npy_test.cc client/tensor_json_test.cc)

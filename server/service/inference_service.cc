@@ -106,6 +106,11 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
   return reactor;
 }
 
+grpc::ServerBidiReactor<v1::BatchPredictRequest, v1::BatchPredictResponse>*
+InferenceService::BatchPredict(grpc::CallbackServerContext* context) {
+  return new BatchPredictReactor(context, repository_.load(), metrics_, &streams_, batch_window_);
+}
+
 void FillMetadata(const ModelRepository& repository, const ServedModel& model,
                   v1::ModelMetadata* metadata) {
   const v1::ModelConfig& c = model.plan.config;

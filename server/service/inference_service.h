@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "microbatch/v1/inference.grpc.pb.h"
+#include "server/service/batch_stream.h"
 #include "server/service/model_repository.h"
 
 namespace microbatch {
@@ -15,8 +16,13 @@ namespace microbatch {
 // own status and nothing it does affects other requests.
 class InferenceService final : public v1::Inference::CallbackService {
  public:
-  // `metrics` is not owned and must outlive the service.
-  explicit InferenceService(ServerMetrics* metrics) : metrics_(metrics) {}
+  // `metrics` is not owned and must outlive the service. `batch_window` is
+  // the number of chunks each BatchPredict stream may have in flight.
+  InferenceService(ServerMetrics* metrics, int batch_window)
+      : metrics_(metrics), batch_window_(batch_window) {}
+  // BatchPredict streams stop reading and end with UNAVAILABLE once their
+  // in-flight chunks are answered; new streams are refused.
+  void BeginDrain() { streams_.BeginDrain(); }
 
   // `repository` is not owned and must outlive the service's RPCs.
   void SetRepository(ModelRepository* repository) { repository_.store(repository); }
@@ -24,6 +30,8 @@ class InferenceService final : public v1::Inference::CallbackService {
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
                                     const v1::PredictRequest* request,
                                     v1::PredictResponse* response) override;
+  grpc::ServerBidiReactor<v1::BatchPredictRequest, v1::BatchPredictResponse>* BatchPredict(
+      grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* GetModelMetadata(grpc::CallbackServerContext* context,
                                              const v1::GetModelMetadataRequest* request,
                                              v1::ModelMetadata* response) override;
@@ -35,6 +43,8 @@ class InferenceService final : public v1::Inference::CallbackService {
   absl::StatusOr<ModelRepository*> Repository() const;
 
   ServerMetrics* const metrics_;
+  const int batch_window_;
+  BatchStreamRegistry streams_;
   std::atomic<ModelRepository*> repository_{nullptr};
 };
 

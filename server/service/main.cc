@@ -28,6 +28,8 @@ ABSL_FLAG(int, drain_seconds, 5,
 ABSL_FLAG(int, shutdown_grace_seconds, 30,
           "After the drain window, seconds to wait for accepted requests before cancelling them");
 ABSL_FLAG(int, max_message_bytes, 64 << 20, "Largest gRPC message accepted or sent");
+ABSL_FLAG(int, batch_window_chunks, 4,
+          "Chunks each BatchPredict stream may have in flight; bounds memory per stream");
 ABSL_FLAG(bool, enable_echo, false, "Also serve microbatch.v1.Echo (transport benchmarks)");
 ABSL_FLAG(std::string, log_format, "text", "Log line format: text or json");
 
@@ -82,6 +84,7 @@ int main(int argc, char** argv) {
   options.default_intra_op_threads = absl::GetFlag(FLAGS_default_intra_op_threads);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.enable_echo = absl::GetFlag(FLAGS_enable_echo);
+  options.batch_window_chunks = absl::GetFlag(FLAGS_batch_window_chunks);
   const int drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
   const int grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   Log(LogLevel::kInfo, "config",
@@ -94,6 +97,7 @@ int main(int argc, char** argv) {
        {"shutdown_grace_seconds", grace_seconds},
        {"max_message_bytes", options.max_message_bytes},
        {"enable_echo", options.enable_echo ? "true" : "false"},
+       {"batch_window_chunks", options.batch_window_chunks},
        {"log_format", log_format},
        {"cores", std::thread::hardware_concurrency()}});
 

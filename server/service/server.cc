@@ -89,14 +89,17 @@ void InferenceServer::BeginDrain() {
   draining_ = true;
   ready_ = false;
   if (server_) SetServing(false);
+  inference_.BeginDrain();
 }
 
 void InferenceServer::Shutdown(absl::Duration grace) {
   if (shut_down_.exchange(true)) return;
   BeginDrain();
   if (server_) {
-    server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+    const absl::Time start = absl::Now();
+    server_->Shutdown(absl::ToChronoTime(start + grace));
     server_->Wait();
+    Log(LogLevel::kInfo, "grpc_stopped", {{"ms", absl::ToDoubleMilliseconds(absl::Now() - start)}});
   }
   if (repository_) repository_->Shutdown();
   http_.Stop();

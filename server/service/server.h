@@ -30,6 +30,10 @@ struct ServerOptions {
   int default_intra_op_threads = 0;
   // Largest gRPC message accepted or sent. Default 64 MiB.
   int max_message_bytes = 64 << 20;
+  // Chunks each BatchPredict stream may have in flight (read, not yet
+  // answered). Bounds the server's memory per stream to about this many
+  // chunks of input plus output. Default 4.
+  int batch_window_chunks = 4;
   // Also serve microbatch.v1.Echo (for transport benchmarks). Default off.
   bool enable_echo = false;
 };
@@ -70,7 +74,7 @@ class InferenceServer {
   ServerMetrics metrics_;
   HttpServer http_;
   std::atomic<bool> draining_{false};
-  InferenceService inference_{&metrics_};
+  InferenceService inference_{&metrics_, options_.batch_window_chunks};
   EchoService echo_;
   std::unique_ptr<ModelRepository> repository_;
   std::unique_ptr<grpc::Server> server_;

@@ -1,0 +1,376 @@
+#include "server/service/batch_stream.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/core/log.h"
+#include "server/service/convert.h"
+
+namespace microbatch {
+
+constexpr char kResumeOffsetKey[] = "microbatch-resume-offset";
+
+// A chunk read from the stream and not yet written back.
+struct BatchPredictReactor::Chunk {
+  v1::BatchPredictRequest request;  // owns the input bytes the tasks point into
+  int64_t sequence = 0;
+  int64_t offset = 0;
+  int64_t rows = 0;
+  int pending_pieces = 0;
+  absl::Status status;
+  absl::Time received;
+  v1::BatchPredictResponse response;
+  bool ready() const { return pending_pieces == 0; }
+};
+
+BatchPredictReactor::BatchPredictReactor(grpc::CallbackServerContext* context,
+                                         ModelRepository* repository, ServerMetrics* metrics,
+                                         BatchStreamRegistry* registry, int window)
+    : context_(context),
+      repository_(repository),
+      metrics_(metrics),
+      registry_(registry),
+      window_(std::max(1, window)) {
+  {
+    MutexLock lock(&mu_);
+    if (repository == nullptr) {
+      FailStream(absl::UnavailableError("the server is still loading its models; retry shortly"));
+    } else if (!registry_->Add(this)) {
+      FailStream(absl::UnavailableError("the server is shutting down; send the job elsewhere"));
+    }
+  }
+  Pump();
+}
+
+BatchPredictReactor::~BatchPredictReactor() = default;
+
+void BatchPredictReactor::FailStream(absl::Status status) {
+  if (!finish_status_) finish_status_ = std::move(status);
+}
+
+void BatchPredictReactor::OnReadDone(bool ok) {
+  {
+    MutexLock lock(&mu_);
+    reading_ = false;
+    if (!ok) {
+      read_closed_ = true;
+    } else if (!finish_status_) {
+      AcceptChunk();
+    }
+  }
+  Pump();
+}
+
+void BatchPredictReactor::AcceptChunk() {
+  v1::BatchPredictRequest& message = read_buffer_;
+  if (message.has_header()) {
+    if (have_header_) {
+      FailStream(absl::InvalidArgumentError("a second BatchJobHeader; send it only first"));
+      return;
+    }
+    const v1::BatchJobHeader& header = message.header();
+    absl::StatusOr<ServedModel*> model = repository_->Find(header.model(), header.version());
+    if (!model.ok()) {
+      FailStream(model.status());
+      return;
+    }
+    absl::StatusOr<std::vector<int>> selected = ResolveOutputs(
+        (*model)->signature,
+        std::vector<std::string>(header.outputs().begin(), header.outputs().end()));
+    if (!selected.ok()) {
+      FailStream(selected.status());
+      return;
+    }
+    if (header.start_offset() < 0) {
+      FailStream(absl::InvalidArgumentError(
+          absl::StrCat("start_offset must be >= 0, got ", header.start_offset())));
+      return;
+    }
+    model_ = *model;
+    selected_outputs_ = std::move(*selected);
+    next_offset_ = answered_offset_ = header.start_offset();
+    have_header_ = true;
+    Log(LogLevel::kInfo, "batch_job_started",
+        {{"model", model_->name}, {"version", model_->version}, {"job_id", header.job_id()},
+         {"start_offset", header.start_offset()}, {"peer", context_->peer()}});
+    return;
+  }
+  if (!have_header_) {
+    FailStream(absl::InvalidArgumentError(
+        "the first BatchPredict message must be a BatchJobHeader"));
+    return;
+  }
+  if (!message.has_chunk()) {
+    FailStream(absl::InvalidArgumentError("empty BatchPredictRequest"));
+    return;
+  }
+  if (message.chunk().sequence() != next_sequence_) {
+    FailStream(absl::InvalidArgumentError(absl::StrCat("chunk sequence ", message.chunk().sequence(),
+                                                       ", expected ", next_sequence_)));
+    return;
+  }
+  auto chunk = std::make_unique<Chunk>();
+  chunk->request.Swap(&message);
+  chunk->sequence = next_sequence_++;
+  chunk->offset = next_offset_;
+  chunk->received = absl::Now();
+  const auto& inputs = chunk->request.chunk().inputs();
+  // The rows the client sent, as it counts them, even when the chunk is bad.
+  chunk->rows = (!inputs.empty() && inputs[0].shape_size() > 0 && inputs[0].shape(0) > 0)
+                    ? inputs[0].shape(0)
+                    : 0;
+  next_offset_ += chunk->rows;
+  v1::BatchChunkResult* result = chunk->response.mutable_result();
+  result->set_sequence(chunk->sequence);
+  result->set_offset(chunk->offset);
+  result->set_rows(chunk->rows);
+
+  absl::StatusOr<std::vector<RequestTensor>> tensors = ToRequestTensors(inputs);
+  absl::StatusOr<ValidatedInputs> validated =
+      tensors.ok() ? ValidateInputs(model_->signature, *tensors, /*max_rows=*/0)
+                   : absl::StatusOr<ValidatedInputs>(tensors.status());
+  if (!validated.ok()) {
+    chunk->status = validated.status();
+    model_->metrics->RecordReject(RejectReason::kInvalidInput);
+    window_chunks_.push_back(std::move(chunk));
+    return;
+  }
+  // Pre-size every selected output for the whole chunk; pieces copy in place.
+  const int64_t piece_rows = model_->plan.config.max_batch_size();
+  Chunk* raw = chunk.get();
+  std::vector<BatchTask> tasks;
+  for (int64_t first = 0; first < validated->rows; first += piece_rows) {
+    const int64_t rows = std::min(piece_rows, validated->rows - first);
+    BatchTask task;
+    task.rows = rows;
+    task.shape_key = validated->shape_key;
+    task.priority = Priority::kBulk;
+    for (const TensorView& in : validated->inputs) {
+      TensorView piece = in;
+      const size_t row_bytes = in.row_bytes();
+      piece.shape[0] = rows;
+      piece.data = static_cast<const char*>(in.data) + first * row_bytes;
+      piece.byte_size = rows * row_bytes;
+      task.inputs.push_back(std::move(piece));
+    }
+    task.is_cancelled = [this] { return cancelled_.load(); };
+    task.done = [this, raw, first](const absl::Status& status, const TaskOutputs& outputs,
+                                   const BatchInfo& info) {
+      model_->metrics->RecordQueueWait(info.queue_wait);
+      OnPieceDone(raw, first, status, outputs);
+    };
+    tasks.push_back(std::move(task));
+  }
+  chunk->pending_pieces = static_cast<int>(tasks.size());
+  window_chunks_.push_back(std::move(chunk));
+  for (BatchTask& task : tasks) {
+    ++refs_;
+    absl::Status queued = model_->batcher->Enqueue(std::move(task));
+    if (!queued.ok()) {
+      --refs_;
+      --raw->pending_pieces;
+      if (raw->status.ok()) raw->status = queued;
+    }
+  }
+}
+
+void BatchPredictReactor::OnPieceDone(Chunk* chunk, int64_t row_offset, const absl::Status& status,
+                                      const TaskOutputs& outputs) {
+  {
+    MutexLock lock(&mu_);
+    if (!status.ok()) {
+      if (chunk->status.ok()) chunk->status = status;
+    } else if (chunk->status.ok()) {
+      v1::BatchChunkResult* result = chunk->response.mutable_result();
+      const bool first_piece = result->outputs_size() == 0;
+      for (size_t i = 0; i < selected_outputs_.size(); ++i) {
+        const int index = selected_outputs_[i];
+        const absl::string_view bytes = outputs.data(index);
+        const size_t row_bytes = outputs.rows() > 0 ? bytes.size() / outputs.rows() : 0;
+        if (first_piece) {
+          v1::Tensor* tensor = result->add_outputs();
+          tensor->set_name(model_->signature.outputs[index].name);
+          tensor->set_dtype(ToProtoDType(outputs.dtype(index)));
+          std::vector<int64_t> shape = outputs.shape(index);
+          shape[0] = chunk->rows;
+          for (int64_t d : shape) tensor->add_shape(d);
+          tensor->mutable_data()->resize(row_bytes * chunk->rows);
+        }
+        std::string* data = result->mutable_outputs(static_cast<int>(i))->mutable_data();
+        if ((row_offset + outputs.rows()) * row_bytes <= data->size()) {
+          std::memcpy(data->data() + row_offset * row_bytes, bytes.data(), bytes.size());
+        } else if (chunk->status.ok()) {
+          chunk->status = absl::InternalError("output row size differs between the chunk's batches");
+        }
+      }
+    }
+    --chunk->pending_pieces;
+  }
+  Pump();
+  Unref();
+}
+
+void BatchPredictReactor::OnWriteDone(bool ok) {
+  {
+    MutexLock lock(&mu_);
+    writing_ = false;
+    if (!window_chunks_.empty()) {
+      const Chunk& written = *window_chunks_.front();
+      model_->metrics->RecordRequest(RpcMethod::kBatchPredict,
+                                     ok ? written.status.code() : absl::StatusCode::kCancelled,
+                                     absl::Now() - written.received);
+      answered_offset_ = written.offset + written.rows;
+      window_chunks_.pop_front();
+    }
+    if (!ok) FailStream(absl::CancelledError("the client went away"));
+  }
+  Pump();
+}
+
+void BatchPredictReactor::OnCancel() {
+  cancelled_ = true;
+  {
+    MutexLock lock(&mu_);
+    FailStream(absl::CancelledError("the client cancelled the stream"));
+  }
+  Pump();
+}
+
+void BatchPredictReactor::BeginDrain() {
+  {
+    MutexLock lock(&mu_);
+    draining_ = true;
+  }
+  Pump();
+}
+
+void BatchPredictReactor::Pin() {
+  MutexLock lock(&mu_);
+  ++refs_;
+}
+
+void BatchPredictReactor::Unpin() { Unref(); }
+
+void BatchPredictReactor::Unref() {
+  bool destroy;
+  {
+    MutexLock lock(&mu_);
+    destroy = --refs_ == 0 && done_;
+  }
+  if (destroy) delete this;
+}
+
+void BatchPredictReactor::OnDone() {
+  registry_->Remove(this);
+  bool destroy;
+  {
+    MutexLock lock(&mu_);
+    done_ = true;
+    destroy = refs_ == 0;
+    if (have_header_) {
+      Log(LogLevel::kInfo, "batch_job_ended",
+          {{"model", model_->name}, {"answered_offset", answered_offset_},
+           {"status", final_status_.ToString()}});
+    }
+  }
+  if (destroy) delete this;
+}
+
+void BatchPredictReactor::Pump() {
+  enum class Action { kNone, kRead, kWrite, kFinish };
+  Action action = Action::kNone;
+  const v1::BatchPredictResponse* to_write = nullptr;
+  grpc::Status finish;
+  {
+    MutexLock lock(&mu_);
+    if (finished_) return;
+    if (finish_status_) {
+      // Errors end the stream as soon as no write is in flight.
+      if (!writing_) {
+        action = Action::kFinish;
+        finish = ToGrpcStatus(*finish_status_);
+      }
+    } else if (!writing_ && !window_chunks_.empty() && window_chunks_.front()->ready()) {
+      Chunk& front = *window_chunks_.front();
+      if (!front.status.ok()) {
+        front.response.mutable_result()->clear_outputs();
+        v1::ChunkError* error = front.response.mutable_result()->mutable_error();
+        error->set_code(static_cast<int>(front.status.code()));
+        error->set_message(std::string(front.status.message()));
+      }
+      writing_ = true;
+      action = Action::kWrite;
+      to_write = &front.response;
+    } else if (!reading_ && !read_closed_ && !draining_ &&
+               static_cast<int>(window_chunks_.size()) < window_) {
+      reading_ = true;
+      action = Action::kRead;
+    } else if (!writing_ && window_chunks_.empty() && (read_closed_ || draining_)) {
+      action = Action::kFinish;
+      if (read_closed_) {
+        finish = grpc::Status::OK;
+      } else {
+        context_->AddTrailingMetadata(kResumeOffsetKey, absl::StrCat(answered_offset_));
+        finish = grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                              absl::StrCat("the server is shutting down; resume the job at offset ",
+                                           answered_offset_, " on another server"));
+      }
+    }
+    if (action == Action::kFinish) {
+      finished_ = true;
+      final_status_ = absl::Status(static_cast<absl::StatusCode>(finish.error_code()),
+                                   finish.error_message());
+    }
+  }
+  switch (action) {
+    case Action::kRead:
+      StartRead(&read_buffer_);
+      // A chunk may already be writable too.
+      Pump();
+      break;
+    case Action::kWrite:
+      StartWrite(to_write);
+      Pump();
+      break;
+    case Action::kFinish:
+      Finish(finish);
+      break;
+    case Action::kNone:
+      break;
+  }
+}
+
+bool BatchStreamRegistry::Add(BatchPredictReactor* reactor) {
+  MutexLock lock(&mu_);
+  if (draining_) return false;
+  reactors_.push_back(reactor);
+  return true;
+}
+
+void BatchStreamRegistry::Remove(BatchPredictReactor* reactor) {
+  MutexLock lock(&mu_);
+  reactors_.erase(std::remove(reactors_.begin(), reactors_.end(), reactor), reactors_.end());
+}
+
+void BatchStreamRegistry::BeginDrain() {
+  std::vector<BatchPredictReactor*> reactors;
+  {
+    MutexLock lock(&mu_);
+    draining_ = true;
+    reactors = reactors_;
+    for (BatchPredictReactor* reactor : reactors) reactor->Pin();
+  }
+  for (BatchPredictReactor* reactor : reactors) {
+    reactor->BeginDrain();
+    reactor->Unpin();
+  }
+}
+
+bool BatchStreamRegistry::draining() {
+  MutexLock lock(&mu_);
+  return draining_;
+}
+
+}  // namespace microbatch

@@ -1,0 +1,126 @@
+// The server side of BatchPredict: one reactor per stream.
+//
+// Protocol. The first message is a BatchJobHeader (model, version, outputs,
+// job id, start offset); every later message is a BatchChunk with sequence
+// numbers 0, 1, 2, ... The server answers each chunk with one
+// BatchChunkResult, in sequence order, carrying the row offset it covers
+// (start_offset + rows of the chunks before it). An invalid chunk (dtype,
+// shape, byte length, ...) gets an in-band error and the stream goes on; a
+// missing or repeated header or an out-of-order sequence ends the stream with
+// INVALID_ARGUMENT.
+//
+// Flow control. At most `window` chunks are in flight per stream (read but
+// not yet written back); the next read starts only when one is written, so a
+// client that reads slowly slows the server down instead of filling its
+// memory.
+//
+// Priority. Chunks are split into tasks of at most max_batch_size rows,
+// queued as Priority::kBulk: Predict requests on the same model always go
+// first, and bulk rows only top up batches.
+//
+// Drain. After BeginDrain() a stream reads no new chunks, answers those it
+// has, then ends with UNAVAILABLE and the trailing metadata
+// "microbatch-resume-offset" (the offset to resume the job from elsewhere).
+#ifndef MICROBATCH_SERVER_SERVICE_BATCH_STREAM_H_
+#define MICROBATCH_SERVER_SERVICE_BATCH_STREAM_H_
+
+#include <atomic>
+#include <deque>
+#include <functional>
+#include <memory>
+
+#include "microbatch/v1/inference.grpc.pb.h"
+#include "server/core/sync.h"
+#include "server/service/model_repository.h"
+
+namespace microbatch {
+
+class BatchStreamRegistry;
+
+// Deletes itself once the RPC is done and none of its tasks is queued or
+// running. Thread-safe: gRPC reactions and batcher callbacks may run
+// concurrently.
+class BatchPredictReactor final
+    : public grpc::ServerBidiReactor<v1::BatchPredictRequest, v1::BatchPredictResponse> {
+ public:
+  // `repository` null means models are still loading (the stream is refused
+  // with UNAVAILABLE). `registry` and `metrics` are not owned.
+  BatchPredictReactor(grpc::CallbackServerContext* context, ModelRepository* repository,
+                      ServerMetrics* metrics, BatchStreamRegistry* registry, int window);
+
+  // Stops reading; ends the stream with UNAVAILABLE once in-flight chunks
+  // are answered.
+  void BeginDrain();
+  // Keeps the reactor alive until the matching Unpin(); only for a registered
+  // reactor, under the registry's lock.
+  void Pin();
+  void Unpin();
+
+  void OnReadDone(bool ok) override;
+  void OnWriteDone(bool ok) override;
+  void OnCancel() override;
+  void OnDone() override;
+
+ private:
+  struct Chunk;
+
+  ~BatchPredictReactor() override;
+  // Takes the chunk just read; called with mu_ held.
+  void AcceptChunk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void OnPieceDone(Chunk* chunk, int64_t row_offset, const absl::Status& status,
+                   const TaskOutputs& outputs);
+  // Starts whatever read, write or finish the state allows. Call without mu_.
+  void Pump();
+  void FailStream(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Drops one ref; deletes the reactor when it was the last and the RPC is done.
+  void Unref();
+
+  grpc::CallbackServerContext* const context_;
+  ModelRepository* const repository_;
+  ServerMetrics* const metrics_;
+  BatchStreamRegistry* const registry_;
+  const int window_;
+  std::atomic<bool> cancelled_{false};
+
+  Mutex mu_;
+  v1::BatchPredictRequest read_buffer_;
+  ServedModel* model_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::vector<int> selected_outputs_ ABSL_GUARDED_BY(mu_);
+  bool have_header_ ABSL_GUARDED_BY(mu_) = false;
+  int64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t next_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  // Offset just past the last chunk written back.
+  int64_t answered_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  std::deque<std::unique_ptr<Chunk>> window_chunks_ ABSL_GUARDED_BY(mu_);
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  // The first error that ends the stream, and the status it ended with.
+  std::optional<absl::Status> finish_status_ ABSL_GUARDED_BY(mu_);
+  absl::Status final_status_ ABSL_GUARDED_BY(mu_);
+  // Queued or running tasks plus pins; the reactor is deleted once the RPC
+  // is done and this is zero.
+  int64_t refs_ ABSL_GUARDED_BY(mu_) = 0;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+};
+
+// The live streams, so that a drain reaches all of them. Thread-safe.
+class BatchStreamRegistry {
+ public:
+  // Returns false when draining already began (the stream should refuse).
+  bool Add(BatchPredictReactor* reactor);
+  void Remove(BatchPredictReactor* reactor);
+  void BeginDrain();
+  bool draining();
+
+ private:
+  Mutex mu_;
+  bool draining_ ABSL_GUARDED_BY(mu_) = false;
+  std::vector<BatchPredictReactor*> reactors_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace microbatch
+
+#endif  // MICROBATCH_SERVER_SERVICE_BATCH_STREAM_H_
