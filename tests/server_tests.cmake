@@ -5,6 +5,7 @@ add_executable(server_test
   server/sigterm_test.cc
   server/ops_test.cc
   server/batch_predict_test.cc
+  server/scale_out_test.cc
 )
 target_include_directories(server_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(server_test PRIVATE
