@@ -99,6 +99,7 @@ microbatch_compute_seconds_sum{model="m",version="1"} 2
 microbatch_compute_seconds_count{model="m",version="1"} 24
 microbatch_batch_size_rows_sum{model="m",version="1"} 110
 microbatch_batch_size_rows_count{model="m",version="1"} 24
+process_cpu_seconds_total 12.5
 )";
 
 TEST(PrometheusTest, ParsesSamplesAndLabels) {
@@ -125,9 +126,28 @@ TEST(PrometheusTest, ServerSplitFromDeltas) {
   EXPECT_DOUBLE_EQ(split.compute_ms, 1.0 / 20 * 1e3);      // 1 s over 20 batches
   EXPECT_DOUBLE_EQ(split.batch_rows, 100.0 / 20);
   EXPECT_DOUBLE_EQ(split.batches, 20);
+  EXPECT_TRUE(std::isnan(split.request_ms));  // no request duration exported
   // No traffic between scrapes, or an unknown model: no split.
   EXPECT_FALSE(ComputeServerSplit(ParsePrometheusText(kScrape2), ParsePrometheusText(kScrape2), "m", "1").valid);
   EXPECT_FALSE(ComputeServerSplit({}, ParsePrometheusText(kScrape2), "x", "1").valid);
+}
+
+TEST(PrometheusTest, RequestDurationAndCpu) {
+  const std::string before = std::string(kScrape1) +
+                             "microbatch_request_duration_seconds_sum{model=\"m\",version=\"1\",method=\"Predict\"} 1\n"
+                             "microbatch_request_duration_seconds_count{model=\"m\",version=\"1\",method=\"Predict\"} 10\n"
+                             "microbatch_request_duration_seconds_sum{model=\"m\",version=\"1\",method=\"BatchPredict\"} 50\n"
+                             "process_cpu_seconds_total 10\n";
+  const std::string after = std::string(kScrape2) +
+                            "microbatch_request_duration_seconds_sum{model=\"m\",version=\"1\",method=\"Predict\"} 4\n"
+                            "microbatch_request_duration_seconds_count{model=\"m\",version=\"1\",method=\"Predict\"} 110\n"
+                            "microbatch_request_duration_seconds_sum{model=\"m\",version=\"1\",method=\"BatchPredict\"} 90\n";
+  const ServerSplit split = ComputeServerSplit(ParsePrometheusText(before), ParsePrometheusText(after), "m", "1");
+  ASSERT_TRUE(split.valid);
+  EXPECT_DOUBLE_EQ(split.request_ms, 3.0 / 100 * 1e3);
+  EXPECT_DOUBLE_EQ(*SampleDelta(ParsePrometheusText(before), ParsePrometheusText(after),
+                                "process_cpu_seconds_total", {}),
+                   2.5);
 }
 
 TEST(RandomTensorBytesTest, SizesAndDeterminism) {

@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -29,13 +30,23 @@ ABSL_FLAG(std::string, batch_sizes, "",
           "max_batch_size itself)");
 ABSL_FLAG(double, seconds_per_size, 2.0, "Time budget per batch size");
 ABSL_FLAG(int, min_iterations, 3, "Batches run per size at least, whatever the budget");
+ABSL_FLAG(int, default_intra_op_threads, 0,
+          "As the server's flag: intra-op threads when the config sets none (0: LibTorch's "
+          "default)");
 ABSL_FLAG(int, threads, 0,
-          "LibTorch intra-op threads (0: the config's intra_op_threads, else LibTorch's default)");
+          "LibTorch intra-op threads, overriding the config (0: the config's intra_op_threads, else "
+          "--default_intra_op_threads)");
 ABSL_FLAG(std::vector<std::string>, shape, {},
           "name=d1:d2 (colon-separated dims after the batch dim) for inputs with -1 dims; default "
           "1 per -1 dim");
 ABSL_FLAG(std::string, format, "table", "table, csv or json");
+ABSL_FLAG(bool, executor_thread, true,
+          "Run the batches on a new thread, as the server's batcher executor does (LibTorch and "
+          "OpenMP thread settings are per thread); false: on the main thread, which loaded the model");
 ABSL_FLAG(uint64_t, seed, 1, "Seed of the random inputs");
+ABSL_FLAG(int, idle_us, 0,
+          "Sleep this long between batches (not counted), as a served model idles between "
+          "requests; shows the cost of running from cold caches");
 
 namespace microbatch {
 namespace {
@@ -51,6 +62,7 @@ int Fail(const std::string& message) {
 struct SizeResult {
   int64_t batch = 0;
   int64_t iterations = 0;
+  double first_ms = 0;  // the first run of this batch size (shape-specialization cost)
   double seconds = 0;
   double rows_per_s = 0;
   double batches_per_s = 0;
@@ -69,7 +81,8 @@ int Main() {
   const std::string config_path = (dir / "config.pbtxt").string();
   absl::StatusOr<v1::ModelConfig> config = ParseModelConfig(config_path);
   if (!config.ok()) return Fail(std::string(config.status().message()));
-  absl::StatusOr<ModelPlan> plan = PlanModel(*config, name, config_path, /*default_intra_op_threads=*/0);
+  absl::StatusOr<ModelPlan> plan =
+      PlanModel(*config, name, config_path, absl::GetFlag(FLAGS_default_intra_op_threads));
   if (!plan.ok()) return Fail(std::string(plan.status().message()));
 
   int64_t version = absl::GetFlag(FLAGS_version);
@@ -151,44 +164,74 @@ int Main() {
   const double budget = absl::GetFlag(FLAGS_seconds_per_size);
   const int min_iterations = std::max(1, absl::GetFlag(FLAGS_min_iterations));
   std::vector<SizeResult> results;
-  for (int64_t batch : sizes) {
-    std::vector<TensorView> inputs;
-    for (size_t i = 0; i < signature.inputs.size(); ++i) {
-      TensorView view;
-      view.dtype = signature.inputs[i].dtype;
-      view.shape = {batch};
-      view.shape.insert(view.shape.end(), row_dims[i].begin(), row_dims[i].end());
-      view.byte_size = data[i].size() / static_cast<size_t>(largest) * static_cast<size_t>(batch);
-      view.data = data[i].data();
-      inputs.push_back(std::move(view));
+  std::string error;
+  auto measure = [&] {
+    for (int64_t batch : sizes) {
+      std::vector<TensorView> inputs;
+      for (size_t i = 0; i < signature.inputs.size(); ++i) {
+        TensorView view;
+        view.dtype = signature.inputs[i].dtype;
+        view.shape = {batch};
+        view.shape.insert(view.shape.end(), row_dims[i].begin(), row_dims[i].end());
+        view.byte_size = data[i].size() / static_cast<size_t>(largest) * static_cast<size_t>(batch);
+        view.data = data[i].data();
+        inputs.push_back(std::move(view));
+      }
+      // Not counted: the first runs of a shape (allocation, JIT profiling and
+      // specialization); the first one is reported as first_ms.
+      double first_ms = 0;
+      for (int i = 0; i < 3; ++i) {
+        const auto t0 = std::chrono::steady_clock::now();
+        absl::StatusOr<std::vector<TensorView>> out = (*instance)->Run(inputs);
+        if (i == 0) {
+          first_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+        }
+        if (!out.ok()) {
+          error = absl::StrCat("batch ", batch, ": ", out.status().message());
+          return;
+        }
+      }
+      std::vector<double> latencies;
+      const auto start = std::chrono::steady_clock::now();
+      auto now = start;
+      const int idle_us = absl::GetFlag(FLAGS_idle_us);
+      double idle_seconds = 0;
+      while (static_cast<int>(latencies.size()) < min_iterations ||
+             std::chrono::duration<double>(now - start).count() - idle_seconds < budget) {
+        if (idle_us > 0) {
+          const auto sleep_start = std::chrono::steady_clock::now();
+          std::this_thread::sleep_for(std::chrono::microseconds(idle_us));
+          idle_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - sleep_start).count();
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        absl::StatusOr<std::vector<TensorView>> out = (*instance)->Run(inputs);
+        now = std::chrono::steady_clock::now();
+        if (!out.ok()) {
+          error = absl::StrCat("batch ", batch, ": ", out.status().message());
+          return;
+        }
+        latencies.push_back(std::chrono::duration<double, std::milli>(now - t0).count());
+      }
+      SizeResult r;
+      r.batch = batch;
+      r.iterations = static_cast<int64_t>(latencies.size());
+      r.first_ms = first_ms;
+      r.seconds = std::chrono::duration<double>(now - start).count() - idle_seconds;
+      r.batches_per_s = r.iterations / r.seconds;
+      r.rows_per_s = r.batches_per_s * batch;
+      r.latency = bench::Summarize(latencies);
+      std::cerr << "rawbench: " << name << " batch " << batch << ": " << Fixed(r.rows_per_s, 1)
+                << " rows/s, p50 " << Fixed(r.latency.p50, 3) << " ms\n";
+      results.push_back(r);
     }
-    // Untimed: first-call allocation and profiling for this shape.
-    for (int i = 0; i < 2; ++i) {
-      absl::StatusOr<std::vector<TensorView>> out = (*instance)->Run(inputs);
-      if (!out.ok()) return Fail(absl::StrCat("batch ", batch, ": ", out.status().message()));
-    }
-    std::vector<double> latencies;
-    const auto start = std::chrono::steady_clock::now();
-    auto now = start;
-    while (static_cast<int>(latencies.size()) < min_iterations ||
-           std::chrono::duration<double>(now - start).count() < budget) {
-      const auto t0 = std::chrono::steady_clock::now();
-      absl::StatusOr<std::vector<TensorView>> out = (*instance)->Run(inputs);
-      now = std::chrono::steady_clock::now();
-      if (!out.ok()) return Fail(absl::StrCat("batch ", batch, ": ", out.status().message()));
-      latencies.push_back(std::chrono::duration<double, std::milli>(now - t0).count());
-    }
-    SizeResult r;
-    r.batch = batch;
-    r.iterations = static_cast<int64_t>(latencies.size());
-    r.seconds = std::chrono::duration<double>(now - start).count();
-    r.batches_per_s = r.iterations / r.seconds;
-    r.rows_per_s = r.batches_per_s * batch;
-    r.latency = bench::Summarize(latencies);
-    std::cerr << "rawbench: " << name << " batch " << batch << ": " << Fixed(r.rows_per_s, 1)
-              << " rows/s, p50 " << Fixed(r.latency.p50, 3) << " ms\n";
-    results.push_back(r);
+  };
+  if (absl::GetFlag(FLAGS_executor_thread)) {
+    std::thread executor(measure);
+    executor.join();
+  } else {
+    measure();
   }
+  if (!error.empty()) return Fail(error);
 
   double base = 0, best = 0;
   int64_t best_batch = 0;
@@ -213,6 +256,7 @@ int Main() {
     for (const SizeResult& r : results) {
       out["sizes"].push_back({{"batch", r.batch},
                               {"iterations", r.iterations},
+                              {"first_ms", r.first_ms},
                               {"seconds", r.seconds},
                               {"rows_per_s", r.rows_per_s},
                               {"batches_per_s", r.batches_per_s},
@@ -227,12 +271,12 @@ int Main() {
     return 0;
   }
   const std::vector<std::string> header = {"batch", "iters", "rows/s", "batches/s", "mean_ms",
-                                           "p50_ms", "p99_ms", "max_ms", "vs_b1"};
+                                           "p50_ms", "p99_ms", "max_ms", "first_ms", "vs_b1"};
   std::vector<std::vector<std::string>> rows;
   for (const SizeResult& r : results) {
     rows.push_back({absl::StrCat(r.batch), absl::StrCat(r.iterations), Fixed(r.rows_per_s, 1),
                     Fixed(r.batches_per_s, 1), Fixed(r.latency.mean, 3), Fixed(r.latency.p50, 3),
-                    Fixed(r.latency.p99, 3), Fixed(r.latency.max, 3),
+                    Fixed(r.latency.p99, 3), Fixed(r.latency.max, 3), Fixed(r.first_ms, 3),
                     base > 0 ? Fixed(r.rows_per_s / base, 2) + "x" : "-"});
   }
   if (format == "csv") {

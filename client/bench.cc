@@ -11,6 +11,7 @@
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 #include <netdb.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -23,6 +24,7 @@
 #include <condition_variable>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -51,6 +53,14 @@ using SystemClock = std::chrono::system_clock;
 
 double MsBetween(SteadyClock::time_point a, SteadyClock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
+}
+
+// User + system CPU seconds of this process so far.
+double ProcessCpuSeconds() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  auto seconds = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
 }
 
 std::string CodeName(int code) {
@@ -510,6 +520,7 @@ class Runner {
     load->Start();
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.warmup_ms));
     recorder.Take();
+    std::vector<double> cpu = {ProcessCpuSeconds()};
     std::vector<std::vector<PromSample>> scrapes;
     scrapes.push_back(Scrape());
 
@@ -520,6 +531,7 @@ class Runner {
     for (int64_t w = 0; w < std::max<int64_t>(1, options_.max_windows); ++w) {
       std::this_thread::sleep_for(std::chrono::milliseconds(options_.window_ms));
       windows.push_back(recorder.Take());
+      cpu.push_back(ProcessCpuSeconds());
       scrapes.push_back(Scrape());
       Window copy = windows.back();
       const LatencySummary latency = Summarize(copy.latency_ms);
@@ -573,8 +585,14 @@ class Runner {
       result.goodput = (result.ok - result.late) / result.seconds;
       result.goodput_rows_per_s = result.goodput * options_.rows;
     }
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    result.client_cpu_cores = result.seconds > 0 ? (cpu.back() - cpu[first]) / result.seconds : nan;
+    result.server_cpu_cores = nan;
     if (metrics_ && !scrapes[first].empty() && !scrapes.back().empty()) {
       result.server = ComputeServerSplit(scrapes[first], scrapes.back(), model_, version_);
+      std::optional<double> server_cpu =
+          SampleDelta(scrapes[first], scrapes.back(), "process_cpu_seconds_total", {});
+      if (server_cpu && result.seconds > 0) result.server_cpu_cores = *server_cpu / result.seconds;
     }
     return result;
   }
@@ -750,12 +768,15 @@ std::string FormatReport(const BenchReport& report, const std::string& format) {
       l["goodput"] = r.goodput;
       l["goodput_rows_per_s"] = r.goodput_rows_per_s;
       l["max_send_lag_ms"] = r.max_send_lag_ms;
+      l["client_cpu_cores"] = std::isnan(r.client_cpu_cores) ? nlohmann::json() : nlohmann::json(r.client_cpu_cores);
+      l["server_cpu_cores"] = std::isnan(r.server_cpu_cores) ? nlohmann::json() : nlohmann::json(r.server_cpu_cores);
       l["latency_ms"] = {{"mean", r.latency.mean}, {"p50", r.latency.p50}, {"p90", r.latency.p90},
                          {"p99", r.latency.p99},   {"p99.9", r.latency.p999}, {"max", r.latency.max}};
       if (r.server.valid) {
         l["server"] = {{"queue_wait_ms", r.server.queue_wait_ms}, {"compute_ms", r.server.compute_ms},
                        {"batch_rows", r.server.batch_rows}, {"batches", r.server.batches},
                        {"requests", r.server.requests}};
+        if (!std::isnan(r.server.request_ms)) l["server"]["request_ms"] = r.server.request_ms;
       }
       out["levels"].push_back(l);
     }
@@ -768,8 +789,10 @@ std::string FormatReport(const BenchReport& report, const std::string& format) {
     header.push_back("late");
   }
   if (any_server) {
-    for (const char* h : {"srv_queue_ms", "srv_compute_ms", "srv_batch"}) header.push_back(h);
+    for (const char* h : {"srv_ms", "srv_queue_ms", "srv_compute_ms", "srv_batch"}) header.push_back(h);
   }
+  header.push_back("cli_cpu");
+  header.push_back("srv_cpu");
   header.push_back("errors");
   std::vector<std::vector<std::string>> rows;
   for (const LevelResult& r : report.levels) {
@@ -783,13 +806,16 @@ std::string FormatReport(const BenchReport& report, const std::string& format) {
     }
     if (any_server) {
       if (r.server.valid) {
+        row.push_back(Fixed(r.server.request_ms, 3));
         row.push_back(Fixed(r.server.queue_wait_ms, 3));
         row.push_back(Fixed(r.server.compute_ms, 3));
         row.push_back(Fixed(r.server.batch_rows, 2));
       } else {
-        row.insert(row.end(), {"-", "-", "-"});
+        row.insert(row.end(), {"-", "-", "-", "-"});
       }
     }
+    row.push_back(Fixed(r.client_cpu_cores, 2));
+    row.push_back(Fixed(r.server_cpu_cores, 2));
     row.push_back(ErrorsText(r));
     rows.push_back(std::move(row));
   }

@@ -63,6 +63,10 @@ struct LevelResult {
   double max_send_lag_ms = 0;  // open loop: how far sends fell behind schedule
   LatencySummary latency;      // ms, OK responses; open loop: from the scheduled send
   ServerSplit server;
+  // CPU cores busy on average (user + system) in this client and, from the
+  // server's process_cpu_seconds_total, in the server; NaN when unknown.
+  double client_cpu_cores = 0;
+  double server_cpu_cores = 0;
 };
 
 struct BenchReport {

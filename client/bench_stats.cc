@@ -170,15 +170,19 @@ std::optional<double> SumSamples(const std::vector<PromSample>& samples, absl::s
   return sum;
 }
 
+std::optional<double> SampleDelta(const std::vector<PromSample>& before,
+                                  const std::vector<PromSample>& after, absl::string_view name,
+                                  const std::map<std::string, std::string>& match) {
+  std::optional<double> a = SumSamples(after, name, match);
+  if (!a) return std::nullopt;
+  return *a - SumSamples(before, name, match).value_or(0);
+}
+
 ServerSplit ComputeServerSplit(const std::vector<PromSample>& before,
                                const std::vector<PromSample>& after, const std::string& model,
                                const std::string& version) {
   const std::map<std::string, std::string> labels = {{"model", model}, {"version", version}};
-  auto delta = [&](const std::string& name) -> std::optional<double> {
-    std::optional<double> a = SumSamples(after, name, labels);
-    if (!a) return std::nullopt;
-    return *a - SumSamples(before, name, labels).value_or(0);
-  };
+  auto delta = [&](const std::string& name) { return SampleDelta(before, after, name, labels); };
   ServerSplit split;
   std::optional<double> wait_sum = delta("microbatch_queue_wait_seconds_sum");
   std::optional<double> wait_count = delta("microbatch_queue_wait_seconds_count");
@@ -196,6 +200,15 @@ ServerSplit ComputeServerSplit(const std::vector<PromSample>& before,
   split.batch_rows = *rows_sum / *rows_count;
   split.batches = *compute_count;
   split.requests = *wait_count;
+  std::map<std::string, std::string> predict = labels;
+  predict["method"] = "Predict";
+  std::optional<double> duration_sum =
+      SampleDelta(before, after, "microbatch_request_duration_seconds_sum", predict);
+  std::optional<double> duration_count =
+      SampleDelta(before, after, "microbatch_request_duration_seconds_count", predict);
+  split.request_ms = duration_sum && duration_count && *duration_count > 0
+                         ? *duration_sum / *duration_count * 1e3
+                         : std::numeric_limits<double>::quiet_NaN();
   return split;
 }
 

@@ -59,6 +59,12 @@ std::vector<PromSample> ParsePrometheusText(absl::string_view text);
 std::optional<double> SumSamples(const std::vector<PromSample>& samples, absl::string_view name,
                                  const std::map<std::string, std::string>& match);
 
+// after - before of the summed samples (see SumSamples); nullopt when `after`
+// has none.
+std::optional<double> SampleDelta(const std::vector<PromSample>& before,
+                                  const std::vector<PromSample>& after, absl::string_view name,
+                                  const std::map<std::string, std::string>& match);
+
 // What the server reports about one model version between two scrapes.
 struct ServerSplit {
   bool valid = false;          // the histograms were found and counted something
@@ -67,6 +73,9 @@ struct ServerSplit {
   double batch_rows = 0;       // mean rows per executed batch
   double batches = 0;          // batches executed between the scrapes
   double requests = 0;         // requests whose queue wait was recorded
+  // Mean server-side Predict duration (receipt to answer); NaN when the
+  // server does not export microbatch_request_duration_seconds.
+  double request_ms = 0;
 };
 // From the microbatch_queue_wait_seconds, microbatch_compute_seconds and
 // microbatch_batch_size_rows histograms (labels model, version).

@@ -1,0 +1,213 @@
+#!/usr/bin/python3
+"""Prints the performance report of scripts/bench.sh from the JSON files of one run.
+
+Reads, from --dir: raw_<model>.json (microbatch-rawbench --format json) and
+<name>.json (microbatch bench --format json) for echo, identity, resnet18,
+resnet18_nobatch, mlp_bench, mlp_bench_nobatch and r5. Missing files show as
+"-" and their results as MISS. Standard library only.
+"""
+import argparse
+import json
+import os
+import sys
+
+
+def load(directory, name):
+    path = os.path.join(directory, name + ".json")
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def table(header, rows, left=1):
+    """The first `left` columns left-aligned, the others right-aligned."""
+    width = [len(h) for h in header]
+    for row in rows:
+        for i, cell in enumerate(row):
+            width[i] = max(width[i], len(cell))
+    lines = []
+    for row in [header] + rows:
+        cells = [c.ljust(width[i]) if i < left else c.rjust(width[i]) for i, c in enumerate(row)]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def fmt(value, digits=1):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def raw_table(raw):
+    if raw is None:
+        return "(missing)"
+    base = raw.get("batch1_rows_per_s")
+    rows = []
+    for s in raw["sizes"]:
+        lat = s["latency_ms"]
+        rows.append([str(s["batch"]), str(s["iterations"]), fmt(s["rows_per_s"]), fmt(lat["p50"], 3),
+                     fmt(lat["p99"], 3), fmt(s.get("first_ms"), 1),
+                     (fmt(s["rows_per_s"] / base, 2) + "x") if base else "-"])
+    threads = raw.get("intra_op_threads") or "default"
+    head = (f"raw {raw['model']} v{raw['version']} (in process, intra-op threads {threads}): "
+            f"T(1) {fmt(base)} rows/s, best {fmt(raw['best_rows_per_s'])} rows/s at batch {raw['best_batch']}")
+    return head + "\n" + table(["batch", "iters", "rows/s", "p50_ms", "p99_ms", "first_ms", "vs_b1"], rows)
+
+
+def level_name(level):
+    if level["mode"] == "concurrency":
+        return f"c={int(level['level'])}"
+    return f"r={level['level']:.0f}"
+
+
+def served_table(report, title):
+    if report is None:
+        return f"{title}: (missing)"
+    any_server = any("server" in l for l in report["levels"])
+    any_deadline = report.get("deadline_ms", 0) > 0
+    header = ["level", "win", "req/s", "rows/s", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
+    if any_deadline:
+        header += ["goodput/s", "late"]
+    if any_server:
+        header += ["srv_ms", "srv_queue_ms", "srv_compute_ms", "srv_batch"]
+    header += ["cli_cpu", "srv_cpu", "errors"]
+    rows = []
+    for l in report["levels"]:
+        lat = l["latency_ms"]
+        row = [level_name(l), f"{l['windows']}{'' if l['stable'] else '*'}", fmt(l["throughput"]),
+               fmt(l["rows_per_s"]), fmt(lat["p50"], 2), fmt(lat["p90"], 2), fmt(lat["p99"], 2),
+               fmt(lat["p99.9"], 2), fmt(lat["max"], 2)]
+        if any_deadline:
+            row += [fmt(l["goodput"]), str(l["late"])]
+        if any_server:
+            s = l.get("server")
+            row += ([fmt(s.get("request_ms"), 3), fmt(s["queue_wait_ms"], 3), fmt(s["compute_ms"], 3),
+                     fmt(s["batch_rows"], 2)] if s else ["-"] * 4)
+        row += [fmt(l.get("client_cpu_cores"), 2), fmt(l.get("server_cpu_cores"), 2)]
+        errors = ",".join(f"{k}:{v}" for k, v in sorted(l["errors_by_code"].items())) or "0"
+        row.append(errors)
+        rows.append(row)
+    head = (f"{title}: {report['method']} {report['model']} v{report['version']}, {report['rows']} row(s)/request, "
+            f"{report['payload_bytes']} B payload, {report['channels']} channels"
+            + (f", deadline {report['deadline_ms']} ms" if any_deadline else ""))
+    return head + "\n" + table(header, rows)
+
+
+def peak(report, key="rows_per_s"):
+    if not report or not report["levels"]:
+        return None
+    return max(l[key] for l in report["levels"])
+
+
+def at_level(report, mode, level, key="rows_per_s"):
+    if not report:
+        return None
+    for l in report["levels"]:
+        if l["mode"] == mode and abs(l["level"] - level) < 1e-9:
+            return l[key]
+    return None
+
+
+def ratio(a, b):
+    return None if a is None or b is None or b == 0 else a / b
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dir", required=True)
+    parser.add_argument("--r1-goal", type=float, default=0.90)
+    parser.add_argument("--r2-goal", type=float, default=2.5)
+    parser.add_argument("--r3-goal", type=float, default=0.50)
+    parser.add_argument("--r4-goal", type=float, default=0.80)
+    parser.add_argument("--r5-goal", type=float, default=0.90)
+    parser.add_argument("--r4-concurrency", type=float, default=64)
+    args = parser.parse_args()
+    d = args.dir
+    raw_resnet, raw_mlp = load(d, "raw_resnet18"), load(d, "raw_mlp_bench")
+    echo, identity = load(d, "echo"), load(d, "identity")
+    resnet, resnet_nb = load(d, "resnet18"), load(d, "resnet18_nobatch")
+    mlp, mlp_nb = load(d, "mlp_bench"), load(d, "mlp_bench_nobatch")
+    r5 = load(d, "r5")
+    resnet_c1 = load(d, "resnet18_c1")
+    b1_runs = [r.get("batch1_rows_per_s") for r in (load(d, "raw_resnet18_b1_before"),
+                                                     load(d, "raw_resnet18_b1_after")) if r]
+
+    out = []
+    out.append("== Raw model limits (microbatch-rawbench: same loading code as the server, no gRPC, no batcher) ==")
+    out.append(raw_table(raw_resnet))
+    out.append("")
+    out.append(raw_table(raw_mlp))
+    out.append("")
+    out.append("== Served (microbatch bench, closed loop unless r=; * = not stable within the window limit) ==")
+    for report, title in [(echo, "bare gRPC (Echo)"), (identity, "identity model"),
+                          (resnet_c1, "resnet18 at concurrency 1 (R1)"), (resnet, "resnet18, batching"), (resnet_nb, "resnet18, max_batch_size 1"),
+                          (mlp, "mlp_bench, batching"), (mlp_nb, "mlp_bench, max_batch_size 1"),
+                          (r5, "resnet18 overload (R5)")]:
+        out.append(served_table(report, title))
+        out.append("")
+
+    # T(1): the raw batch-1 runs around the served concurrency-1 run (else the table's).
+    t1 = sum(b1_runs) / len(b1_runs) if b1_runs else (raw_resnet.get("batch1_rows_per_s") if raw_resnet else None)
+    if b1_runs:
+        out.append(f"raw resnet18 T(1) around the served concurrency-1 run: "
+                   f"{' and '.join(fmt(v) for v in b1_runs)} rows/s, mean {fmt(t1)} (the T(1) of R1 and R2)")
+        out.append("")
+    served_c1 = at_level(resnet_c1, "concurrency", 1)
+    if served_c1 is None:
+        served_c1 = at_level(resnet, "concurrency", 1)
+    served_peak = peak(resnet)
+    results = []
+
+    r1 = ratio(served_c1, t1)
+    results.append(("R1", "resnet18 served at concurrency 1 / raw T(1)",
+                    f"{fmt(served_c1)} / {fmt(t1)} = {fmt(r1, 2)}", f">= {args.r1_goal:.2f}",
+                    r1 is not None and r1 >= args.r1_goal))
+    r2 = ratio(served_peak, t1)
+    results.append(("R2", "resnet18 served peak rows/s (sweep) / raw T(1)",
+                    f"{fmt(served_peak)} / {fmt(t1)} = {fmt(r2, 2)}x", f">= {args.r2_goal:.2f}x",
+                    r2 is not None and r2 >= args.r2_goal))
+    echo_peak, identity_peak = peak(echo, "throughput"), peak(identity, "throughput")
+    r3 = ratio(identity_peak, echo_peak)
+    results.append(("R3", "identity Predict peak req/s / bare gRPC Echo peak req/s (same payload)",
+                    f"{fmt(identity_peak)} / {fmt(echo_peak)} = {fmt(r3, 2)}", f">= {args.r3_goal:.2f}",
+                    r3 is not None and r3 >= args.r3_goal))
+    c = args.r4_concurrency
+
+    def r4_of(served, served_nb, raw):
+        b = at_level(served, "concurrency", c)
+        nb = at_level(served_nb, "concurrency", c)
+        raw_gain = ratio(raw.get("best_rows_per_s"), raw.get("batch1_rows_per_s")) if raw else None
+        served_gain = ratio(b, nb)
+        return ratio(served_gain, raw_gain), b, nb, served_gain, raw_gain
+
+    r4, b, nb, sg, rg = r4_of(resnet, resnet_nb, raw_resnet)
+    results.append(("R4", f"resnet18 (served batching / max_batch_size 1 at c={c:.0f}) / (raw best / raw T(1))",
+                    f"({fmt(b)} / {fmt(nb)} = {fmt(sg, 2)}x) / {fmt(rg, 2)}x = {fmt(r4, 2)}",
+                    f">= {args.r4_goal:.2f}", r4 is not None and r4 >= args.r4_goal))
+    r4m, bm, nbm, sgm, rgm = r4_of(mlp, mlp_nb, raw_mlp)
+    info_r4_mlp = (f"R4 for mlp_bench (information): ({fmt(bm)} / {fmt(nbm)} = {fmt(sgm, 2)}x) / "
+                   f"{fmt(rgm, 2)}x = {fmt(r4m, 2)}")
+
+    goodput = late = rate = None
+    if r5 and r5["levels"]:
+        l5 = r5["levels"][0]
+        goodput, late, rate = l5["goodput"], l5["late"], l5["level"]
+    capacity = peak(resnet, "throughput")
+    r5_ratio = ratio(goodput, capacity)
+    results.append(("R5", f"resnet18 open loop at 2x capacity ({fmt(rate, 0)} req/s), deadline "
+                          f"{r5['deadline_ms'] if r5 else '-'} ms: goodput / capacity; late OK responses",
+                    f"{fmt(goodput)} / {fmt(capacity)} = {fmt(r5_ratio, 2)}; late {late if late is not None else '-'}",
+                    f">= {args.r5_goal:.2f}; late = 0",
+                    r5_ratio is not None and r5_ratio >= args.r5_goal and late == 0))
+
+    out.append("== Results ==")
+    out.append(table(["", "what", "value", "goal", ""],
+                     [[n, what, value, goal, "PASS" if ok else "MISS"] for n, what, value, goal, ok in results],
+                     left=5))
+    out.append(info_r4_mlp)
+    out.append(f"{sum(1 for r in results if r[4])}/{len(results)} PASS")
+    print("\n".join(out))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,169 @@
+#!/usr/bin/env bash
+# The performance report (R1-R5), unattended, in under 10 minutes on a 2-core
+# machine: builds, writes the benchmark models, measures the raw model limits
+# in process (microbatch-rawbench), starts the server with --enable_echo,
+# measures it with `microbatch bench`, and prints raw tables, served tables and
+# R1-R5 with value, goal and PASS/MISS (bench/report.py).
+#
+# Usage: scripts/bench.sh
+# Environment (all optional):
+#   BENCH_SKIP_BUILD=1       use build/bin as it is (no scripts/build.sh)
+#   BENCH_OUT=DIR            where JSON results, plots and the report go (build/bench/report)
+#   BENCH_MODELS=DIR         benchmark model repository (build/bench/models; reused when present)
+#   BENCH_WINDOW_MS=4000     measurement window; BENCH_WARMUP_MS=1500 warm-up per level
+#   BENCH_MAX_WINDOWS=5      windows per level at most (3 when stable at once)
+#   BENCH_RAW_SECONDS=2      rawbench time per batch size
+#   BENCH_THREADS=1          LibTorch intra-op threads of models whose config sets none, for
+#                            the server and rawbench alike (0: LibTorch's default, which on
+#                            the server's executor threads changes with what ran on them before)
+#   BENCH_R1_GOAL .. BENCH_R5_GOAL   goals (0.90, 2.5, 0.50, 0.80, 0.90)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+T0=$(date +%s)
+OUT=${BENCH_OUT:-build/bench/report}
+MODELS=${BENCH_MODELS:-build/bench/models}
+WINDOW_MS=${BENCH_WINDOW_MS:-4000}
+WARMUP_MS=${BENCH_WARMUP_MS:-1500}
+MAX_WINDOWS=${BENCH_MAX_WINDOWS:-5}
+RAW_SECONDS=${BENCH_RAW_SECONDS:-2}
+THREADS=${BENCH_THREADS:-1}
+R5_DEADLINE_MS=100
+BIN=build/bin
+
+log() { echo "[bench +$(($(date +%s) - T0))s] $*" >&2; }
+
+# --- Dependencies: Debian's python3-torchvision (pulls python3-torch) for resnet18.
+if ! dpkg-query -W -f='${Status}' python3-torchvision 2>/dev/null | grep -q "install ok installed"; then
+  log "installing python3-torchvision"
+  SUDO=""
+  if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends python3-torchvision >/dev/null
+fi
+
+# --- Build.
+if [[ "${BENCH_SKIP_BUILD:-0}" != 1 ]]; then
+  log "building (scripts/build.sh)"
+  scripts/build.sh
+fi
+for b in microbatch microbatch-server microbatch-rawbench microbatch-make-models; do
+  [[ -x "$BIN/$b" ]] || { echo "bench: $BIN/$b is missing; build first" >&2; exit 1; }
+done
+
+# --- Models: mlp_bench and identity (C++), resnet18 (Python), and *_nobatch copies.
+mkdir -p "$MODELS" "$OUT"
+rm -f "$OUT"/*.json "$OUT"/*.svg "$OUT"/report.txt
+if [[ ! -f "$MODELS/mlp_bench/config.pbtxt" || ! -f "$MODELS/identity/config.pbtxt" ]]; then
+  log "writing mlp_bench, identity"
+  "$BIN/microbatch-make-models" --output "$MODELS" --models mlp_bench,identity >&2
+fi
+if [[ ! -f "$MODELS/resnet18/1/model.pt" ]]; then
+  log "writing resnet18"
+  /usr/bin/python3 scripts/make_bench_models.py --output "$MODELS" --models resnet18 >&2
+fi
+if [[ ! -f "$MODELS/resnet18_nobatch/config.pbtxt" || ! -f "$MODELS/mlp_bench_nobatch/config.pbtxt" ]]; then
+  /usr/bin/python3 scripts/make_bench_models.py --output "$MODELS" --models --nobatch resnet18 mlp_bench >&2
+fi
+
+# --- Raw limits, before the server starts (nothing else on the cores).
+for model in resnet18 mlp_bench; do
+  log "rawbench $model"
+  timeout -k 5 150 "$BIN/microbatch-rawbench" --model_repository "$MODELS" --model "$model" \
+    --seconds_per_size "$RAW_SECONDS" --default_intra_op_threads "$THREADS" --format json >"$OUT/raw_$model.json" 2>>"$OUT/rawbench.log" ||
+    log "rawbench $model failed (see $OUT/rawbench.log)"
+done
+
+# --- Server.
+SERVER_LOG="$OUT/server.log"
+"$BIN/microbatch-server" --model_repository "$MODELS" --grpc_port 0 --metrics_port 0 --enable_echo \
+  --default_intra_op_threads "$THREADS" --log_format json --drain_seconds 0 --shutdown_grace_seconds 5 >"$SERVER_LOG" 2>&1 &
+SERVER_PID=$!
+stop_server() {
+  if kill -0 "$SERVER_PID" 2>/dev/null; then
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    wait "$SERVER_PID" 2>/dev/null || true
+  fi
+}
+trap stop_server EXIT
+for _ in $(seq 1 600); do
+  grep -q '"event":"server_ready"' "$SERVER_LOG" 2>/dev/null && break
+  if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+    echo "bench: the server exited during startup:" >&2
+    tail -20 "$SERVER_LOG" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+grep -q '"event":"server_ready"' "$SERVER_LOG" || { echo "bench: server not ready after 60 s" >&2; exit 1; }
+port_of() { grep -o "\"event\":\"$1\",\"address\":\"[^\"]*" "$SERVER_LOG" | head -1 | sed 's/.*://'; }
+TARGET="localhost:$(port_of grpc_listening)"
+METRICS="localhost:$(port_of metrics_listening)"
+log "server ready at $TARGET (metrics $METRICS)"
+
+# Runs `microbatch bench` with the common flags; JSON to $OUT/$1.json. $2: the
+# number of levels, which bounds the run (timeout) whatever the stability
+# windows do.
+bench() {
+  local name=$1 levels=$2
+  shift 2
+  local limit=$((20 + levels * (5 + (WARMUP_MS + 2000 + MAX_WINDOWS * WINDOW_MS) / 1000)))
+  log "bench $name: $*"
+  timeout -k 5 "$limit" "$BIN/microbatch" bench --target "$TARGET" --metrics-url "$METRICS" \
+    --window-ms "$WINDOW_MS" --warmup-ms "$WARMUP_MS" --max-windows "$MAX_WINDOWS" --format json \
+    "$@" >"$OUT/$name.json" 2> >(tee -a "$OUT/bench.log" >&2) ||
+    log "bench $name failed or timed out (see $OUT/bench.log)"
+}
+
+# Raw batch-1 throughput of resnet18 again, right around its served
+# concurrency-1 run (R1): this machine's speed drifts by tens of percent within
+# minutes, so R1 compares measurements taken seconds apart.
+raw_b1() {
+  timeout -k 5 60 "$BIN/microbatch-rawbench" --model_repository "$MODELS" --model resnet18 --batch_sizes 1 \
+    --seconds_per_size 3 --default_intra_op_threads "$THREADS" --format json >"$OUT/$1.json" \
+    2>>"$OUT/rawbench.log" || log "rawbench $1 failed (see $OUT/rawbench.log)"
+}
+
+# R3: bare gRPC (Echo) vs the identity model at the same payload (1 row of 256 FP32).
+bench echo 2 --echo --model identity --shape x=256 --concurrency 16,64
+bench identity 2 --model identity --shape x=256 --concurrency 16,64
+# R1: served at concurrency 1 between two raw batch-1 runs.
+log "rawbench resnet18 batch 1 (before)"
+raw_b1 raw_resnet18_b1_before
+bench resnet18_c1 1 --model resnet18 --concurrency 1
+log "rawbench resnet18 batch 1 (after)"
+raw_b1 raw_resnet18_b1_after
+# R2: resnet18 closed-loop sweep (and the latency-throughput plot).
+bench resnet18 7 --model resnet18 --concurrency 1,2,4,8,16,32,64 --plot "$OUT/resnet18.svg"
+# R4: batching disabled at the same concurrency.
+bench resnet18_nobatch 1 --model resnet18_nobatch --concurrency 64
+bench mlp_bench 3 --model mlp_bench --concurrency 1,8,64 --plot "$OUT/mlp_bench.svg"
+bench mlp_bench_nobatch 1 --model mlp_bench_nobatch --concurrency 64
+# R5: open loop at twice the measured capacity, with a deadline.
+CAPACITY=$(/usr/bin/python3 -c '
+import json, sys
+try:
+    print(max(l["throughput"] for l in json.load(open(sys.argv[1]))["levels"]))
+except Exception:
+    print(0)' "$OUT/resnet18.json")
+RATE=$(/usr/bin/python3 -c 'import sys; print(round(2 * float(sys.argv[1])))' "$CAPACITY")
+if [[ "$RATE" -gt 0 ]]; then
+  bench r5 1 --model resnet18 --request-rate "$RATE" --deadline-ms "$R5_DEADLINE_MS" --warmup-ms 2000
+else
+  log "no resnet18 capacity measured; skipping R5"
+fi
+stop_server
+trap - EXIT
+
+# --- Report.
+{
+  echo "microbatch performance report — $(date -u +%Y-%m-%dT%H:%M:%SZ), $(nproc) cores, git $(git rev-parse --short HEAD 2>/dev/null || echo '?')$(git diff --quiet 2>/dev/null || echo '+dirty')"
+  echo
+  /usr/bin/python3 bench/report.py --dir "$OUT" \
+    --r1-goal "${BENCH_R1_GOAL:-0.90}" --r2-goal "${BENCH_R2_GOAL:-2.5}" --r3-goal "${BENCH_R3_GOAL:-0.50}" \
+    --r4-goal "${BENCH_R4_GOAL:-0.80}" --r5-goal "${BENCH_R5_GOAL:-0.90}"
+  echo
+  echo "plots: $OUT/resnet18.svg $OUT/mlp_bench.svg; raw JSON and logs in $OUT/"
+  echo "total time: $(($(date +%s) - T0)) s"
+} | tee "$OUT/report.txt"
