@@ -98,24 +98,40 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
   if (best == nullptr) return false;
 
   batch->formed = now;
-  for (int priority = 0; priority < 2; ++priority) {
+  absl::Time earliest_deadline = absl::InfiniteFuture();
+  bool closed = false;
+  for (int priority = 0; priority < 2 && !closed; ++priority) {
     std::deque<Queued>& tasks = best->by_priority[priority];
     while (!tasks.empty() && batch->rows + tasks.front().task.rows <= options_.max_batch_size) {
+      const BatchTask& front = tasks.front().task;
+      absl::Status drop;
+      if (front.deadline <= now) {
+        drop = absl::DeadlineExceededError(
+            absl::StrCat("deadline passed after ", absl::FormatDuration(now - tasks.front().enqueued),
+                         " in the queue; the request was not run"));
+      } else if (now + EstimateCompute(front.rows) > front.deadline) {
+        drop = absl::DeadlineExceededError(absl::StrCat(
+            "the deadline leaves ", absl::FormatDuration(front.deadline - now),
+            " but the model needs about ", absl::FormatDuration(EstimateCompute(front.rows)),
+            "; the request was not run"));
+      } else if (front.is_cancelled && front.is_cancelled()) {
+        drop = absl::CancelledError("the caller cancelled; the request was not run");
+      } else if (!batch->tasks.empty() &&
+                 now + EstimateCompute(batch->rows + front.rows) >
+                     std::min(earliest_deadline, front.deadline)) {
+        closed = true;  // more rows would make a task of this batch late
+        break;
+      }
       Queued queued = std::move(tasks.front());
       tasks.pop_front();
       best->rows -= queued.task.rows;
       queued_rows_ -= queued.task.rows;
       --queued_tasks_;
       if (priority == 0) --interactive_tasks_;
-      if (queued.task.deadline <= now) {
-        absl::Status status = absl::DeadlineExceededError(
-            absl::StrCat("deadline passed after ", absl::FormatDuration(now - queued.enqueued),
-                         " in the queue; the request was not run"));
-        dead->emplace_back(std::move(queued), std::move(status));
-      } else if (queued.task.is_cancelled && queued.task.is_cancelled()) {
-        dead->emplace_back(std::move(queued),
-                           absl::CancelledError("the caller cancelled; the request was not run"));
+      if (!drop.ok()) {
+        dead->emplace_back(std::move(queued), std::move(drop));
       } else {
+        earliest_deadline = std::min(earliest_deadline, queued.task.deadline);
         batch->rows += queued.task.rows;
         batch->tasks.push_back(std::move(queued));
       }
@@ -125,6 +141,29 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
   }
   if (best->by_priority[0].empty() && best->by_priority[1].empty()) queues_.erase(best_it);
   return true;
+}
+
+namespace {
+int RowsBucket(int64_t rows) {
+  int bucket = 0;
+  while ((int64_t{1} << bucket) < rows && bucket < 31) ++bucket;
+  return bucket;
+}
+}  // namespace
+
+absl::Duration DynamicBatcher::EstimateCompute(int64_t rows) const {
+  const int bucket = RowsBucket(rows);
+  if (compute_ns_[bucket] > 0) return absl::Nanoseconds(compute_ns_[bucket]);
+  // The nearest smaller bucket seen, scaled linearly; else the nearest larger.
+  for (int b = bucket - 1; b >= 0; --b) {
+    if (compute_ns_[b] > 0) {
+      return absl::Nanoseconds(compute_ns_[b] * static_cast<double>(rows) / (int64_t{1} << b));
+    }
+  }
+  for (int b = bucket + 1; b < static_cast<int>(compute_ns_.size()); ++b) {
+    if (compute_ns_[b] > 0) return absl::Nanoseconds(compute_ns_[b] * rows / (int64_t{1} << b));
+  }
+  return absl::ZeroDuration();
 }
 
 void DynamicBatcher::ExecutorLoop(ModelInstance* instance) {
@@ -204,6 +243,12 @@ void DynamicBatcher::RunBatch(ModelInstance* instance, Batch& batch,
   info.batch_tasks = static_cast<int64_t>(batch.tasks.size());
   info.compute = options_.clock->Now() - start;
 
+  if (outputs.ok()) {
+    MutexLock lock(&mu_);
+    double& average = compute_ns_[RowsBucket(batch.rows)];
+    const double ns = absl::ToDoubleNanoseconds(info.compute);
+    average = average == 0 ? ns : 0.8 * average + 0.2 * ns;
+  }
   if (options_.on_batch) options_.on_batch(info, outputs.status());
   int64_t offset = 0;
   for (Queued& queued : batch.tasks) {

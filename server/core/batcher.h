@@ -75,8 +75,10 @@ struct BatchTask {
   // Tasks are batched together only when their shape keys are equal.
   std::string shape_key;
   Priority priority = Priority::kInteractive;
-  // A task still queued at its deadline is answered DEADLINE_EXCEEDED and
-  // never run.
+  // A task still queued at its deadline, or whose deadline comes before the
+  // estimated model time of its rows would end, is answered
+  // DEADLINE_EXCEEDED and never run; a batch is closed early rather than
+  // include a task it would make late (see DynamicBatcher).
   absl::Time deadline = absl::InfiniteFuture();
   // Optional; a task whose caller has gone is answered CANCELLED and never
   // run. Called from batcher threads.
@@ -107,6 +109,13 @@ struct BatcherOptions {
 
 // Thread-safe. Owns one executor thread per instance. Destruction calls
 // Shutdown().
+//
+// Deadlines: the batcher learns the model time of past batches (a moving
+// average per power-of-two batch size). When it forms a batch it drops tasks
+// that could not finish before their deadline even alone, and stops adding
+// rows once the estimated time of the batch would pass the earliest deadline
+// in it. Under overload this trades batch size for answers that arrive in
+// time, instead of running full batches whose answers are all late.
 class DynamicBatcher {
  public:
   DynamicBatcher(const BatcherOptions& options,
@@ -158,6 +167,8 @@ class DynamicBatcher {
   bool TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl::Status>>* dead,
                  absl::Time* wake_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunBatch(ModelInstance* instance, Batch& batch, std::vector<AlignedBuffer>& buffers);
+  // Estimated model time for a batch of `rows`; zero until a batch ran.
+  absl::Duration EstimateCompute(int64_t rows) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Wake();
 
   const BatcherOptions options_;
@@ -172,6 +183,9 @@ class DynamicBatcher {
   int64_t queued_rows_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t busy_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  // Moving average of model time (ns) of batches of (2^(i-1), 2^i] rows; 0:
+  // none seen.
+  std::vector<double> compute_ns_ ABSL_GUARDED_BY(mu_) = std::vector<double>(32, 0.0);
 
   Mutex join_mu_;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(join_mu_);

@@ -20,8 +20,8 @@ ABSL_FLAG(int, metrics_port, 8502,
           "free port, -1 disables");
 ABSL_FLAG(std::string, model_repository, "", "Model repository directory (required)");
 ABSL_FLAG(int, default_intra_op_threads, 0,
-          "Intra-op threads per model instance when its config sets none (0: LibTorch default, "
-          "i.e. one per core)");
+          "Intra-op threads per model instance when its config sets none (0: cores / "
+          "instance_count, at least 1)");
 ABSL_FLAG(int, drain_seconds, 5,
           "After SIGTERM, seconds to keep serving while reporting NOT_SERVING, before refusing new "
           "requests");

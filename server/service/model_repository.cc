@@ -8,6 +8,7 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -171,6 +172,13 @@ absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& input, const std::str
   if (c.device().empty()) c.set_device("cpu");
   if (c.intra_op_threads() < 0) return error("intra_op_threads must be >= 0");
   if (c.intra_op_threads() == 0) c.set_intra_op_threads(default_intra_op_threads);
+  if (c.intra_op_threads() == 0) {
+    // Unset everywhere: share the cores among the instances. Always a
+    // concrete number, set on every executor thread: LibTorch's own default
+    // depends on what ran on the thread before.
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    c.set_intra_op_threads(std::max(1, cores / c.instance_count()));
+  }
   if (c.warmup_batch_sizes().empty()) {
     c.add_warmup_batch_sizes(1);
     if (c.max_batch_size() > 1) c.add_warmup_batch_sizes(c.max_batch_size());

@@ -35,7 +35,8 @@ struct ModelPlan {
 
 // Checks `config` (read from `source`, used in messages) for the model in
 // directory `model_name` and fills defaults. `default_intra_op_threads`
-// applies when the config sets none. Errors are INVALID_ARGUMENT and start
+// applies when the config sets none; when that is 0 too, each instance gets
+// cores / instance_count threads (at least 1). Errors are INVALID_ARGUMENT and start
 // with `source`.
 absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& config, const std::string& model_name,
                                     const std::string& source, int default_intra_op_threads);

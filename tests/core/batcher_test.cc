@@ -208,6 +208,55 @@ TEST(DynamicBatcherTest, ExpiredRequestIsAnsweredAndNeverRun) {
   EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(3)));
 }
 
+TEST(DynamicBatcherTest, RequestThatCannotMeetItsDeadlineIsDroppedNotRun) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Milliseconds(40));  // every batch "takes" 40 ms
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  calls.WaitFinished(1);  // the batcher has now seen a 40 ms batch of 1 row
+  BatchTask hopeless = calls.Task({2});
+  hopeless.deadline = clock.Now() + absl::Milliseconds(20);
+  ASSERT_TRUE(batcher.Enqueue(std::move(hopeless)).ok());
+  calls.WaitFinished(2);
+  BatchTask feasible = calls.Task({3});
+  feasible.deadline = clock.Now() + absl::Milliseconds(100);
+  ASSERT_TRUE(batcher.Enqueue(std::move(feasible)).ok());
+  calls.WaitFinished(3);
+  EXPECT_EQ(calls[1].status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(calls[1].status.message(), HasSubstr("the model needs about 40ms"));
+  EXPECT_TRUE(calls[2].status.ok());
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(3)));
+}
+
+TEST(DynamicBatcherTest, BatchClosesBeforeItWouldMakeATaskLate) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Milliseconds(10));
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  // Teach the batcher that a batch of 1 row takes 10 ms.
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+  calls.WaitFinished(1);
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  model.WaitForBatches(2);
+  // Queued behind the running batch: a 2-row task due in 45 ms, then 4 rows
+  // with no deadline. When the batch forms 35 ms are left: 2 rows (est. 20
+  // ms) fit, 6 rows (est. 60 ms, scaled from 1 row) would not.
+  BatchTask tight = calls.Task({2, 3});
+  tight.deadline = clock.Now() + absl::Milliseconds(45);
+  ASSERT_TRUE(batcher.Enqueue(std::move(tight)).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({4, 5, 6, 7})).ok());
+  model.Release();
+  calls.WaitFinished(4);
+  EXPECT_TRUE(calls[2].status.ok()) << calls[2].status;
+  EXPECT_TRUE(calls[3].status.ok());
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(0), ElementsAre(1), ElementsAre(2, 3),
+                                           ElementsAre(4, 5, 6, 7)));
+}
+
 TEST(DynamicBatcherTest, CancelledRequestIsAnsweredAndNeverRun) {
   FakeClock clock;
   FakeModel model;

@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/core/batcher.h"
+#include "server/core/clock.h"
 #include "server/core/signature.h"
 #include "server/core/sync.h"
 
@@ -42,6 +43,12 @@ class FakeModel {
     MutexLock lock(&mu_);
     return batches_;
   }
+  // Each Run() moves `clock` forward by `cost`, as a model taking that long.
+  void SetCost(FakeClock* clock, absl::Duration cost) {
+    MutexLock lock(&mu_);
+    clock_ = clock;
+    cost_ = cost;
+  }
   int max_concurrent() {
     MutexLock lock(&mu_);
     return max_running_;
@@ -52,6 +59,8 @@ class FakeModel {
     const float* values = static_cast<const float*>(in.data);
     std::vector<float> seen(values, values + in.rows());
     absl::Status fail;
+    FakeClock* clock = nullptr;
+    absl::Duration cost;
     {
       MutexLock lock(&mu_);
       batches_.push_back(seen);
@@ -62,7 +71,10 @@ class FakeModel {
       --running_;
       fail = std::move(fail_next_);
       fail_next_ = absl::OkStatus();
+      clock = clock_;
+      cost = cost_;
     }
+    if (clock != nullptr) clock->Advance(cost);
     if (!fail.ok()) return fail;
     auto doubled = std::make_shared<std::vector<float>>(seen);
     for (float& v : *doubled) v *= 2;
@@ -83,6 +95,8 @@ class FakeModel {
   std::vector<std::vector<float>> batches_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   int max_running_ ABSL_GUARDED_BY(mu_) = 0;
+  FakeClock* clock_ ABSL_GUARDED_BY(mu_) = nullptr;
+  absl::Duration cost_ ABSL_GUARDED_BY(mu_);
 };
 
 class FakeInstance : public ModelInstance {
