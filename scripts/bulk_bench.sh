@@ -64,7 +64,7 @@ echo "== 2. BatchPredict vs raw in-process best batch (mlp_bench 256-1024-1024-1
 raw=$("$BIN/microbatch-rawbench" --model_repository "$MODELS" --model mlp_bench --batch_sizes 1,32,64,128 \
   --seconds_per_size 2 --format csv 2>/dev/null)
 echo "$raw" | sed 's/^/  raw: /'
-best=$(echo "$raw" | awk -F, 'NR > 1 && $2 + 0 > best { best = $2 + 0 } END { print best }')
+best=$(echo "$raw" | awk -F, 'NR > 1 && $3 + 0 > best { best = $3 + 0 } END { print best }')
 start_server
 start=$(date +%s.%N)
 "$BIN/microbatch" batch --target 127.0.0.1:$PORT --model mlp_bench --input "$OUT/mlp_bench_200000.npy" \
