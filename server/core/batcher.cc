@@ -1,9 +1,12 @@
 #include "server/core/batcher.h"
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <exception>
 #include <utility>
 
+#include "absl/strings/cord.h"
 #include "absl/strings/str_cat.h"
 
 namespace microbatch {
@@ -21,10 +24,28 @@ absl::string_view TaskOutputs::data(size_t i) const {
                            rows_ * row_bytes);
 }
 
+namespace {
+
+absl::Status DeadlineTooShort(absl::Duration left, absl::Duration model_time, int64_t rows,
+                              absl::Duration margin) {
+  return absl::DeadlineExceededError(absl::StrCat(
+      "the deadline leaves ", absl::FormatDuration(left), " but the model needs about ",
+      absl::FormatDuration(model_time), " for ", rows, rows == 1 ? " row" : " rows",
+      " and the server keeps ", absl::FormatDuration(margin),
+      " for the answer's way back; the request was not run"));
+}
+
+}  // namespace
+
 DynamicBatcher::DynamicBatcher(const BatcherOptions& options,
                                std::vector<std::unique_ptr<ModelInstance>> instances)
     : options_(options), instances_(std::move(instances)) {
   clock_listener_ = options_.clock->AddListener([this] { Wake(); });
+  {
+    MutexLock lock(&mu_);
+    plan_.free_at.assign(std::max<size_t>(1, instances_.size()), absl::InfinitePast());
+    estimate_ns_.assign(static_cast<size_t>(std::max<int64_t>(0, options_.max_batch_size)) + 1, 0.0);
+  }
   MutexLock lock(&join_mu_);
   for (auto& instance : instances_) {
     threads_.emplace_back([this, raw = instance.get()] { ExecutorLoop(raw); });
@@ -55,15 +76,98 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
         "queue full: ", interactive_tasks_, " requests are waiting (max_queue_size ",
         options_.max_queue_size, "); retry with backoff"));
   }
+  const absl::Time now = options_.clock->Now();
+  if (interactive) {
+    absl::Status admitted = Admit(task, now);
+    if (!admitted.ok()) return admitted;
+  }
   ShapeQueue& queue = queues_[task.shape_key];
   queue.rows += task.rows;
   queued_rows_ += task.rows;
   ++queued_tasks_;
-  if (interactive) ++interactive_tasks_;
+  if (interactive) {
+    ++interactive_tasks_;
+    interactive_rows_ += task.rows;
+  }
   const int priority = static_cast<int>(task.priority);
-  queue.by_priority[priority].push_back(Queued{std::move(task), options_.clock->Now()});
+  queue.by_priority[priority].push_back(Queued{std::move(task), now});
   work_cv_.NotifyOne();
   return absl::OkStatus();
+}
+
+absl::Status DynamicBatcher::Admit(const BatchTask& task, absl::Time now) {
+  const absl::Duration alone = EstimateCompute(task.rows);
+  if (task.deadline != absl::InfiniteFuture() && alone > absl::ZeroDuration() &&
+      now + alone + options_.deadline_margin > task.deadline) {
+    return DeadlineTooShort(task.deadline - now, alone, task.rows, options_.deadline_margin);
+  }
+  absl::Time start;
+  const absl::Time end = PlanTask(task, now, /*commit=*/false, &start);
+  // Behind a queued batch, a new batch that would start after half the
+  // task's time has gone could only be small: under overload its slot is
+  // worth more to the larger batches that later arrivals form.
+  const bool worth_a_batch = !plan_.open || start == absl::InfinitePast() ||
+                             start - now <= (task.deadline - now) / 2;
+  if ((end + options_.deadline_margin <= task.deadline && worth_a_batch) ||
+      alone == absl::ZeroDuration()) {
+    PlanTask(task, now, /*commit=*/true);
+    return absl::OkStatus();
+  }
+  absl::Status overloaded = absl::ResourceExhaustedError(absl::StrCat(
+      "overloaded: ", interactive_tasks_, " requests (", interactive_rows_,
+      " rows) are queued and ", running_ends_.size(),
+      " batches are running; the answer would come about ", absl::FormatDuration(end - now),
+      " from now, after the deadline (", absl::FormatDuration(task.deadline - now),
+      " left); retry later or elsewhere"));
+  overloaded.SetPayload(kOverloadPayload, absl::Cord("1"));
+  return overloaded;
+}
+
+absl::Time DynamicBatcher::PlanTask(const BatchTask& task, absl::Time now, bool commit,
+                                    absl::Time* new_batch_start) {
+  if (new_batch_start != nullptr) *new_batch_start = absl::InfinitePast();
+  Plan& plan = plan_;
+  if (plan.open && plan.shape_key == task.shape_key &&
+      plan.rows + task.rows <= options_.max_batch_size) {
+    const absl::Time end = plan.start + EstimateCompute(plan.rows + task.rows);
+    if (end + options_.deadline_margin <= std::min(plan.earliest_deadline, task.deadline)) {
+      if (commit) {
+        plan.rows += task.rows;
+        plan.earliest_deadline = std::min(plan.earliest_deadline, task.deadline);
+      }
+      return end;
+    }
+  }
+  // A new batch, after the open one, on the instance that frees up first.
+  std::vector<absl::Time> free_at = plan.free_at;
+  if (plan.open) free_at[plan.instance] = plan.start + EstimateCompute(plan.rows);
+  const size_t instance =
+      static_cast<size_t>(std::min_element(free_at.begin(), free_at.end()) - free_at.begin());
+  const absl::Time start = std::max(now, free_at[instance]);
+  const absl::Time end = start + EstimateCompute(task.rows);
+  if (new_batch_start != nullptr) *new_batch_start = start;
+  if (commit) {
+    plan.free_at = std::move(free_at);
+    plan.open = true;
+    plan.shape_key = task.shape_key;
+    plan.rows = task.rows;
+    plan.start = start;
+    plan.earliest_deadline = task.deadline;
+    plan.instance = instance;
+  }
+  return end;
+}
+
+void DynamicBatcher::Replan(absl::Time now) {
+  plan_.free_at.assign(std::max<size_t>(1, instances_.size()), now);
+  size_t i = 0;
+  for (absl::Time end : running_ends_) {
+    if (i < plan_.free_at.size()) plan_.free_at[i++] = std::max(now, end);
+  }
+  plan_.open = false;
+  for (auto& [key, queue] : queues_) {
+    for (const Queued& queued : queue.by_priority[0]) PlanTask(queued.task, now, /*commit=*/true);
+  }
 }
 
 bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl::Status>>* dead,
@@ -98,6 +202,7 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
   if (best == nullptr) return false;
 
   batch->formed = now;
+  const absl::Duration margin = options_.deadline_margin;
   absl::Time earliest_deadline = absl::InfiniteFuture();
   bool closed = false;
   for (int priority = 0; priority < 2 && !closed; ++priority) {
@@ -109,15 +214,12 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
         drop = absl::DeadlineExceededError(
             absl::StrCat("deadline passed after ", absl::FormatDuration(now - tasks.front().enqueued),
                          " in the queue; the request was not run"));
-      } else if (now + EstimateCompute(front.rows) > front.deadline) {
-        drop = absl::DeadlineExceededError(absl::StrCat(
-            "the deadline leaves ", absl::FormatDuration(front.deadline - now),
-            " but the model needs about ", absl::FormatDuration(EstimateCompute(front.rows)),
-            "; the request was not run"));
+      } else if (now + EstimateCompute(front.rows) + margin > front.deadline) {
+        drop = DeadlineTooShort(front.deadline - now, EstimateCompute(front.rows), front.rows, margin);
       } else if (front.is_cancelled && front.is_cancelled()) {
         drop = absl::CancelledError("the caller cancelled; the request was not run");
       } else if (!batch->tasks.empty() &&
-                 now + EstimateCompute(batch->rows + front.rows) >
+                 now + EstimateCompute(batch->rows + front.rows) + margin >
                      std::min(earliest_deadline, front.deadline)) {
         closed = true;  // more rows would make a task of this batch late
         break;
@@ -127,7 +229,10 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
       best->rows -= queued.task.rows;
       queued_rows_ -= queued.task.rows;
       --queued_tasks_;
-      if (priority == 0) --interactive_tasks_;
+      if (priority == 0) {
+        --interactive_tasks_;
+        interactive_rows_ -= queued.task.rows;
+      }
       if (!drop.ok()) {
         dead->emplace_back(std::move(queued), std::move(drop));
       } else {
@@ -140,6 +245,11 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
     if (!tasks.empty()) break;
   }
   if (best->by_priority[0].empty() && best->by_priority[1].empty()) queues_.erase(best_it);
+  if (!batch->tasks.empty()) {
+    batch->estimated_end = now + EstimateCompute(batch->rows);
+    running_ends_.insert(batch->estimated_end);
+  }
+  Replan(now);
   return true;
 }
 
@@ -151,19 +261,40 @@ int RowsBucket(int64_t rows) {
 }
 }  // namespace
 
+namespace {
+
+// Piecewise linear through `points` (ascending rows, at least one);
+// proportional to rows below the first and beyond the last. `*next` is the
+// index of the first point above the previous query; queries must ascend.
+double Interpolate(const std::vector<std::pair<double, double>>& points, double rows,
+                   size_t* next) {
+  while (*next < points.size() && points[*next].first <= rows) ++*next;
+  if (*next == 0) return points[0].second * rows / points[0].first;
+  const auto& below = points[*next - 1];
+  if (*next == points.size()) return below.second * rows / below.first;
+  const auto& above = points[*next];
+  return below.second + (above.second - below.second) * (rows - below.first) / (above.first - below.first);
+}
+
+}  // namespace
+
+void DynamicBatcher::UpdateEstimates() {
+  std::vector<std::pair<double, double>> points;
+  for (const CostPoint& point : cost_) {
+    if (point.ns > 0) points.emplace_back(point.rows, point.ns + 2 * point.deviation_ns);
+  }
+  if (points.empty()) return;
+  size_t next = 0;
+  for (size_t rows = 1; rows < estimate_ns_.size(); ++rows) {
+    estimate_ns_[rows] = std::max(0.0, Interpolate(points, static_cast<double>(rows), &next));
+  }
+}
+
 absl::Duration DynamicBatcher::EstimateCompute(int64_t rows) const {
-  const int bucket = RowsBucket(rows);
-  if (compute_ns_[bucket] > 0) return absl::Nanoseconds(compute_ns_[bucket]);
-  // The nearest smaller bucket seen, scaled linearly; else the nearest larger.
-  for (int b = bucket - 1; b >= 0; --b) {
-    if (compute_ns_[b] > 0) {
-      return absl::Nanoseconds(compute_ns_[b] * static_cast<double>(rows) / (int64_t{1} << b));
-    }
+  if (rows >= 0 && static_cast<size_t>(rows) < estimate_ns_.size()) {
+    return absl::Nanoseconds(estimate_ns_[static_cast<size_t>(rows)]);
   }
-  for (int b = bucket + 1; b < static_cast<int>(compute_ns_.size()); ++b) {
-    if (compute_ns_[b] > 0) return absl::Nanoseconds(compute_ns_[b] * rows / (int64_t{1} << b));
-  }
-  return absl::ZeroDuration();
+  return absl::ZeroDuration();  // not a batch this batcher forms
 }
 
 void DynamicBatcher::ExecutorLoop(ModelInstance* instance) {
@@ -243,11 +374,24 @@ void DynamicBatcher::RunBatch(ModelInstance* instance, Batch& batch,
   info.batch_tasks = static_cast<int64_t>(batch.tasks.size());
   info.compute = options_.clock->Now() - start;
 
-  if (outputs.ok()) {
+  {
     MutexLock lock(&mu_);
-    double& average = compute_ns_[RowsBucket(batch.rows)];
-    const double ns = absl::ToDoubleNanoseconds(info.compute);
-    average = average == 0 ? ns : 0.8 * average + 0.2 * ns;
+    // The instance counts as free for admission once the model returned.
+    running_ends_.erase(running_ends_.find(batch.estimated_end));
+    Replan(options_.clock->Now());
+    if (outputs.ok()) {
+      CostPoint& point = cost_[RowsBucket(batch.rows)];
+      const double ns = absl::ToDoubleNanoseconds(info.compute);
+      const double rows = static_cast<double>(batch.rows);
+      if (point.ns == 0) {
+        point = CostPoint{rows, ns};
+      } else {
+        point.deviation_ns = 0.8 * point.deviation_ns + 0.2 * std::abs(ns - point.ns);
+        point.rows = 0.8 * point.rows + 0.2 * rows;
+        point.ns = 0.8 * point.ns + 0.2 * ns;
+      }
+      UpdateEstimates();
+    }
   }
   if (options_.on_batch) options_.on_batch(info, outputs.status());
   int64_t offset = 0;

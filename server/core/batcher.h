@@ -8,6 +8,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -75,10 +76,11 @@ struct BatchTask {
   // Tasks are batched together only when their shape keys are equal.
   std::string shape_key;
   Priority priority = Priority::kInteractive;
-  // A task still queued at its deadline, or whose deadline comes before the
-  // estimated model time of its rows would end, is answered
-  // DEADLINE_EXCEEDED and never run; a batch is closed early rather than
-  // include a task it would make late (see DynamicBatcher).
+  // When the answer is due. An interactive task whose estimated finish is past
+  // it is refused at Enqueue; a task still queued at its deadline, or whose
+  // deadline comes before the estimated model time of its rows would end, is
+  // answered DEADLINE_EXCEEDED and never run; a batch is closed early rather
+  // than include a task it would make late (see DynamicBatcher).
   absl::Time deadline = absl::InfiniteFuture();
   // Optional; a task whose caller has gone is answered CANCELLED and never
   // run. Called from batcher threads.
@@ -100,6 +102,9 @@ struct BatcherOptions {
   // Interactive tasks waiting beyond which Enqueue fails. Bulk tasks are not
   // counted: their producers bound them. Default 1024.
   int64_t max_queue_size = 1024;
+  // Time kept free between a task's estimated answer and its deadline, for the
+  // answer's way back to the caller. Default 1 ms.
+  absl::Duration deadline_margin = absl::Milliseconds(1);
   // Not owned; must outlive the batcher. Default: the wall clock.
   Clock* clock = Clock::Real();
   // Optional; called once per executed batch (from its executor thread, after
@@ -110,14 +115,32 @@ struct BatcherOptions {
 // Thread-safe. Owns one executor thread per instance. Destruction calls
 // Shutdown().
 //
-// Deadlines: the batcher learns the model time of past batches (a moving
-// average per power-of-two batch size). When it forms a batch it drops tasks
-// that could not finish before their deadline even alone, and stops adding
-// rows once the estimated time of the batch would pass the earliest deadline
-// in it. Under overload this trades batch size for answers that arrive in
-// time, instead of running full batches whose answers are all late.
+// Deadlines: the batcher learns the model time of past batches (moving
+// averages of rows, time and its deviation per power-of-two batch size,
+// interpolated between sizes; the estimate is the average plus twice the
+// deviation) and keeps a plan of the batches its queued interactive tasks will
+// form (in order, closed at max_batch_size or where more rows would make one
+// of their tasks late; each on the instance that frees up first). Enqueue
+// refuses an interactive task with a deadline that cannot be met:
+// DEADLINE_EXCEEDED when its rows alone would take longer than the deadline
+// leaves, RESOURCE_EXHAUSTED (with payload kOverloadPayload) when the plan has
+// no place for it that ends before its deadline, or only a new batch behind a
+// queued one that would start after half the task's remaining time (such a
+// batch could only be small). So the queue only holds work
+// that can run in time, under overload the excess is refused at once, and
+// what is admitted is answered before its deadline unless the model runs
+// slower than it did.
+// When it forms a batch it drops tasks that could no longer finish before
+// their deadline even alone, and stops adding rows once the estimated time of
+// the batch would pass the earliest deadline in it. Before the first batch
+// has run nothing is refused for its deadline.
 class DynamicBatcher {
  public:
+  // Payload type URL set on Enqueue's RESOURCE_EXHAUSTED when the task was
+  // refused because it could not be answered before its deadline (as opposed
+  // to a full queue).
+  static constexpr const char* kOverloadPayload = "type.microbatch.dev/overloaded";
+
   DynamicBatcher(const BatcherOptions& options,
                  std::vector<std::unique_ptr<ModelInstance>> instances);
   ~DynamicBatcher();
@@ -126,8 +149,9 @@ class DynamicBatcher {
 
   // Queues `task`. On error the task is not queued and `done` is never
   // called: INVALID_ARGUMENT when rows is outside [1, max_batch_size],
-  // RESOURCE_EXHAUSTED when the interactive queue is full, UNAVAILABLE after
-  // Shutdown() began.
+  // RESOURCE_EXHAUSTED when the interactive queue is full or the work ahead
+  // would make the task late, DEADLINE_EXCEEDED when its own model time
+  // exceeds what its deadline leaves, UNAVAILABLE after Shutdown() began.
   absl::Status Enqueue(BatchTask task);
 
   // Stops accepting tasks, runs every queued task (partial batches close at
@@ -158,6 +182,14 @@ class DynamicBatcher {
     std::vector<Queued> tasks;
     int64_t rows = 0;
     absl::Time formed;
+    // When the batch is estimated to finish (formed + estimated model time).
+    absl::Time estimated_end;
+  };
+  // Moving averages of the batches of one power-of-two size class.
+  struct CostPoint {
+    double rows = 0;
+    double ns = 0;  // 0: none seen
+    double deviation_ns = 0;  // mean absolute deviation of ns
   };
 
   void ExecutorLoop(ModelInstance* instance);
@@ -167,8 +199,22 @@ class DynamicBatcher {
   bool TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl::Status>>* dead,
                  absl::Time* wake_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunBatch(ModelInstance* instance, Batch& batch, std::vector<AlignedBuffer>& buffers);
-  // Estimated model time for a batch of `rows`; zero until a batch ran.
+  // Estimated model time for a batch of `rows`, on the safe side (average
+  // plus twice the mean deviation); zero until a batch ran.
   absl::Duration EstimateCompute(int64_t rows) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Refreshes estimate_ns_ from cost_.
+  void UpdateEstimates() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Places an interactive task in the plan, or returns why it cannot be
+  // answered before its deadline (then the plan is unchanged).
+  absl::Status Admit(const BatchTask& task, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Adds a task to the plan: to the open batch if it fits there in time,
+  // else as a new batch (then `*new_batch_start`, if given, is when that
+  // starts; else InfinitePast()). Returns the planned end of its batch and
+  // stores the change only when `commit`.
+  absl::Time PlanTask(const BatchTask& task, absl::Time now, bool commit,
+                      absl::Time* new_batch_start = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Plans the queued interactive tasks again from the running batches.
+  void Replan(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Wake();
 
   const BatcherOptions options_;
@@ -179,13 +225,29 @@ class DynamicBatcher {
   CondVar work_cv_;
   std::map<std::string, ShapeQueue> queues_ ABSL_GUARDED_BY(mu_);
   int64_t interactive_tasks_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t interactive_rows_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t queued_tasks_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t queued_rows_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t busy_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  // Moving average of model time (ns) of batches of (2^(i-1), 2^i] rows; 0:
-  // none seen.
-  std::vector<double> compute_ns_ ABSL_GUARDED_BY(mu_) = std::vector<double>(32, 0.0);
+  // Batches of (2^(i-1), 2^i] rows.
+  std::vector<CostPoint> cost_ ABSL_GUARDED_BY(mu_) = std::vector<CostPoint>(32);
+  // EstimateCompute of 0..max_batch_size rows, in ns.
+  std::vector<double> estimate_ns_ ABSL_GUARDED_BY(mu_);
+  // Estimated ends of the batches now running.
+  std::multiset<absl::Time> running_ends_ ABSL_GUARDED_BY(mu_);
+  // The planned batches of the queued interactive tasks: when each instance
+  // frees up after the closed ones, and the last (open) one.
+  struct Plan {
+    std::vector<absl::Time> free_at;
+    bool open = false;
+    std::string shape_key;
+    int64_t rows = 0;
+    absl::Time start;
+    absl::Time earliest_deadline;
+    size_t instance = 0;
+  };
+  Plan plan_ ABSL_GUARDED_BY(mu_);
 
   Mutex join_mu_;
   std::vector<std::thread> threads_ ABSL_GUARDED_BY(join_mu_);

@@ -20,13 +20,15 @@ absl::StatusOr<ModelRepository*> InferenceService::Repository() const {
 namespace {
 
 // The reject counter a final status stands for, if any.
-std::optional<RejectReason> ReasonFor(absl::StatusCode code) {
-  switch (code) {
+std::optional<RejectReason> ReasonFor(const absl::Status& status) {
+  switch (status.code()) {
     case absl::StatusCode::kInvalidArgument:
     case absl::StatusCode::kNotFound:
       return RejectReason::kInvalidInput;
     case absl::StatusCode::kResourceExhausted:
-      return RejectReason::kQueueFull;
+      return status.GetPayload(DynamicBatcher::kOverloadPayload).has_value()
+                 ? RejectReason::kOverloaded
+                 : RejectReason::kQueueFull;
     case absl::StatusCode::kDeadlineExceeded:
       return RejectReason::kDeadlineExceeded;
     case absl::StatusCode::kCancelled:
@@ -51,13 +53,17 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
   metrics->RequestStarted();
   // Records and sends a final status; the one place every request ends.
   auto finish = [reactor, metrics, received](const absl::Status& status) {
-    if (std::optional<RejectReason> reason = ReasonFor(status.code())) metrics->RecordReject(*reason);
+    if (std::optional<RejectReason> reason = ReasonFor(status)) metrics->RecordReject(*reason);
     metrics->RecordRequest(RpcMethod::kPredict, status.code(), absl::Now() - received);
     reactor->Finish(ToGrpcStatus(status));
   };
   auto fail = [&](const absl::Status& status) {
+    // Bad requests and load shedding are counted in the metrics, not logged
+    // one by one (under overload that would be a line per refused request).
     if (status.code() != absl::StatusCode::kInvalidArgument &&
-        status.code() != absl::StatusCode::kNotFound) {
+        status.code() != absl::StatusCode::kNotFound &&
+        status.code() != absl::StatusCode::kResourceExhausted &&
+        status.code() != absl::StatusCode::kDeadlineExceeded) {
       Log(LogLevel::kWarning, "predict_rejected",
           {{"model", request->model()}, {"request_id", request->request_id()},
            {"code", absl::StatusCodeToString(status.code())}, {"message", status.message()}});

@@ -1,5 +1,6 @@
 // microbatch-server: serves the TorchScript models of a model repository over
 // gRPC through per-model dynamic batchers.
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -22,6 +23,10 @@ ABSL_FLAG(std::string, model_repository, "", "Model repository directory (requir
 ABSL_FLAG(int, default_intra_op_threads, 0,
           "Intra-op threads per model instance when its config sets none (0: cores / "
           "instance_count, at least 1)");
+ABSL_FLAG(int, deadline_margin_ms, 5,
+          "Milliseconds kept between a request's estimated answer and its gRPC deadline, for the "
+          "answer's way back: requests that cannot be answered that early are refused "
+          "(RESOURCE_EXHAUSTED / DEADLINE_EXCEEDED) or dropped, never run late");
 ABSL_FLAG(int, drain_seconds, 5,
           "After SIGTERM, seconds to keep serving while reporting NOT_SERVING, before refusing new "
           "requests");
@@ -83,6 +88,7 @@ int main(int argc, char** argv) {
   options.model_repository = absl::GetFlag(FLAGS_model_repository);
   options.default_intra_op_threads = absl::GetFlag(FLAGS_default_intra_op_threads);
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.deadline_margin = absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_deadline_margin_ms)));
   options.enable_echo = absl::GetFlag(FLAGS_enable_echo);
   options.batch_window_chunks = absl::GetFlag(FLAGS_batch_window_chunks);
   const int drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
@@ -93,6 +99,7 @@ int main(int argc, char** argv) {
        {"metrics_port", options.metrics_port},
        {"model_repository", options.model_repository},
        {"default_intra_op_threads", options.default_intra_op_threads},
+       {"deadline_margin_ms", absl::ToInt64Milliseconds(options.deadline_margin)},
        {"drain_seconds", drain_seconds},
        {"shutdown_grace_seconds", grace_seconds},
        {"max_message_bytes", options.max_message_bytes},

@@ -63,6 +63,9 @@ struct RepositoryOptions {
   // Intra-op threads for models whose config sets none; 0 keeps LibTorch's
   // default.
   int default_intra_op_threads = 0;
+  // Time every model's batcher keeps between an answer's estimated end and
+  // its deadline (BatcherOptions::deadline_margin). Default 5 ms.
+  absl::Duration deadline_margin = absl::Milliseconds(5);
   // Not owned. Default: the wall clock.
   Clock* clock = Clock::Real();
   // Not owned; must outlive the repository. Null: the repository keeps

@@ -28,6 +28,11 @@ struct ServerOptions {
   std::string model_repository;
   // Intra-op threads for models whose config sets none (0: LibTorch default).
   int default_intra_op_threads = 0;
+  // Time kept between a request's estimated answer and its deadline; a
+  // request that cannot be answered that early is refused or dropped, never
+  // run late. Default 5 ms (the answer's way back through gRPC and a busy
+  // client, and the model time's jitter beyond its estimate).
+  absl::Duration deadline_margin = absl::Milliseconds(5);
   // Largest gRPC message accepted or sent. Default 64 MiB.
   int max_message_bytes = 64 << 20;
   // Chunks each BatchPredict stream may have in flight (read, not yet

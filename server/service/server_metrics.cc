@@ -12,7 +12,8 @@ namespace {
 
 constexpr const char* kMethods[] = {"Predict", "BatchPredict"};
 constexpr const char* kReasons[] = {"queue_full", "deadline_exceeded", "cancelled",
-                                    "invalid_input"};
+                                    "invalid_input", "overloaded"};
+static_assert(sizeof(kReasons) / sizeof(kReasons[0]) == static_cast<size_t>(RejectReason::kCount));
 
 template <typename T>
 T* Must(absl::StatusOr<T*> family) {
@@ -74,8 +75,8 @@ ServerMetrics::ServerMetrics() {
                                 With({"method", "code"})));
   rejected_ = Must(r.AddCounter(
       "microbatch_rejected_requests_total",
-      "Requests answered without running, by reason: queue_full, deadline_exceeded and cancelled "
-      "(while queued), invalid_input.",
+      "Requests answered without running, by reason: queue_full, overloaded (refused: could not be "
+      "answered before its deadline), deadline_exceeded and cancelled (while queued), invalid_input.",
       With({"reason"})));
   rows_ = Must(r.AddCounter("microbatch_inference_rows_total", "Rows run through the model.", kModelLabels));
   batches_ = Must(r.AddCounter("microbatch_batches_total", "Batches run by the model.", kModelLabels));
@@ -156,7 +157,7 @@ ModelMetrics* ServerMetrics::ForModel(const std::string& model, int64_t version)
   for (int method = 0; method < 2; ++method) {
     m.duration_[method] = duration_->WithLabels({model, v, kMethods[method]});
   }
-  for (int reason = 0; reason < 4; ++reason) {
+  for (int reason = 0; reason < static_cast<int>(RejectReason::kCount); ++reason) {
     m.rejected_[reason] = rejected_->WithLabels({model, v, kReasons[reason]});
   }
   m.rows_ = rows_->WithLabels(labels);

@@ -5,7 +5,8 @@
 //   microbatch_requests_total{model,version,method,code}   Predict requests /
 //       BatchPredict chunks by final status code
 //   microbatch_rejected_requests_total{model,version,reason}   queue_full,
-//       deadline_exceeded, cancelled (both before run), invalid_input
+//       overloaded (could not be answered before its deadline),
+//       deadline_exceeded, cancelled (none of these ran), invalid_input
 //   microbatch_inference_rows_total, microbatch_batches_total  executed
 //   microbatch_batch_size_rows, microbatch_queue_wait_seconds,
 //   microbatch_compute_seconds, microbatch_request_duration_seconds{...,method}
@@ -35,7 +36,14 @@ namespace microbatch {
 class ModelRepository;
 
 enum class RpcMethod { kPredict = 0, kBatchPredict = 1 };
-enum class RejectReason { kQueueFull = 0, kDeadlineExceeded, kCancelled, kInvalidInput };
+enum class RejectReason {
+  kQueueFull = 0,
+  kDeadlineExceeded,
+  kCancelled,
+  kInvalidInput,
+  kOverloaded,
+  kCount  // not a reason
+};
 
 // Handles to one model version's metrics. Created once, then used lock-free
 // from any thread.
@@ -55,7 +63,7 @@ class ModelMetrics {
   static constexpr int kCodes = 17;
   std::array<std::array<std::atomic<metrics::Counter*>, kCodes>, 2> requests_{};
   std::array<metrics::Histogram*, 2> duration_{};
-  std::array<metrics::Counter*, 4> rejected_{};
+  std::array<metrics::Counter*, static_cast<size_t>(RejectReason::kCount)> rejected_{};
   metrics::Counter* rows_ = nullptr;
   metrics::Counter* batches_ = nullptr;
   metrics::Histogram* batch_size_ = nullptr;

@@ -218,16 +218,139 @@ TEST(DynamicBatcherTest, RequestThatCannotMeetItsDeadlineIsDroppedNotRun) {
   calls.WaitFinished(1);  // the batcher has now seen a 40 ms batch of 1 row
   BatchTask hopeless = calls.Task({2});
   hopeless.deadline = clock.Now() + absl::Milliseconds(20);
-  ASSERT_TRUE(batcher.Enqueue(std::move(hopeless)).ok());
-  calls.WaitFinished(2);
+  absl::Status refused = batcher.Enqueue(std::move(hopeless));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(refused.message(), HasSubstr("the model needs about 40ms"));
   BatchTask feasible = calls.Task({3});
   feasible.deadline = clock.Now() + absl::Milliseconds(100);
   ASSERT_TRUE(batcher.Enqueue(std::move(feasible)).ok());
-  calls.WaitFinished(3);
-  EXPECT_EQ(calls[1].status.code(), absl::StatusCode::kDeadlineExceeded);
-  EXPECT_THAT(calls[1].status.message(), HasSubstr("the model needs about 40ms"));
+  calls.WaitFinished(2);
+  EXPECT_EQ(calls[1].done_calls, 0);  // refused tasks are never answered through done
   EXPECT_TRUE(calls[2].status.ok());
   EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(3)));
+}
+
+TEST(DynamicBatcherTest, QueuedTaskThatCanNoLongerMakeItIsDroppedNotRun) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Milliseconds(10));
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+  calls.WaitFinished(1);  // 1 row: 10 ms
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  model.WaitForBatches(2);
+  // Admitted: the running batch ends in 10 ms, then 10 ms for this row.
+  BatchTask task = calls.Task({2});
+  task.deadline = clock.Now() + absl::Milliseconds(25);
+  ASSERT_TRUE(batcher.Enqueue(std::move(task)).ok());
+  clock.Advance(absl::Milliseconds(10));  // the running batch overruns its estimate
+  model.Release();  // and takes 10 ms more: 5 ms are left, 11 needed
+  calls.WaitFinished(3);
+  EXPECT_EQ(calls[2].status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(calls[2].status.message(), HasSubstr("the deadline leaves 5ms"));
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(0), ElementsAre(1)));
+}
+
+TEST(DynamicBatcherTest, OverloadIsRefusedAtEnqueueAndWhatIsAdmittedIsOnTime) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Milliseconds(10));
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+  calls.WaitFinished(1);  // 1 row: 10 ms, so k rows are estimated at 10k ms
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  model.WaitForBatches(2);
+  const absl::Time due = clock.Now() + absl::Milliseconds(45);
+  // The running batch ends at +10 ms; k queued rows end at +10+10k ms, and
+  // 1 ms is kept for the way back: three fit before +45 ms, a fourth not.
+  std::vector<absl::Status> statuses;
+  for (float v : {2, 3, 4, 5}) {
+    BatchTask task = calls.Task({v});
+    task.deadline = due;
+    statuses.push_back(batcher.Enqueue(std::move(task)));
+  }
+  // Without a deadline nothing is refused.
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({6})).ok());
+  EXPECT_TRUE(statuses[0].ok());
+  EXPECT_TRUE(statuses[1].ok());
+  EXPECT_TRUE(statuses[2].ok());
+  EXPECT_EQ(statuses[3].code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(statuses[3].message(), HasSubstr("overloaded: 3 requests (3 rows) are queued"));
+  EXPECT_TRUE(statuses[3].GetPayload(DynamicBatcher::kOverloadPayload).has_value());
+  EXPECT_EQ(batcher.Stats().tasks, 4);
+  model.Release();
+  calls.WaitFinished(6);
+  for (int i : {2, 3, 4, 6}) EXPECT_TRUE(calls[i].status.ok()) << i << ": " << calls[i].status;
+  EXPECT_EQ(calls[5].done_calls, 0);
+  // The three with the deadline fit one batch (30 ms from +10 ms); the task
+  // without one would have made them late.
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(0), ElementsAre(1), ElementsAre(2, 3, 4),
+                                           ElementsAre(6)));
+}
+
+TEST(DynamicBatcherTest, LooserDeadlineBehindATightOneIsPlannedIntoTheNextBatch) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Milliseconds(10));
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+  calls.WaitFinished(1);  // 1 row: 10 ms
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  model.WaitForBatches(2);
+  const absl::Time now = clock.Now();
+  // Planned: the running batch ends at +10; `tight` alone ends at +20 (due
+  // +25). `loose` in the same batch would end at +30, making `tight` late, so
+  // it is planned after it: +20 to +30, due +100.
+  BatchTask tight = calls.Task({2});
+  tight.deadline = now + absl::Milliseconds(25);
+  ASSERT_TRUE(batcher.Enqueue(std::move(tight)).ok());
+  BatchTask loose = calls.Task({3});
+  loose.deadline = now + absl::Milliseconds(100);
+  ASSERT_TRUE(batcher.Enqueue(std::move(loose)).ok());
+  // A third with +35 fits neither the batch of `loose` (it would end at +40)
+  // nor one after it (+30 to +40).
+  BatchTask late = calls.Task({4});
+  late.deadline = now + absl::Milliseconds(35);
+  absl::Status refused = batcher.Enqueue(std::move(late));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kResourceExhausted) << refused;
+  model.Release();
+  calls.WaitFinished(4);
+  EXPECT_TRUE(calls[2].status.ok()) << calls[2].status;
+  EXPECT_TRUE(calls[3].status.ok()) << calls[3].status;
+  EXPECT_THAT(model.batches(),
+              ElementsAre(ElementsAre(0), ElementsAre(1), ElementsAre(2), ElementsAre(3)));
+}
+
+TEST(DynamicBatcherTest, EstimateInterpolatesBetweenBatchSizes) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  // Teach 1 row = 10 ms and 8 rows = 24 ms (2 ms per extra row).
+  model.SetCost(&clock, absl::Milliseconds(10));
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+  calls.WaitFinished(1);
+  model.SetCost(&clock, absl::Milliseconds(24));
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1, 1, 1, 1, 1, 1, 1, 1})).ok());
+  calls.WaitFinished(2);
+  // 4 rows: 10 + 3 * 2 = 16 ms. With 16.5 ms left (1 ms margin) it is refused,
+  // with 17.5 ms it is admitted.
+  BatchTask tight = calls.Task({2, 2, 2, 2});
+  tight.deadline = clock.Now() + absl::Microseconds(16500);
+  absl::Status refused = batcher.Enqueue(std::move(tight));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(refused.message(), HasSubstr("needs about 16ms"));
+  BatchTask fits = calls.Task({3, 3, 3, 3});
+  fits.deadline = clock.Now() + absl::Microseconds(17500);
+  ASSERT_TRUE(batcher.Enqueue(std::move(fits)).ok());
+  calls.WaitFinished(3);
+  EXPECT_TRUE(calls[3].status.ok());
 }
 
 TEST(DynamicBatcherTest, BatchClosesBeforeItWouldMakeATaskLate) {

@@ -155,6 +155,48 @@ TEST_F(OpsTest, ScrapedMetricsMatchTheTrafficExactly) {
   EXPECT_THAT(m, HasSubstr("microbatch_build_info{"));
 }
 
+TEST(DeadlineTest, RequestWhoseDeadlineCannotBeMetIsRefusedAtOnceAndCounted) {
+  TempDir dir("deadline_test");
+  DemoModelOptions models;
+  models.models = {"mlp"};
+  ASSERT_TRUE(WriteModelRepository(dir.path(), models).ok());
+  ServerOptions options;
+  options.host = "127.0.0.1";
+  options.grpc_port = 0;
+  options.metrics_port = 0;
+  options.model_repository = dir.path();
+  options.deadline_margin = absl::Seconds(2);  // far more than any deadline below
+  InferenceServer server(options);
+  ASSERT_TRUE(server.StartListening().ok());
+  ASSERT_TRUE(server.LoadModels().ok());
+  auto stub = InferenceStub(server.grpc_port());
+  auto predict = [&](std::chrono::milliseconds deadline, v1::PredictResponse* response) {
+    v1::PredictRequest request;
+    request.set_model("mlp");
+    *request.add_inputs() = Fp32Tensor("x", {1, 16}, std::vector<float>(16, 0.25f));
+    grpc::ClientContext context;
+    if (deadline.count() > 0) context.set_deadline(std::chrono::system_clock::now() + deadline);
+    return stub->Predict(&context, request, response);
+  };
+  v1::PredictResponse response;
+  // Without a deadline nothing is refused; this first batch teaches the
+  // batcher the model time.
+  ASSERT_TRUE(predict(std::chrono::milliseconds(0), &response).ok());
+  // 1.5 s cannot hold the model time plus the 2 s margin: refused at once.
+  grpc::Status refused = predict(std::chrono::milliseconds(1500), &response);
+  EXPECT_EQ(refused.error_code(), grpc::DEADLINE_EXCEEDED);
+  EXPECT_THAT(refused.error_message(), HasSubstr("the server keeps 2s for the answer's way back"));
+  // A deadline that leaves room still runs.
+  EXPECT_TRUE(predict(std::chrono::milliseconds(10000), &response).ok());
+  auto scrape = HttpGet(server.metrics_port(), "/metrics");
+  ASSERT_EQ(scrape.status, 200);
+  EXPECT_EQ(Sample(scrape.body, "microbatch_rejected_requests_total" +
+                                    Labels("mlp", "reason=\"deadline_exceeded\"")),
+            1);
+  EXPECT_EQ(Sample(scrape.body, "microbatch_inference_rows_total" + Labels("mlp")), 2);
+  server.Shutdown(absl::Seconds(5));
+}
+
 TEST_F(OpsTest, LiveScrapePassesPromtool) {
   if (access("/usr/bin/promtool", X_OK) != 0) {
     GTEST_SKIP() << "promtool not installed (scripts/install-deps.sh installs package prometheus)";
