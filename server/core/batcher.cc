@@ -91,6 +91,7 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
   }
   const int priority = static_cast<int>(task.priority);
   queue.by_priority[priority].push_back(Queued{std::move(task), now});
+  enqueued_.fetch_add(1, std::memory_order_release);
   work_cv_.NotifyOne();
   return absl::OkStatus();
 }
@@ -304,10 +305,22 @@ void DynamicBatcher::ExecutorLoop(ModelInstance* instance) {
     std::vector<std::pair<Queued, absl::Status>> dead;
     {
       MutexLock lock(&mu_);
+      bool polled = false;
       while (true) {
         absl::Time wake_at;
         if (TakeBatch(&batch, &dead, &wake_at)) break;
         if (stopping_ && queued_tasks_ == 0) return;
+        if (!polled && options_.idle_spin > absl::ZeroDuration() && queued_tasks_ == 0) {
+          polled = true;
+          const int64_t seen = enqueued_.load(std::memory_order_acquire);
+          mu_.Unlock();
+          const absl::Time until = options_.clock->Now() + options_.idle_spin;
+          while (enqueued_.load(std::memory_order_acquire) == seen && options_.clock->Now() < until) {
+            std::this_thread::yield();
+          }
+          mu_.Lock();
+          continue;
+        }
         options_.clock->WaitUntil(&work_cv_, &mu_, wake_at);
       }
       if (!batch.tasks.empty()) ++busy_;

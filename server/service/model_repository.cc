@@ -284,6 +284,7 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Load(
         PlanModel(*config, name, config_path, options.default_intra_op_threads);
     if (!plan.ok()) return plan.status();
     plan->batcher.deadline_margin = options.deadline_margin;
+    plan->batcher.idle_spin = options.idle_spin;
     absl::StatusOr<std::vector<int64_t>> versions =
         SelectVersions(plan->config.version_policy(), FindVersions(dir), dir.string());
     if (!versions.ok()) return versions.status();

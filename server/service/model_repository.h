@@ -66,6 +66,9 @@ struct RepositoryOptions {
   // Time every model's batcher keeps between an answer's estimated end and
   // its deadline (BatcherOptions::deadline_margin). Default 5 ms.
   absl::Duration deadline_margin = absl::Milliseconds(5);
+  // How long an idle executor polls for work before it sleeps
+  // (BatcherOptions::idle_spin). Default 0.
+  absl::Duration idle_spin = absl::ZeroDuration();
   // Not owned. Default: the wall clock.
   Clock* clock = Clock::Real();
   // Not owned; must outlive the repository. Null: the repository keeps

@@ -33,6 +33,10 @@ struct ServerOptions {
   // run late. Default 5 ms (the answer's way back through gRPC and a busy
   // client, and the model time's jitter beyond its estimate).
   absl::Duration deadline_margin = absl::Milliseconds(5);
+  // How long an idle model executor polls for the next request before it
+  // sleeps. Default 0 here; microbatch-server's --idle_spin_us defaults to
+  // 500.
+  absl::Duration idle_spin = absl::ZeroDuration();
   // Largest gRPC message accepted or sent. Default 64 MiB.
   int max_message_bytes = 64 << 20;
   // Chunks each BatchPredict stream may have in flight (read, not yet

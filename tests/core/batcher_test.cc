@@ -519,5 +519,35 @@ TEST(DynamicBatcherTest, ConcurrentProducersEachGetTheirOwnRows) {
   }
 }
 
+TEST(DynamicBatcherStressTest, PollingExecutorsLoseNothingAndShutDown) {
+  FakeModel model;
+  Calls calls;
+  BatcherOptions options;  // the wall clock
+  options.max_batch_size = 8;
+  options.idle_spin = absl::Milliseconds(2);
+  DynamicBatcher batcher(options, FakeInstances(&model, 2));
+  constexpr int kThreads = 4;
+  constexpr int kPerThread = 100;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        ASSERT_TRUE(batcher.Enqueue(calls.Task({static_cast<float>(t * kPerThread + i)})).ok());
+        // Gaps shorter and longer than the polling time.
+        if (i % 10 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(i % 20 == 0 ? 3 : 0));
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  calls.WaitFinished(kThreads * kPerThread);
+  batcher.Shutdown();  // returns although the executors were polling
+  for (int i = 0; i < kThreads * kPerThread; ++i) {
+    ASSERT_EQ(calls[i].done_calls, 1);
+    ASSERT_TRUE(calls[i].status.ok());
+    ASSERT_EQ(calls[i].result.size(), 1u);
+    ASSERT_EQ(calls[i].result[0], 2 * calls[i].values[0]);
+  }
+}
+
 }  // namespace
 }  // namespace microbatch
