@@ -88,6 +88,16 @@ BatcherOptions Options(FakeClock* clock, int64_t max_batch, absl::Duration delay
   return options;
 }
 
+// Runs task {0} alone, so that the batcher estimates k rows at k times the
+// model's cost, then task {1}, which the held model keeps running.
+void RunOneRowThenHoldTheNext(DynamicBatcher& batcher, FakeModel& model, Calls& calls) {
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+  calls.WaitFinished(1);
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  model.WaitForBatches(2);
+}
+
 TEST(DynamicBatcherTest, ClosesBatchWhenFull) {
   FakeClock clock;
   FakeModel model;
@@ -236,11 +246,7 @@ TEST(DynamicBatcherTest, QueuedTaskThatCanNoLongerMakeItIsDroppedNotRun) {
   model.SetCost(&clock, absl::Milliseconds(10));
   Calls calls;
   DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
-  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
-  calls.WaitFinished(1);  // 1 row: 10 ms
-  model.Hold();
-  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
-  model.WaitForBatches(2);
+  RunOneRowThenHoldTheNext(batcher, model, calls);
   // Admitted: the running batch ends in 10 ms, then 10 ms for this row.
   BatchTask task = calls.Task({2});
   task.deadline = clock.Now() + absl::Milliseconds(25);
@@ -259,11 +265,7 @@ TEST(DynamicBatcherTest, OverloadIsRefusedAtEnqueueAndWhatIsAdmittedIsOnTime) {
   model.SetCost(&clock, absl::Milliseconds(10));
   Calls calls;
   DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
-  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
-  calls.WaitFinished(1);  // 1 row: 10 ms, so k rows are estimated at 10k ms
-  model.Hold();
-  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
-  model.WaitForBatches(2);
+  RunOneRowThenHoldTheNext(batcher, model, calls);
   const absl::Time due = clock.Now() + absl::Milliseconds(45);
   // The running batch ends at +10 ms; k queued rows end at +10+10k ms, and
   // 1 ms is kept for the way back: three fit before +45 ms, a fourth not.
@@ -298,11 +300,7 @@ TEST(DynamicBatcherTest, LooserDeadlineBehindATightOneIsPlannedIntoTheNextBatch)
   model.SetCost(&clock, absl::Milliseconds(10));
   Calls calls;
   DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
-  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
-  calls.WaitFinished(1);  // 1 row: 10 ms
-  model.Hold();
-  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
-  model.WaitForBatches(2);
+  RunOneRowThenHoldTheNext(batcher, model, calls);
   const absl::Time now = clock.Now();
   // Planned: the running batch ends at +10; `tight` alone ends at +20 (due
   // +25). `loose` in the same batch would end at +30, making `tight` late, so
@@ -359,12 +357,7 @@ TEST(DynamicBatcherTest, BatchClosesBeforeItWouldMakeATaskLate) {
   model.SetCost(&clock, absl::Milliseconds(10));
   Calls calls;
   DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
-  // Teach the batcher that a batch of 1 row takes 10 ms.
-  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
-  calls.WaitFinished(1);
-  model.Hold();
-  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
-  model.WaitForBatches(2);
+  RunOneRowThenHoldTheNext(batcher, model, calls);
   // Queued behind the running batch: a 2-row task due in 45 ms, then 4 rows
   // with no deadline. When the batch forms 35 ms are left: 2 rows (est. 20
   // ms) fit, 6 rows (est. 60 ms, scaled from 1 row) would not.
