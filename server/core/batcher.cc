@@ -44,7 +44,6 @@ DynamicBatcher::DynamicBatcher(const BatcherOptions& options,
   {
     MutexLock lock(&mu_);
     plan_.free_at.assign(std::max<size_t>(1, instances_.size()), absl::InfinitePast());
-    estimate_ns_.assign(static_cast<size_t>(std::max<int64_t>(0, options_.max_batch_size)) + 1, 0.0);
   }
   MutexLock lock(&join_mu_);
   for (auto& instance : instances_) {
@@ -262,40 +261,31 @@ int RowsBucket(int64_t rows) {
 }
 }  // namespace
 
-namespace {
-
-// Piecewise linear through `points` (ascending rows, at least one);
-// proportional to rows below the first and beyond the last. `*next` is the
-// index of the first point above the previous query; queries must ascend.
-double Interpolate(const std::vector<std::pair<double, double>>& points, double rows,
-                   size_t* next) {
-  while (*next < points.size() && points[*next].first <= rows) ++*next;
-  if (*next == 0) return points[0].second * rows / points[0].first;
-  const auto& below = points[*next - 1];
-  if (*next == points.size()) return below.second * rows / below.first;
-  const auto& above = points[*next];
-  return below.second + (above.second - below.second) * (rows - below.first) / (above.first - below.first);
-}
-
-}  // namespace
-
 void DynamicBatcher::UpdateEstimates() {
-  std::vector<std::pair<double, double>> points;
+  cost_points_.clear();
   for (const CostPoint& point : cost_) {
-    if (point.ns > 0) points.emplace_back(point.rows, point.ns + 2 * point.deviation_ns);
-  }
-  if (points.empty()) return;
-  size_t next = 0;
-  for (size_t rows = 1; rows < estimate_ns_.size(); ++rows) {
-    estimate_ns_[rows] = std::max(0.0, Interpolate(points, static_cast<double>(rows), &next));
+    if (point.ns > 0) cost_points_.emplace_back(point.rows, point.ns + 2 * point.deviation_ns);
   }
 }
 
 absl::Duration DynamicBatcher::EstimateCompute(int64_t rows) const {
-  if (rows >= 0 && static_cast<size_t>(rows) < estimate_ns_.size()) {
-    return absl::Nanoseconds(estimate_ns_[static_cast<size_t>(rows)]);
+  // Piecewise linear through the size classes seen (ascending rows);
+  // proportional to rows below the first and beyond the last.
+  if (cost_points_.empty()) return absl::ZeroDuration();
+  const double r = static_cast<double>(rows);
+  size_t above = 0;
+  while (above < cost_points_.size() && cost_points_[above].first <= r) ++above;
+  double ns;
+  if (above == 0) {
+    ns = cost_points_[0].second * r / cost_points_[0].first;
+  } else if (above == cost_points_.size()) {
+    ns = cost_points_.back().second * r / cost_points_.back().first;
+  } else {
+    const auto& [rows_lo, ns_lo] = cost_points_[above - 1];
+    const auto& [rows_hi, ns_hi] = cost_points_[above];
+    ns = ns_lo + (ns_hi - ns_lo) * (r - rows_lo) / (rows_hi - rows_lo);
   }
-  return absl::ZeroDuration();  // not a batch this batcher forms
+  return absl::Nanoseconds(std::max(0.0, ns));
 }
 
 void DynamicBatcher::ExecutorLoop(ModelInstance* instance) {

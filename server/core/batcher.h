@@ -12,6 +12,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -208,7 +209,7 @@ class DynamicBatcher {
   // Estimated model time for a batch of `rows`, on the safe side (average
   // plus twice the mean deviation); zero until a batch ran.
   absl::Duration EstimateCompute(int64_t rows) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Refreshes estimate_ns_ from cost_.
+  // Refreshes cost_points_ from cost_.
   void UpdateEstimates() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Places an interactive task in the plan, or returns why it cannot be
   // answered before its deadline (then the plan is unchanged).
@@ -240,8 +241,8 @@ class DynamicBatcher {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Batches of (2^(i-1), 2^i] rows.
   std::vector<CostPoint> cost_ ABSL_GUARDED_BY(mu_) = std::vector<CostPoint>(32);
-  // EstimateCompute of 0..max_batch_size rows, in ns.
-  std::vector<double> estimate_ns_ ABSL_GUARDED_BY(mu_);
+  // (rows, estimated ns) of the size classes seen, ascending.
+  std::vector<std::pair<double, double>> cost_points_ ABSL_GUARDED_BY(mu_);
   // Estimated ends of the batches now running.
   std::multiset<absl::Time> running_ends_ ABSL_GUARDED_BY(mu_);
   // The planned batches of the queued interactive tasks: when each instance
