@@ -139,15 +139,19 @@ absl::Time DynamicBatcher::PlanTask(const BatchTask& task, absl::Time now, bool 
     }
   }
   // A new batch, after the open one, on the instance that frees up first.
-  std::vector<absl::Time> free_at = plan.free_at;
-  if (plan.open) free_at[plan.instance] = plan.start + EstimateCompute(plan.rows);
-  const size_t instance =
-      static_cast<size_t>(std::min_element(free_at.begin(), free_at.end()) - free_at.begin());
-  const absl::Time start = std::max(now, free_at[instance]);
+  const absl::Time open_end = plan.open ? plan.start + EstimateCompute(plan.rows) : absl::Time();
+  auto free_at = [&](size_t i) {
+    return plan.open && i == plan.instance ? open_end : plan.free_at[i];
+  };
+  size_t instance = 0;
+  for (size_t i = 1; i < plan.free_at.size(); ++i) {
+    if (free_at(i) < free_at(instance)) instance = i;
+  }
+  const absl::Time start = std::max(now, free_at(instance));
   const absl::Time end = start + EstimateCompute(task.rows);
   if (new_batch_start != nullptr) *new_batch_start = start;
   if (commit) {
-    plan.free_at = std::move(free_at);
+    if (plan.open) plan.free_at[plan.instance] = open_end;
     plan.open = true;
     plan.shape_key = task.shape_key;
     plan.rows = task.rows;

@@ -88,15 +88,25 @@ BatcherOptions Options(FakeClock* clock, int64_t max_batch, absl::Duration delay
   return options;
 }
 
-// Runs task {0} alone, so that the batcher estimates k rows at k times the
-// model's cost, then task {1}, which the held model keeps running.
-void RunOneRowThenHoldTheNext(DynamicBatcher& batcher, FakeModel& model, Calls& calls) {
-  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
-  calls.WaitFinished(1);
-  model.Hold();
-  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
-  model.WaitForBatches(2);
-}
+// A batcher of up to 8 rows on one instance whose batches take 10 ms of the
+// fake clock. SetUp runs task {0} alone, so that the batcher estimates k rows
+// at 10k ms, then task {1}, which the held model keeps running.
+class DeadlineBatcherTest : public ::testing::Test {
+ protected:
+  DeadlineBatcherTest() { model.SetCost(&clock, absl::Milliseconds(10)); }
+  void SetUp() override {
+    ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+    calls.WaitFinished(1);
+    model.Hold();
+    ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+    model.WaitForBatches(2);
+  }
+
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher{Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1)};
+};
 
 TEST(DynamicBatcherTest, ClosesBatchWhenFull) {
   FakeClock clock;
@@ -240,13 +250,7 @@ TEST(DynamicBatcherTest, RequestThatCannotMeetItsDeadlineIsDroppedNotRun) {
   EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(3)));
 }
 
-TEST(DynamicBatcherTest, QueuedTaskThatCanNoLongerMakeItIsDroppedNotRun) {
-  FakeClock clock;
-  FakeModel model;
-  model.SetCost(&clock, absl::Milliseconds(10));
-  Calls calls;
-  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
-  RunOneRowThenHoldTheNext(batcher, model, calls);
+TEST_F(DeadlineBatcherTest, QueuedTaskThatCanNoLongerMakeItIsDroppedNotRun) {
   // Admitted: the running batch ends in 10 ms, then 10 ms for this row.
   BatchTask task = calls.Task({2});
   task.deadline = clock.Now() + absl::Milliseconds(25);
@@ -259,13 +263,7 @@ TEST(DynamicBatcherTest, QueuedTaskThatCanNoLongerMakeItIsDroppedNotRun) {
   EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(0), ElementsAre(1)));
 }
 
-TEST(DynamicBatcherTest, OverloadIsRefusedAtEnqueueAndWhatIsAdmittedIsOnTime) {
-  FakeClock clock;
-  FakeModel model;
-  model.SetCost(&clock, absl::Milliseconds(10));
-  Calls calls;
-  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
-  RunOneRowThenHoldTheNext(batcher, model, calls);
+TEST_F(DeadlineBatcherTest, OverloadIsRefusedAtEnqueueAndWhatIsAdmittedIsOnTime) {
   const absl::Time due = clock.Now() + absl::Milliseconds(45);
   // The running batch ends at +10 ms; k queued rows end at +10+10k ms, and
   // 1 ms is kept for the way back: three fit before +45 ms, a fourth not.
@@ -294,13 +292,7 @@ TEST(DynamicBatcherTest, OverloadIsRefusedAtEnqueueAndWhatIsAdmittedIsOnTime) {
                                            ElementsAre(6)));
 }
 
-TEST(DynamicBatcherTest, LooserDeadlineBehindATightOneIsPlannedIntoTheNextBatch) {
-  FakeClock clock;
-  FakeModel model;
-  model.SetCost(&clock, absl::Milliseconds(10));
-  Calls calls;
-  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
-  RunOneRowThenHoldTheNext(batcher, model, calls);
+TEST_F(DeadlineBatcherTest, LooserDeadlineBehindATightOneIsPlannedIntoTheNextBatch) {
   const absl::Time now = clock.Now();
   // Planned: the running batch ends at +10; `tight` alone ends at +20 (due
   // +25). `loose` in the same batch would end at +30, making `tight` late, so
@@ -351,13 +343,7 @@ TEST(DynamicBatcherTest, EstimateInterpolatesBetweenBatchSizes) {
   EXPECT_TRUE(calls[3].status.ok());
 }
 
-TEST(DynamicBatcherTest, BatchClosesBeforeItWouldMakeATaskLate) {
-  FakeClock clock;
-  FakeModel model;
-  model.SetCost(&clock, absl::Milliseconds(10));
-  Calls calls;
-  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
-  RunOneRowThenHoldTheNext(batcher, model, calls);
+TEST_F(DeadlineBatcherTest, BatchClosesBeforeItWouldMakeATaskLate) {
   // Queued behind the running batch: a 2-row task due in 45 ms, then 4 rows
   // with no deadline. When the batch forms 35 ms are left: 2 rows (est. 20
   // ms) fit, 6 rows (est. 60 ms, scaled from 1 row) would not.
