@@ -12,7 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "server/core/tensor.h"
+#include "common/tensor/tensor.h"
 
 namespace microbatch {
 namespace bench {

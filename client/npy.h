@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "server/core/tensor.h"
+#include "common/tensor/tensor.h"
 
 namespace microbatch {
 

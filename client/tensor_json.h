@@ -9,7 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "microbatch/v1/tensor.pb.h"
-#include "server/core/tensor.h"
+#include "common/tensor/tensor.h"
 
 namespace microbatch {
 

@@ -21,7 +21,7 @@
 #include "absl/types/span.h"
 #include "server/core/clock.h"
 #include "server/core/sync.h"
-#include "server/core/tensor.h"
+#include "common/tensor/tensor.h"
 
 namespace microbatch {
 

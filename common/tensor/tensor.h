@@ -1,6 +1,7 @@
-// Element types and non-owning / shared tensor views used across the core.
-#ifndef MICROBATCH_SERVER_CORE_TENSOR_H_
-#define MICROBATCH_SERVER_CORE_TENSOR_H_
+// Element types and non-owning / shared tensor views, shared by the server and
+// the client (no torch, no gRPC, no protobuf).
+#ifndef MICROBATCH_COMMON_TENSOR_TENSOR_H_
+#define MICROBATCH_COMMON_TENSOR_TENSOR_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -80,4 +81,4 @@ class AlignedBuffer {
 
 }  // namespace microbatch
 
-#endif  // MICROBATCH_SERVER_CORE_TENSOR_H_
+#endif  // MICROBATCH_COMMON_TENSOR_TENSOR_H_

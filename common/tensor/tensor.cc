@@ -1,4 +1,4 @@
-#include "server/core/tensor.h"
+#include "common/tensor/tensor.h"
 
 #include <cstdlib>
 #include <new>
