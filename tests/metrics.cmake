@@ -1,15 +1,14 @@
-# Metrics library and HTTP server tests; included from tests/CMakeLists.txt.
+# Metrics layer and HTTP server tests; included from tests/CMakeLists.txt.
 # metrics_test also runs under ThreadSanitizer (no civetweb, torch or gRPC).
 add_executable(metrics_test
-  metrics/metrics_test.cc
-  metrics/process_metrics_test.cc
+  metrics/exposition_test.cc
   metrics/promtool_test.cc
 )
 target_link_libraries(metrics_test PRIVATE microbatch_metrics GTest::gmock_main)
 gtest_discover_tests(metrics_test PROPERTIES LABELS metrics DISCOVERY_TIMEOUT 60)
 
 if(TARGET microbatch_http)
-  add_executable(http_server_test metrics/http_server_test.cc)
+  add_executable(http_server_test http/http_server_test.cc)
   target_link_libraries(http_server_test PRIVATE microbatch_http GTest::gmock_main)
-  gtest_discover_tests(http_server_test PROPERTIES LABELS metrics DISCOVERY_TIMEOUT 60)
+  gtest_discover_tests(http_server_test PROPERTIES LABELS http DISCOVERY_TIMEOUT 60)
 endif()

@@ -6,6 +6,7 @@ add_executable(server_test
   server/ops_test.cc
   server/batch_predict_test.cc
   server/scale_out_test.cc
+  server/metrics_families_test.cc
 )
 target_include_directories(server_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(server_test PRIVATE

@@ -78,7 +78,21 @@ absl::Status InferenceServer::LoadModels() {
   if (!repository.ok()) return repository.status();
   repository_ = std::move(*repository);
   inference_.SetRepository(repository_.get());
-  metrics_.WatchRepository(repository_.get());
+  const ModelRepository* served = repository_.get();
+  metrics_.WatchModels([served] {
+    std::vector<ModelState> states;
+    for (const ServedModel* model : served->All()) {
+      ModelState state;
+      state.model = model->name;
+      state.version = model->version;
+      state.queue = model->batcher->Stats();
+      state.queue_capacity = model->plan.config.max_queue_size();
+      state.instances = model->plan.config.instance_count();
+      state.ready = true;
+      states.push_back(std::move(state));
+    }
+    return states;
+  });
   SetServing(true);
   ready_ = true;
   Log(LogLevel::kInfo, "server_ready",
@@ -103,6 +117,7 @@ void InferenceServer::Shutdown(absl::Duration grace) {
     server_->Wait();
     Log(LogLevel::kInfo, "grpc_stopped", {{"ms", absl::ToDoubleMilliseconds(absl::Now() - start)}});
   }
+  metrics_.WatchModels(nullptr);
   if (repository_) repository_->Shutdown();
   http_.Stop();
 }

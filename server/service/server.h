@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/service/inference_service.h"
-#include "server/metrics/http_server.h"
+#include "server/http/http_server.h"
 #include "server/service/model_repository.h"
 #include "server/service/server_metrics.h"
 

@@ -1,11 +1,10 @@
 #include "server/service/server_metrics.h"
 
-#include <cstdio>
-#include <cstdlib>
+#include <prometheus/client_metric.h>
 
 #include "absl/strings/str_cat.h"
-#include "server/metrics/process_metrics.h"
-#include "server/service/model_repository.h"
+#include "server/metrics/buckets.h"
+#include "server/metrics/process_collector.h"
 
 namespace microbatch {
 namespace {
@@ -15,28 +14,33 @@ constexpr const char* kReasons[] = {"queue_full", "deadline_exceeded", "cancelle
                                     "invalid_input", "overloaded"};
 static_assert(sizeof(kReasons) / sizeof(kReasons[0]) == static_cast<size_t>(RejectReason::kCount));
 
-template <typename T>
-T* Must(absl::StatusOr<T*> family) {
-  if (!family.ok()) {
-    std::fprintf(stderr, "metrics registration failed: %s\n", family.status().ToString().c_str());
-    std::abort();
-  }
-  return *family;
+constexpr char kBuildVersion[] = "0.1.0";
+
+prometheus::Labels ModelLabels(const std::string& model, const std::string& version) {
+  return {{"model", model}, {"version", version}};
 }
 
-void MustOk(const absl::Status& status) {
-  if (!status.ok()) {
-    std::fprintf(stderr, "metrics registration failed: %s\n", status.ToString().c_str());
-    std::abort();
-  }
-}
-
-const std::vector<std::string> kModelLabels = {"model", "version"};
-
-std::vector<std::string> With(std::vector<std::string> more) {
-  std::vector<std::string> labels = kModelLabels;
-  labels.insert(labels.end(), more.begin(), more.end());
+prometheus::Labels With(prometheus::Labels labels, const std::string& name,
+                        const std::string& value) {
+  labels.emplace(name, value);
   return labels;
+}
+
+// A gauge family with one sample per served model version.
+prometheus::MetricFamily GaugeFamily(const char* name, const char* help,
+                                     const std::vector<ModelState>& states,
+                                     double (*value)(const ModelState&)) {
+  prometheus::MetricFamily family;
+  family.name = name;
+  family.help = help;
+  family.type = prometheus::MetricType::Gauge;
+  for (const ModelState& state : states) {
+    prometheus::ClientMetric metric;
+    metric.label = {{"model", state.model}, {"version", absl::StrCat(state.version)}};
+    metric.gauge.value = value(state);
+    family.metric.push_back(std::move(metric));
+  }
+  return family;
 }
 
 }  // namespace
@@ -45,9 +49,13 @@ void ModelMetrics::RecordRequest(RpcMethod method, absl::StatusCode code, absl::
   const int m = static_cast<int>(method);
   const int c = static_cast<int>(code);
   if (c < 0 || c >= kCodes) return;
-  metrics::Counter* counter = requests_[m][c].load(std::memory_order_acquire);
+  prometheus::Counter* counter = requests_[m][c].load(std::memory_order_acquire);
   if (counter == nullptr) {
-    counter = requests_family_->WithLabels({model_, version_, kMethods[m], absl::StatusCodeToString(code)});
+    // Family::Add returns the existing child when two threads race here.
+    counter = &requests_family_->Add({{"model", model_},
+                                      {"version", version_},
+                                      {"method", kMethods[m]},
+                                      {"code", absl::StatusCodeToString(code)}});
     requests_[m][c].store(counter, std::memory_order_release);
   }
   counter->Increment();
@@ -55,7 +63,9 @@ void ModelMetrics::RecordRequest(RpcMethod method, absl::StatusCode code, absl::
   if (method == RpcMethod::kPredict) in_flight_->Decrement();
 }
 
-void ModelMetrics::RecordReject(RejectReason reason) { rejected_[static_cast<int>(reason)]->Increment(); }
+void ModelMetrics::RecordReject(RejectReason reason) {
+  rejected_[static_cast<int>(reason)]->Increment();
+}
 
 void ModelMetrics::RecordBatch(const BatchInfo& info) {
   rows_->Increment(static_cast<double>(info.batch_rows));
@@ -68,79 +78,96 @@ void ModelMetrics::RecordQueueWait(absl::Duration wait) {
   queue_wait_->Observe(absl::ToDoubleSeconds(wait));
 }
 
-ServerMetrics::ServerMetrics() {
-  metrics::Registry& r = registry_;
-  requests_ = Must(r.AddCounter("microbatch_requests_total",
-                                "Predict requests and BatchPredict chunks by final gRPC status code.",
-                                With({"method", "code"})));
-  rejected_ = Must(r.AddCounter(
-      "microbatch_rejected_requests_total",
-      "Requests answered without running, by reason: queue_full, overloaded (refused: could not be "
-      "answered before its deadline), deadline_exceeded and cancelled (while queued), invalid_input.",
-      With({"reason"})));
-  rows_ = Must(r.AddCounter("microbatch_inference_rows_total", "Rows run through the model.", kModelLabels));
-  batches_ = Must(r.AddCounter("microbatch_batches_total", "Batches run by the model.", kModelLabels));
-  batch_size_ = Must(r.AddHistogram("microbatch_batch_size_rows", "Rows per executed batch.",
-                                    kModelLabels, metrics::BatchSizeBuckets()));
-  queue_wait_ = Must(r.AddHistogram("microbatch_queue_wait_seconds",
-                                    "Time from enqueue until the request's batch was formed.",
-                                    kModelLabels, metrics::LatencySecondsBuckets()));
-  compute_ = Must(r.AddHistogram("microbatch_compute_seconds", "Model run time per batch.",
-                                 kModelLabels, metrics::LatencySecondsBuckets()));
-  duration_ = Must(r.AddHistogram(
-      "microbatch_request_duration_seconds",
-      "Server-side time from receiving a request (or chunk) to answering it, all outcomes.",
-      With({"method"}), metrics::LatencySecondsBuckets()));
-  in_flight_ = Must(r.AddGauge("microbatch_requests_in_flight",
-                               "Predict requests received and not yet answered.", kModelLabels));
-  load_seconds_ = Must(r.AddGauge("microbatch_model_load_seconds",
-                                  "Time to load every instance of the model version.", kModelLabels));
-  warmup_seconds_ = Must(r.AddGauge("microbatch_model_warmup_seconds",
-                                    "Time to warm up every instance of the model version.", kModelLabels));
+ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry>()) {
+  prometheus::Registry& r = *registry_;
+  requests_ = &prometheus::BuildCounter()
+                   .Name("microbatch_requests_total")
+                   .Help("Predict requests and BatchPredict chunks by final gRPC status code.")
+                   .Register(r);
+  rejected_ = &prometheus::BuildCounter()
+                   .Name("microbatch_rejected_requests_total")
+                   .Help("Requests answered without running, by reason: queue_full, overloaded "
+                         "(refused: could not be answered before its deadline), "
+                         "deadline_exceeded and cancelled (while queued), invalid_input.")
+                   .Register(r);
+  rows_ = &prometheus::BuildCounter()
+               .Name("microbatch_inference_rows_total")
+               .Help("Rows run through the model.")
+               .Register(r);
+  batches_ = &prometheus::BuildCounter()
+                  .Name("microbatch_batches_total")
+                  .Help("Batches run by the model.")
+                  .Register(r);
+  batch_size_ = &prometheus::BuildHistogram()
+                     .Name("microbatch_batch_size_rows")
+                     .Help("Rows per executed batch.")
+                     .Register(r);
+  queue_wait_ = &prometheus::BuildHistogram()
+                     .Name("microbatch_queue_wait_seconds")
+                     .Help("Time from enqueue until the request's batch was formed.")
+                     .Register(r);
+  compute_ = &prometheus::BuildHistogram()
+                  .Name("microbatch_compute_seconds")
+                  .Help("Model run time per batch.")
+                  .Register(r);
+  duration_ = &prometheus::BuildHistogram()
+                   .Name("microbatch_request_duration_seconds")
+                   .Help("Server-side time from receiving a request (or chunk) to answering it, "
+                         "all outcomes.")
+                   .Register(r);
+  in_flight_ = &prometheus::BuildGauge()
+                    .Name("microbatch_requests_in_flight")
+                    .Help("Predict requests received and not yet answered.")
+                    .Register(r);
+  load_seconds_ = &prometheus::BuildGauge()
+                       .Name("microbatch_model_load_seconds")
+                       .Help("Time to load every instance of the model version.")
+                       .Register(r);
+  warmup_seconds_ = &prometheus::BuildGauge()
+                         .Name("microbatch_model_warmup_seconds")
+                         .Help("Time to warm up every instance of the model version.")
+                         .Register(r);
+  prometheus::BuildGauge()
+      .Name("microbatch_build_info")
+      .Help("Build information; the value is always 1.")
+      .Register(r)
+      .Add({{"version", kBuildVersion}, {"backend", "libtorch"}})
+      .Set(1);
 
-  using Field = int64_t DynamicBatcher::QueueStats::*;
-  auto queue_gauge = [this](const char* name, const char* help, Field field) {
-    MustOk(registry_.AddCallback(
-        metrics::MetricType::kGauge, name, help, kModelLabels, [this, field] {
-          std::vector<metrics::Sample> samples;
-          const ModelRepository* repository = repository_.load();
-          if (repository == nullptr) return samples;
-          for (const ServedModel* model : repository->All()) {
-            samples.push_back({{model->name, absl::StrCat(model->version)},
-                               static_cast<double>(model->batcher->Stats().*field)});
-          }
-          return samples;
-        }));
-  };
-  queue_gauge("microbatch_queue_requests", "Requests waiting in the batcher's queue.",
-              &DynamicBatcher::QueueStats::tasks);
-  queue_gauge("microbatch_queue_rows", "Rows waiting in the batcher's queue.",
-              &DynamicBatcher::QueueStats::rows);
-  queue_gauge("microbatch_instances_busy", "Model instances running a batch now.",
-              &DynamicBatcher::QueueStats::busy_instances);
-  auto config_gauge = [this](const char* name, const char* help, auto value) {
-    MustOk(registry_.AddCallback(metrics::MetricType::kGauge, name, help, kModelLabels,
-                                 [this, value] {
-                                   std::vector<metrics::Sample> samples;
-                                   const ModelRepository* repository = repository_.load();
-                                   if (repository == nullptr) return samples;
-                                   for (const ServedModel* model : repository->All()) {
-                                     samples.push_back({{model->name, absl::StrCat(model->version)},
-                                                        value(*model)});
-                                   }
-                                   return samples;
-                                 }));
-  };
-  config_gauge("microbatch_queue_capacity_requests",
-               "max_queue_size: queued requests beyond which new ones are rejected.",
-               [](const ServedModel& m) { return static_cast<double>(m.plan.config.max_queue_size()); });
-  config_gauge("microbatch_instances", "Model instances (instance_count).",
-               [](const ServedModel& m) { return static_cast<double>(m.plan.config.instance_count()); });
-  config_gauge("microbatch_model_ready", "1 when the model version is loaded, warmed and serving.",
-               [](const ServedModel&) { return 1.0; });
+  model_states_ =
+      std::make_shared<metrics::FunctionCollector>([this] { return CollectModelStates(); });
+  process_ = std::make_shared<metrics::ProcessCollector>();
+  exposition_.Add(registry_);
+  exposition_.Add(model_states_);
+  exposition_.Add(process_);
+}
 
-  MustOk(metrics::RegisterBuildInfo(&registry_, {{"version", "0.1.0"}, {"backend", "libtorch"}}));
-  MustOk(metrics::RegisterProcessMetrics(&registry_));
+ServerMetrics::~ServerMetrics() = default;
+
+std::vector<prometheus::MetricFamily> ServerMetrics::CollectModelStates() const {
+  ModelStatesFn states_fn;
+  {
+    MutexLock lock(&mu_);
+    states_fn = states_;
+  }
+  if (!states_fn) return {};
+  const std::vector<ModelState> states = states_fn();
+  return {
+      GaugeFamily("microbatch_queue_requests", "Requests waiting in the batcher's queue.", states,
+                  [](const ModelState& s) { return static_cast<double>(s.queue.tasks); }),
+      GaugeFamily("microbatch_queue_rows", "Rows waiting in the batcher's queue.", states,
+                  [](const ModelState& s) { return static_cast<double>(s.queue.rows); }),
+      GaugeFamily("microbatch_instances_busy", "Model instances running a batch now.", states,
+                  [](const ModelState& s) { return static_cast<double>(s.queue.busy_instances); }),
+      GaugeFamily("microbatch_queue_capacity_requests",
+                  "max_queue_size: queued requests beyond which new ones are rejected.", states,
+                  [](const ModelState& s) { return static_cast<double>(s.queue_capacity); }),
+      GaugeFamily("microbatch_instances", "Model instances (instance_count).", states,
+                  [](const ModelState& s) { return static_cast<double>(s.instances); }),
+      GaugeFamily("microbatch_model_ready",
+                  "1 when the model version is loaded, warmed and serving.", states,
+                  [](const ModelState& s) { return s.ready ? 1.0 : 0.0; }),
+  };
 }
 
 ModelMetrics* ServerMetrics::ForModel(const std::string& model, int64_t version) {
@@ -150,22 +177,23 @@ ModelMetrics* ServerMetrics::ForModel(const std::string& model, int64_t version)
   if (slot) return slot.get();
   slot = std::make_unique<ModelMetrics>();
   ModelMetrics& m = *slot;
-  const std::vector<std::string> labels = {model, v};
+  const prometheus::Labels labels = ModelLabels(model, v);
   m.model_ = model;
   m.version_ = v;
   m.requests_family_ = requests_;
   for (int method = 0; method < 2; ++method) {
-    m.duration_[method] = duration_->WithLabels({model, v, kMethods[method]});
+    m.duration_[method] =
+        &duration_->Add(With(labels, "method", kMethods[method]), metrics::LatencySecondsBuckets());
   }
   for (int reason = 0; reason < static_cast<int>(RejectReason::kCount); ++reason) {
-    m.rejected_[reason] = rejected_->WithLabels({model, v, kReasons[reason]});
+    m.rejected_[reason] = &rejected_->Add(With(labels, "reason", kReasons[reason]));
   }
-  m.rows_ = rows_->WithLabels(labels);
-  m.batches_ = batches_->WithLabels(labels);
-  m.batch_size_ = batch_size_->WithLabels(labels);
-  m.queue_wait_ = queue_wait_->WithLabels(labels);
-  m.compute_ = compute_->WithLabels(labels);
-  m.in_flight_ = in_flight_->WithLabels(labels);
+  m.rows_ = &rows_->Add(labels);
+  m.batches_ = &batches_->Add(labels);
+  m.batch_size_ = &batch_size_->Add(labels, metrics::BatchSizeBuckets());
+  m.queue_wait_ = &queue_wait_->Add(labels, metrics::LatencySecondsBuckets());
+  m.compute_ = &compute_->Add(labels, metrics::LatencySecondsBuckets());
+  m.in_flight_ = &in_flight_->Add(labels);
   return slot.get();
 }
 
@@ -173,11 +201,14 @@ ModelMetrics* ServerMetrics::Unknown() { return ForModel("", 0); }
 
 void ServerMetrics::RecordLoad(const std::string& model, int64_t version, absl::Duration load,
                                absl::Duration warmup) {
-  const std::vector<std::string> labels = {model, absl::StrCat(version)};
-  load_seconds_->WithLabels(labels)->Set(absl::ToDoubleSeconds(load));
-  warmup_seconds_->WithLabels(labels)->Set(absl::ToDoubleSeconds(warmup));
+  const prometheus::Labels labels = ModelLabels(model, absl::StrCat(version));
+  load_seconds_->Add(labels).Set(absl::ToDoubleSeconds(load));
+  warmup_seconds_->Add(labels).Set(absl::ToDoubleSeconds(warmup));
 }
 
-void ServerMetrics::WatchRepository(const ModelRepository* repository) { repository_.store(repository); }
+void ServerMetrics::WatchModels(ModelStatesFn states) {
+  MutexLock lock(&mu_);
+  states_ = std::move(states);
+}
 
 }  // namespace microbatch

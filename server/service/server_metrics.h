@@ -1,5 +1,5 @@
-// The server's Prometheus metrics: per model version request, batch, queue
-// and latency metrics, plus process and build metrics.
+// The server's Prometheus metrics (prometheus-cpp): per model version request,
+// batch, queue and latency metrics, plus process and build metrics.
 //
 // Names (labels model, version unless noted):
 //   microbatch_requests_total{model,version,method,code}   Predict requests /
@@ -14,26 +14,35 @@
 //   microbatch_queue_capacity_requests, microbatch_instances_busy,
 //   microbatch_instances, microbatch_requests_in_flight, microbatch_model_ready
 //   microbatch_model_load_seconds, microbatch_model_warmup_seconds
-//   microbatch_build_info, process_* (resident memory, CPU, fds, start time)
+//   microbatch_build_info{version,backend}, process_* (resident memory, CPU,
+//   fds, start time)
 // Requests naming no served model are counted under model="" version="".
+// tests/server/metrics_families_test.cc pins this set of families and labels.
 #ifndef MICROBATCH_SERVER_SERVICE_SERVER_METRICS_H_
 #define MICROBATCH_SERVER_SERVICE_SERVER_METRICS_H_
 
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
+#include <vector>
+
+#include <prometheus/counter.h>
+#include <prometheus/family.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "server/core/batcher.h"
 #include "server/core/sync.h"
-#include "server/metrics/metrics.h"
+#include "server/metrics/exposition.h"
 
 namespace microbatch {
-
-class ModelRepository;
 
 enum class RpcMethod { kPredict = 0, kBatchPredict = 1 };
 enum class RejectReason {
@@ -45,8 +54,9 @@ enum class RejectReason {
   kCount  // not a reason
 };
 
-// Handles to one model version's metrics. Created once, then used lock-free
-// from any thread.
+// Handles to one model version's metrics. Created once by ServerMetrics, then
+// used from any thread without a shared lock: counters and gauges are atomics;
+// a histogram child locks only itself.
 class ModelMetrics {
  public:
   // A finished request (or chunk): its code, end-to-end duration, and for
@@ -61,24 +71,35 @@ class ModelMetrics {
  private:
   friend class ServerMetrics;
   static constexpr int kCodes = 17;
-  std::array<std::array<std::atomic<metrics::Counter*>, kCodes>, 2> requests_{};
-  std::array<metrics::Histogram*, 2> duration_{};
-  std::array<metrics::Counter*, static_cast<size_t>(RejectReason::kCount)> rejected_{};
-  metrics::Counter* rows_ = nullptr;
-  metrics::Counter* batches_ = nullptr;
-  metrics::Histogram* batch_size_ = nullptr;
-  metrics::Histogram* queue_wait_ = nullptr;
-  metrics::Histogram* compute_ = nullptr;
-  metrics::Gauge* in_flight_ = nullptr;
-  metrics::Family<metrics::Counter>* requests_family_ = nullptr;
+  std::array<std::array<std::atomic<prometheus::Counter*>, kCodes>, 2> requests_{};
+  std::array<prometheus::Histogram*, 2> duration_{};
+  std::array<prometheus::Counter*, static_cast<size_t>(RejectReason::kCount)> rejected_{};
+  prometheus::Counter* rows_ = nullptr;
+  prometheus::Counter* batches_ = nullptr;
+  prometheus::Histogram* batch_size_ = nullptr;
+  prometheus::Histogram* queue_wait_ = nullptr;
+  prometheus::Histogram* compute_ = nullptr;
+  prometheus::Gauge* in_flight_ = nullptr;
+  prometheus::Family<prometheus::Counter>* requests_family_ = nullptr;
   std::string model_;
   std::string version_;
+};
+
+// What the scrape-time gauges report about one served model version.
+struct ModelState {
+  std::string model;
+  int64_t version = 0;
+  DynamicBatcher::QueueStats queue;
+  int64_t queue_capacity = 0;
+  int64_t instances = 0;
+  bool ready = false;
 };
 
 // Thread-safe.
 class ServerMetrics {
  public:
   ServerMetrics();
+  ~ServerMetrics();
 
   // The handles for one model version (created on first call).
   ModelMetrics* ForModel(const std::string& model, int64_t version);
@@ -87,31 +108,39 @@ class ServerMetrics {
   // Load and warm-up durations of a model version.
   void RecordLoad(const std::string& model, int64_t version, absl::Duration load,
                   absl::Duration warmup);
-  // From now on queue depth, busy instances and readiness are read from
-  // `repository` at scrape time. Not owned; must outlive scrapes, or be
-  // replaced with nullptr first.
-  void WatchRepository(const ModelRepository* repository);
+  // From now on the queue, instance and readiness gauges are read from
+  // `states` at scrape time (on the scraping thread). Pass nullptr to stop.
+  using ModelStatesFn = std::function<std::vector<ModelState>()>;
+  void WatchModels(ModelStatesFn states);
 
-  // The exposition text of every metric.
-  std::string Expose() const { return registry_.Expose(); }
-  metrics::Registry& registry() { return registry_; }
+  // The text exposition of every metric.
+  std::string Expose() const { return exposition_.Serialize(); }
+  // For more families (they are exposed with the rest).
+  prometheus::Registry& registry() { return *registry_; }
+  metrics::Exposition& exposition() { return exposition_; }
 
  private:
-  metrics::Registry registry_;
-  metrics::Family<metrics::Counter>* requests_;
-  metrics::Family<metrics::Counter>* rejected_;
-  metrics::Family<metrics::Counter>* rows_;
-  metrics::Family<metrics::Counter>* batches_;
-  metrics::Family<metrics::Histogram>* batch_size_;
-  metrics::Family<metrics::Histogram>* queue_wait_;
-  metrics::Family<metrics::Histogram>* compute_;
-  metrics::Family<metrics::Histogram>* duration_;
-  metrics::Family<metrics::Gauge>* in_flight_;
-  metrics::Family<metrics::Gauge>* load_seconds_;
-  metrics::Family<metrics::Gauge>* warmup_seconds_;
-  std::atomic<const ModelRepository*> repository_{nullptr};
+  std::vector<prometheus::MetricFamily> CollectModelStates() const;
 
-  Mutex mu_;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<prometheus::Collectable> model_states_;
+  std::shared_ptr<prometheus::Collectable> process_;
+  metrics::Exposition exposition_;
+
+  prometheus::Family<prometheus::Counter>* requests_;
+  prometheus::Family<prometheus::Counter>* rejected_;
+  prometheus::Family<prometheus::Counter>* rows_;
+  prometheus::Family<prometheus::Counter>* batches_;
+  prometheus::Family<prometheus::Histogram>* batch_size_;
+  prometheus::Family<prometheus::Histogram>* queue_wait_;
+  prometheus::Family<prometheus::Histogram>* compute_;
+  prometheus::Family<prometheus::Histogram>* duration_;
+  prometheus::Family<prometheus::Gauge>* in_flight_;
+  prometheus::Family<prometheus::Gauge>* load_seconds_;
+  prometheus::Family<prometheus::Gauge>* warmup_seconds_;
+
+  mutable Mutex mu_;
+  ModelStatesFn states_ ABSL_GUARDED_BY(mu_);
   std::map<std::pair<std::string, std::string>, std::unique_ptr<ModelMetrics>> models_
       ABSL_GUARDED_BY(mu_);
 };

@@ -9,9 +9,15 @@
 #include <fstream>
 #include <string>
 
+#include <prometheus/counter.h>
+#include <prometheus/gauge.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
 #include "gtest/gtest.h"
-#include "server/metrics/metrics.h"
-#include "server/metrics/process_metrics.h"
+#include "server/metrics/buckets.h"
+#include "server/metrics/exposition.h"
+#include "server/metrics/process_collector.h"
 
 namespace microbatch {
 namespace metrics {
@@ -19,39 +25,63 @@ namespace {
 
 constexpr char kPromtool[] = "/usr/bin/promtool";
 
-// A registry using every feature: all types, labels needing escaping, HELP
-// needing escaping, empty families, special values, process metrics.
+// An exposition using every feature the server uses: all types, labels and
+// HELP needing escaping, special values, empty label values, a
+// scrape-time collector, process metrics.
 std::string FullExposition() {
-  Registry registry;
-  EXPECT_TRUE(RegisterProcessMetrics(&registry).ok());
-  EXPECT_TRUE(RegisterBuildInfo(&registry, {{"version", "0.1.0"}, {"commit", "deadbeef"}}).ok());
-  Family<Counter>* requests = *registry.AddCounter(
-      "microbatch_requests_total", "Requests by \"model\"\nand code \\ status.",
-      {"model", "version", "code"});
-  requests->WithLabels({"mlp", "1", "OK"})->Increment(12);
-  requests->WithLabels({"we\"ird\\na\nme", "2", "INVALID_ARGUMENT"})->Increment();
-  requests->WithLabels({"", "3", "OK"});
-  Family<Gauge>* gauges = *registry.AddGauge("microbatch_special_value", "Special.", {"kind"});
-  gauges->WithLabels({"inf"})->Set(INFINITY);
-  gauges->WithLabels({"neg_inf"})->Set(-INFINITY);
-  gauges->WithLabels({"nan"})->Set(NAN);
-  gauges->WithLabels({"tiny"})->Set(1e-300);
-  gauges->WithLabels({"huge"})->Set(1.5e300);
-  Family<Histogram>* latency = *registry.AddHistogram(
-      "microbatch_request_latency_seconds", "Latency.", {"model"}, LatencySecondsBuckets());
-  for (int i = 0; i < 1000; ++i) latency->WithLabels({"mlp"})->Observe(i * 1e-4);
-  latency->WithLabels({"idle"});
-  Family<Histogram>* batch = *registry.AddHistogram(
-      "microbatch_batch_size_rows", "Rows per batch.", {}, BatchSizeBuckets());
-  batch->WithLabels({})->Observe(3);
-  EXPECT_TRUE(registry.AddCounter("microbatch_empty_total", "Never used.", {"model"}).ok());
-  EXPECT_TRUE(registry.AddHistogram("microbatch_empty_seconds", "Never used.", {"model"}, {1}).ok());
-  EXPECT_TRUE(registry
-                  .AddCallback(MetricType::kGauge, "microbatch_queue_rows", "Queued rows.",
-                               {"model", "version"},
-                               [] { return std::vector<Sample>{{{"mlp", "1"}, 5}}; })
-                  .ok());
-  return registry.Expose();
+  auto registry = std::make_shared<prometheus::Registry>();
+  prometheus::BuildGauge()
+      .Name("microbatch_build_info")
+      .Help("Build information; the value is always 1.")
+      .Register(*registry)
+      .Add({{"version", "0.1.0"}, {"commit", "deadbeef"}})
+      .Set(1);
+  auto& requests = prometheus::BuildCounter()
+                       .Name("microbatch_requests_total")
+                       .Help("Requests by \"model\" and code (HELP is not escaped by prometheus-cpp 1.0.1: keep it plain).")
+                       .Register(*registry);
+  requests.Add({{"model", "mlp"}, {"version", "1"}, {"code", "OK"}}).Increment(12);
+  requests.Add({{"model", "we\"ird\\na\nme"}, {"version", "2"}, {"code", "INVALID_ARGUMENT"}})
+      .Increment();
+  requests.Add({{"model", ""}, {"version", "3"}, {"code", "OK"}});
+  auto& gauges =
+      prometheus::BuildGauge().Name("microbatch_special_value").Help("Special.").Register(*registry);
+  gauges.Add({{"kind", "inf"}}).Set(INFINITY);
+  gauges.Add({{"kind", "neg_inf"}}).Set(-INFINITY);
+  gauges.Add({{"kind", "nan"}}).Set(NAN);
+  gauges.Add({{"kind", "tiny"}}).Set(1e-300);
+  gauges.Add({{"kind", "huge"}}).Set(1.5e300);
+  auto& latency = prometheus::BuildHistogram()
+                      .Name("microbatch_request_latency_seconds")
+                      .Help("Latency.")
+                      .Register(*registry);
+  auto& mlp = latency.Add({{"model", "mlp"}}, LatencySecondsBuckets());
+  for (int i = 0; i < 1000; ++i) mlp.Observe(i * 1e-4);
+  latency.Add({{"model", "idle"}}, LatencySecondsBuckets());
+  prometheus::BuildHistogram()
+      .Name("microbatch_batch_size_rows")
+      .Help("Rows per batch.")
+      .Register(*registry)
+      .Add({}, BatchSizeBuckets())
+      .Observe(3);
+  prometheus::BuildCounter().Name("microbatch_empty_total").Help("Never used.").Register(*registry);
+  auto queue = std::make_shared<FunctionCollector>([] {
+    prometheus::MetricFamily family;
+    family.name = "microbatch_queue_rows";
+    family.help = "Queued rows.";
+    family.type = prometheus::MetricType::Gauge;
+    prometheus::ClientMetric metric;
+    metric.label = {{"model", "mlp"}, {"version", "1"}};
+    metric.gauge.value = 5;
+    family.metric.push_back(metric);
+    return std::vector<prometheus::MetricFamily>{family};
+  });
+  auto process = std::make_shared<ProcessCollector>();
+  Exposition exposition;
+  exposition.Add(registry);
+  exposition.Add(queue);
+  exposition.Add(process);
+  return exposition.Serialize();
 }
 
 // Runs promtool on `text`; returns its exit status and sets `output` to what

@@ -1,4 +1,4 @@
-#include "server/metrics/http_server.h"
+#include "server/http/http_server.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

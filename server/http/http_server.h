@@ -7,8 +7,8 @@
 //   options.port = 0;  // any free port
 //   absl::Status status = http.Start(options);
 //   int port = http.port();
-#ifndef MICROBATCH_SERVER_METRICS_HTTP_SERVER_H_
-#define MICROBATCH_SERVER_METRICS_HTTP_SERVER_H_
+#ifndef MICROBATCH_SERVER_HTTP_HTTP_SERVER_H_
+#define MICROBATCH_SERVER_HTTP_HTTP_SERVER_H_
 
 #include <functional>
 #include <map>
@@ -94,4 +94,4 @@ class HttpServer {
 
 }  // namespace microbatch
 
-#endif  // MICROBATCH_SERVER_METRICS_HTTP_SERVER_H_
+#endif  // MICROBATCH_SERVER_HTTP_HTTP_SERVER_H_
