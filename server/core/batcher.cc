@@ -76,8 +76,9 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
         options_.max_queue_size, "); retry with backoff"));
   }
   const absl::Time now = options_.clock->Now();
+  bool probe = false;
   if (interactive) {
-    absl::Status admitted = Admit(task, now);
+    absl::Status admitted = Admit(task, now, &probe);
     if (!admitted.ok()) return admitted;
   }
   ShapeQueue& queue = queues_[task.shape_key];
@@ -89,16 +90,30 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
     interactive_rows_ += task.rows;
   }
   const int priority = static_cast<int>(task.priority);
-  queue.by_priority[priority].push_back(Queued{std::move(task), now});
+  queue.by_priority[priority].push_back(Queued{std::move(task), now, probe});
   enqueued_.fetch_add(1, std::memory_order_release);
   work_cv_.NotifyOne();
   return absl::OkStatus();
 }
 
-absl::Status DynamicBatcher::Admit(const BatchTask& task, absl::Time now) {
+absl::Status DynamicBatcher::Admit(const BatchTask& task, absl::Time now, bool* probe) {
+  *probe = false;
   const absl::Duration alone = EstimateCompute(task.rows);
+  // Refused only on the estimate's word: when that word is old and nothing
+  // else is queued or running, run the task to measure the model again.
+  auto probe_instead = [&] {
+    if (busy_ > 0 || interactive_tasks_ > 0 || !running_ends_.empty() ||
+        now - last_batch_end_ < options_.estimate_probe_interval) {
+      return false;
+    }
+    last_batch_end_ = now;  // one probe per interval, even if it is dropped
+    PlanTask(task, now, /*commit=*/true);
+    *probe = true;
+    return true;
+  };
   if (task.deadline != absl::InfiniteFuture() && alone > absl::ZeroDuration() &&
       now + alone + options_.deadline_margin > task.deadline) {
+    if (probe_instead()) return absl::OkStatus();
     return DeadlineTooShort(task.deadline - now, alone, task.rows, options_.deadline_margin);
   }
   absl::Time start;
@@ -113,6 +128,7 @@ absl::Status DynamicBatcher::Admit(const BatchTask& task, absl::Time now) {
     PlanTask(task, now, /*commit=*/true);
     return absl::OkStatus();
   }
+  if (probe_instead()) return absl::OkStatus();
   absl::Status overloaded = absl::ResourceExhaustedError(absl::StrCat(
       "overloaded: ", interactive_tasks_, " requests (", interactive_rows_,
       " rows) are queued and ", running_ends_.size(),
@@ -218,7 +234,7 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
         drop = absl::DeadlineExceededError(
             absl::StrCat("deadline passed after ", absl::FormatDuration(now - tasks.front().enqueued),
                          " in the queue; the request was not run"));
-      } else if (now + EstimateCompute(front.rows) + margin > front.deadline) {
+      } else if (!tasks.front().probe && now + EstimateCompute(front.rows) + margin > front.deadline) {
         drop = DeadlineTooShort(front.deadline - now, EstimateCompute(front.rows), front.rows, margin);
       } else if (front.is_cancelled && front.is_cancelled()) {
         drop = absl::CancelledError("the caller cancelled; the request was not run");
@@ -265,10 +281,32 @@ int RowsBucket(int64_t rows) {
 }
 }  // namespace
 
+void DynamicBatcher::CostWindow::Add(double batch_rows, double batch_ns) {
+  rows[next] = batch_rows;
+  ns[next] = batch_ns;
+  next = (next + 1) % kSize;
+  count = std::min(count + 1, kSize);
+}
+
+std::pair<double, double> DynamicBatcher::CostWindow::Estimate() const {
+  auto median = [](std::array<double, kSize> values, int n) {
+    std::sort(values.begin(), values.begin() + n);
+    return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
+  };
+  double mean_rows = 0;
+  for (int i = 0; i < count; ++i) mean_rows += rows[i];
+  mean_rows /= count;
+  const double mid = median(ns, count);
+  std::array<double, kSize> deviations{};
+  for (int i = 0; i < count; ++i) deviations[i] = std::abs(ns[i] - mid);
+  // 1.4826 * MAD estimates the standard deviation of normal samples.
+  return {mean_rows, mid + 2 * 1.4826 * median(deviations, count)};
+}
+
 void DynamicBatcher::UpdateEstimates() {
   cost_points_.clear();
-  for (const CostPoint& point : cost_) {
-    if (point.ns > 0) cost_points_.emplace_back(point.rows, point.ns + 2 * point.deviation_ns);
+  for (const CostWindow& window : cost_) {
+    if (window.count > 0) cost_points_.push_back(window.Estimate());
   }
 }
 
@@ -386,17 +424,10 @@ void DynamicBatcher::RunBatch(ModelInstance* instance, Batch& batch,
     // The instance counts as free for admission once the model returned.
     running_ends_.erase(running_ends_.find(batch.estimated_end));
     Replan(options_.clock->Now());
+    last_batch_end_ = options_.clock->Now();
     if (outputs.ok()) {
-      CostPoint& point = cost_[RowsBucket(batch.rows)];
-      const double ns = absl::ToDoubleNanoseconds(info.compute);
-      const double rows = static_cast<double>(batch.rows);
-      if (point.ns == 0) {
-        point = CostPoint{rows, ns};
-      } else {
-        point.deviation_ns = 0.8 * point.deviation_ns + 0.2 * std::abs(ns - point.ns);
-        point.rows = 0.8 * point.rows + 0.2 * rows;
-        point.ns = 0.8 * point.ns + 0.2 * ns;
-      }
+      cost_[RowsBucket(batch.rows)].Add(static_cast<double>(batch.rows),
+                                        absl::ToDoubleNanoseconds(info.compute));
       UpdateEstimates();
     }
   }

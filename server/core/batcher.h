@@ -3,6 +3,7 @@
 #ifndef MICROBATCH_SERVER_CORE_BATCHER_H_
 #define MICROBATCH_SERVER_CORE_BATCHER_H_
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <deque>
@@ -112,6 +113,14 @@ struct BatcherOptions {
   // costs from tens of microseconds to a millisecond on virtual machines, on
   // the next request. Default 0 (sleep at once).
   absl::Duration idle_spin = absl::ZeroDuration();
+  // How long the estimate of the model's time may go unmeasured before a
+  // request it would refuse for its deadline is run anyway, as a probe, when
+  // the batcher is idle. Without probes an estimate that is once too high (a
+  // slow first run, a pause, a noisy neighbour) would refuse every request
+  // with a short deadline forever, since refused requests are never measured.
+  // A probe may be answered after its deadline when the model really is that
+  // slow: at most one such request per interval. Default 1 s.
+  absl::Duration estimate_probe_interval = absl::Seconds(1);
   // Not owned; must outlive the batcher. Default: the wall clock.
   Clock* clock = Clock::Real();
   // Optional; called once per executed batch (from its executor thread, after
@@ -122,10 +131,11 @@ struct BatcherOptions {
 // Thread-safe. Owns one executor thread per instance. Destruction calls
 // Shutdown().
 //
-// Deadlines: the batcher learns the model time of past batches (moving
-// averages of rows, time and its deviation per power-of-two batch size,
-// interpolated between sizes; the estimate is the average plus twice the
-// deviation) and keeps a plan of the batches its queued interactive tasks will
+// Deadlines: the batcher learns the model time of past batches (per
+// power-of-two batch size, the median of the last 8 batches plus twice their
+// scaled median absolute deviation, interpolated between sizes; one outlier
+// moves neither; an estimate left unmeasured for estimate_probe_interval is
+// probed with a request it would refuse) and keeps a plan of the batches its queued interactive tasks will
 // form (in order, closed at max_batch_size or where more rows would make one
 // of their tasks late; each on the instance that frees up first). Enqueue
 // refuses an interactive task with a deadline that cannot be met:
@@ -179,6 +189,9 @@ class DynamicBatcher {
   struct Queued {
     BatchTask task;
     absl::Time enqueued;
+    // Admitted although the estimate said it could not make its deadline,
+    // to measure the model again (see BatcherOptions::estimate_probe_interval).
+    bool probe = false;
   };
   // Tasks of one shape key.
   struct ShapeQueue {
@@ -192,11 +205,18 @@ class DynamicBatcher {
     // When the batch is estimated to finish (formed + estimated model time).
     absl::Time estimated_end;
   };
-  // Moving averages of the batches of one power-of-two size class.
-  struct CostPoint {
-    double rows = 0;
-    double ns = 0;  // 0: none seen
-    double deviation_ns = 0;  // mean absolute deviation of ns
+  // The last model times of the batches of one power-of-two size class.
+  struct CostWindow {
+    static constexpr int kSize = 8;
+    std::array<double, kSize> rows{};
+    std::array<double, kSize> ns{};
+    int count = 0;  // samples held, at most kSize
+    int next = 0;   // where the next sample goes
+    void Add(double batch_rows, double batch_ns);
+    // Mean rows, and the median time plus twice the scaled median absolute
+    // deviation (about two standard deviations, but a single outlier moves
+    // neither the median nor the MAD).
+    std::pair<double, double> Estimate() const;
   };
 
   void ExecutorLoop(ModelInstance* instance);
@@ -212,8 +232,10 @@ class DynamicBatcher {
   // Refreshes cost_points_ from cost_.
   void UpdateEstimates() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Places an interactive task in the plan, or returns why it cannot be
-  // answered before its deadline (then the plan is unchanged).
-  absl::Status Admit(const BatchTask& task, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // answered before its deadline (then the plan is unchanged). Sets `*probe`
+  // when the task is admitted only as a probe of the model's time.
+  absl::Status Admit(const BatchTask& task, absl::Time now, bool* probe)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Adds a task to the plan: to the open batch if it fits there in time,
   // else as a new batch (then `*new_batch_start`, if given, is when that
   // starts; else InfinitePast()). Returns the planned end of its batch and
@@ -240,7 +262,9 @@ class DynamicBatcher {
   int64_t busy_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Batches of (2^(i-1), 2^i] rows.
-  std::vector<CostPoint> cost_ ABSL_GUARDED_BY(mu_) = std::vector<CostPoint>(32);
+  std::vector<CostWindow> cost_ ABSL_GUARDED_BY(mu_) = std::vector<CostWindow>(32);
+  // When the model last finished a batch (InfinitePast before the first).
+  absl::Time last_batch_end_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // (rows, estimated ns) of the size classes seen, ascending.
   std::vector<std::pair<double, double>> cost_points_ ABSL_GUARDED_BY(mu_);
   // Estimated ends of the batches now running.

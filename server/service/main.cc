@@ -9,6 +9,10 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/flags/internal/program_name.h"
+#include "absl/flags/internal/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
@@ -70,6 +74,29 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Serves TorchScript models over gRPC with dynamic batching.\n"
       "Usage: microbatch-server --model_repository=DIR [--grpc_port=8500] ...");
+  // --help and --helpshort list this file's flags (abseil's default matches
+  // only files named after the program, so it would list none).
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view file) {
+    return absl::EndsWith(file, "server/service/main.cc");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  usage_config.normalize_filename = [](absl::string_view file) {
+    const size_t at = file.rfind("server/service/");
+    return std::string(at == absl::string_view::npos ? file : file.substr(at));
+  };
+  absl::SetFlagsUsageConfig(usage_config);
+  // abseil exits 1 after --help; a help request that succeeded exits 0.
+  absl::flags_internal::SetProgramInvocationName(argv[0]);
+  for (int i = 1; i < argc; ++i) {
+    const absl::string_view arg = argv[i];
+    if (arg == "--help" || arg == "-help" || arg == "--helpshort" || arg == "-h") {
+      absl::flags_internal::FlagsHelp(std::cout, "server/service/main.cc",
+                                      absl::flags_internal::HelpFormat::kHumanReadable,
+                                      absl::ProgramUsageMessage());
+      return 0;
+    }
+  }
   absl::ParseCommandLine(argc, argv);
   // gRPC locks absl::Mutex on every call; Debian's abseil is built with
   // deadlock detection on, which keeps a lock graph (about 3% of the server's

@@ -343,6 +343,74 @@ TEST(DynamicBatcherTest, EstimateInterpolatesBetweenBatchSizes) {
   EXPECT_TRUE(calls[3].status.ok());
 }
 
+// Regression: a single slow batch (500 ms on a 10 ms model) used to raise
+// the moving-average estimate to about 300 ms, so that every request with a
+// 100 ms deadline was refused as "shorter than the model's own time".
+TEST(DynamicBatcherTest, SingleSlowBatchDoesNotRaiseTheEstimate) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  model.SetCost(&clock, absl::Milliseconds(10));
+  for (int i = 0; i < 5; ++i) {
+    ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+    calls.WaitFinished(i + 1);
+  }
+  model.SetCost(&clock, absl::Milliseconds(500));  // a pause, a noisy neighbour
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  calls.WaitFinished(6);
+  model.SetCost(&clock, absl::Milliseconds(10));
+  for (int i = 0; i < 20; ++i) {
+    BatchTask task = calls.Task({2});
+    task.deadline = clock.Now() + absl::Milliseconds(100);
+    ASSERT_TRUE(batcher.Enqueue(std::move(task)).ok()) << "request " << i;
+    calls.WaitFinished(7 + i);
+    EXPECT_TRUE(calls[6 + i].status.ok()) << calls[6 + i].status;
+  }
+}
+
+// Regression: when the estimate was once too high and every request carried
+// a deadline, refused requests never ran, so nothing corrected the estimate
+// and the model stayed unreachable forever. Now an unmeasured estimate is
+// probed with one request per estimate_probe_interval (1 s) while idle.
+TEST(DynamicBatcherTest, EstimateRecoversWithinSecondsAfterASlowFirstBatch) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  model.SetCost(&clock, absl::Milliseconds(500));  // a slow first run after start-up
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+  calls.WaitFinished(1);
+  model.SetCost(&clock, absl::Milliseconds(10));  // the model's real cost
+  // A caller sends a request with a 100 ms deadline every 50 ms for 10 s.
+  const absl::Time start = clock.Now();
+  absl::Time last_failure = start;
+  int finished = 1, served = 0, created = 1;
+  while (clock.Now() - start < absl::Seconds(10)) {
+    BatchTask task = calls.Task({1});
+    const int index = created++;
+    task.deadline = clock.Now() + absl::Milliseconds(100);
+    const absl::Time sent = clock.Now();
+    const absl::Status admitted = batcher.Enqueue(std::move(task));
+    if (admitted.ok()) {
+      calls.WaitFinished(++finished);
+      if (calls[index].status.ok()) {
+        ++served;
+      } else {
+        last_failure = sent;
+      }
+    } else {
+      EXPECT_EQ(admitted.code(), absl::StatusCode::kDeadlineExceeded) << admitted;
+      last_failure = sent;
+    }
+    clock.Advance(absl::Milliseconds(50));
+  }
+  // Probes at +1 s and +2 s bring the median back to 10 ms; from then on
+  // every request is served.
+  EXPECT_LE(last_failure - start, absl::Seconds(3));
+  EXPECT_GT(served, 120);
+}
+
 TEST_F(DeadlineBatcherTest, BatchClosesBeforeItWouldMakeATaskLate) {
   // Queued behind the running batch: a 2-row task due in 45 ms, then 4 rows
   // with no deadline. When the batch forms 35 ms are left: 2 rows (est. 20
