@@ -2,10 +2,13 @@
 
 #include <atomic>
 #include <cstdio>
+#include <vector>
 
 #include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "server/core/text.h"
 
 namespace microbatch {
 namespace {
@@ -21,53 +24,133 @@ const char* LevelName(LogLevel level) {
   return "INFO";
 }
 
+// Length of the valid UTF-8 sequence starting at s[i], or 0.
+size_t Utf8Length(absl::string_view s, size_t i) {
+  const unsigned char c = static_cast<unsigned char>(s[i]);
+  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
+  if (n == 0 || i + n > s.size()) return 0;
+  for (size_t k = 1; k < n; ++k) {
+    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
+  }
+  return n;
+}
+
 std::string JsonString(absl::string_view s) {
   std::string out = "\"";
-  for (char c : s) {
+  for (size_t i = 0; i < s.size();) {
+    const char c = s[i];
+    const unsigned char u = static_cast<unsigned char>(c);
     switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof(buf), "\\u%04x", c);
-          out += buf;
-        } else {
-          out += c;
-        }
+      case '"': out += "\\\""; ++i; continue;
+      case '\\': out += "\\\\"; ++i; continue;
+      case '\n': out += "\\n"; ++i; continue;
+      case '\r': out += "\\r"; ++i; continue;
+      case '\t': out += "\\t"; ++i; continue;
+      default: break;
+    }
+    if (u < 0x20 || u == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof(buf), "\\u%04x", u);
+      out += buf;
+      ++i;
+      continue;
+    }
+    const size_t n = Utf8Length(s, i);
+    if (n == 0) {
+      out += "\\ufffd";  // not UTF-8
+      ++i;
+    } else {
+      out.append(s.data() + i, n);
+      i += n;
     }
   }
   out += "\"";
   return out;
 }
 
-// Text values with spaces, quotes or '=' are quoted so lines stay parseable.
+bool NeedsQuoting(absl::string_view v) {
+  if (v.empty()) return true;
+  for (char c : v) {
+    const unsigned char u = static_cast<unsigned char>(c);
+    if (u <= 0x20 || u == 0x7f || c == '"' || c == '=' || c == '\\') return true;
+  }
+  return false;
+}
+
+// Text values with spaces, quotes, '=', backslashes or control bytes are
+// quoted and C-escaped, so lines stay parseable and hold no raw control byte.
 std::string TextValue(absl::string_view v) {
-  if (!v.empty() && v.find_first_of(" \"=\n\t") == absl::string_view::npos) return std::string(v);
+  if (!NeedsQuoting(v)) return std::string(v);
   return "\"" + absl::CEscape(v) + "\"";
 }
+
+constexpr size_t kMaxValueBytes = 1024;
 
 }  // namespace
 
 void SetLogFormat(LogFormat format) { g_format = format; }
 
-void Log(LogLevel level, absl::string_view event, std::initializer_list<LogField> fields) {
-  const std::string ts = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+namespace {
+
+std::string FormatFields(LogFormat format, absl::string_view ts, LogLevel level,
+                         absl::string_view event, absl::Span<const LogField> fields) {
   std::string line;
-  if (g_format.load() == LogFormat::kJson) {
+  if (format == LogFormat::kJson) {
     line = absl::StrCat("{\"ts\":\"", ts, "\",\"level\":\"", LevelName(level),
                         "\",\"event\":", JsonString(event));
-    for (const LogField& f : fields) absl::StrAppend(&line, ",", JsonString(f.key), ":", JsonString(f.value));
+    for (const LogField& f : fields) {
+      absl::StrAppend(&line, ",", JsonString(f.key), ":",
+                      JsonString(ClientText(f.value, kMaxValueBytes)));
+    }
     line += "}\n";
   } else {
     line = absl::StrCat(ts, " ", LevelName(level), " ", event);
-    for (const LogField& f : fields) absl::StrAppend(&line, " ", f.key, "=", TextValue(f.value));
+    for (const LogField& f : fields) {
+      absl::StrAppend(&line, " ", f.key, "=", TextValue(ClientText(f.value, kMaxValueBytes)));
+    }
     line += "\n";
   }
+  return line;
+}
+
+void Write(LogLevel level, absl::string_view event, absl::Span<const LogField> fields) {
+  const std::string ts = absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::Now(), absl::UTCTimeZone());
+  const std::string line = FormatFields(g_format.load(), ts, level, event, fields);
   std::fwrite(line.data(), 1, line.size(), stderr);
+}
+
+}  // namespace
+
+std::string FormatLogLine(LogFormat format, absl::string_view ts, LogLevel level,
+                          absl::string_view event, std::initializer_list<LogField> fields) {
+  return FormatFields(format, ts, level, event, absl::MakeConstSpan(fields.begin(), fields.size()));
+}
+
+void Log(LogLevel level, absl::string_view event, std::initializer_list<LogField> fields) {
+  Write(level, event, absl::MakeConstSpan(fields.begin(), fields.size()));
+}
+
+void RateLimitedLog::Log(LogLevel level, absl::string_view event,
+                         std::initializer_list<LogField> fields) {
+  const int64_t second = absl::ToUnixSeconds(absl::Now());
+  int64_t suppressed = 0;
+  {
+    MutexLock lock(&mu_);
+    if (second != second_) {
+      second_ = second;
+      lines_ = 0;
+    }
+    if (lines_ >= per_second_) {
+      ++suppressed_;
+      return;
+    }
+    ++lines_;
+    suppressed = suppressed_;
+    suppressed_ = 0;
+  }
+  std::vector<LogField> with(fields);
+  if (suppressed > 0) with.emplace_back("suppressed", suppressed);
+  Write(level, event, with);
 }
 
 }  // namespace microbatch

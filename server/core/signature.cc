@@ -1,5 +1,7 @@
 #include "server/core/signature.h"
 
+#include "server/core/text.h"
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -53,13 +55,13 @@ absl::StatusOr<ValidatedInputs> ValidateInputs(const ModelSignature& signature,
     size_t index = 0;
     while (index < signature.inputs.size() && signature.inputs[index].name != tensor.name) ++index;
     if (index == signature.inputs.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown input '", tensor.name,
+      return absl::InvalidArgumentError(absl::StrCat("unknown input '", ClientText(tensor.name),
                                                      "'; the model's inputs are ",
                                                      InputNames(signature)));
     }
     if (by_spec[index] != nullptr) {
       return absl::InvalidArgumentError(
-          absl::StrCat("input '", tensor.name, "' is given more than once"));
+          absl::StrCat("input '", ClientText(tensor.name), "' is given more than once"));
     }
     by_spec[index] = &tensor;
   }
@@ -140,13 +142,13 @@ absl::StatusOr<std::vector<int>> ResolveOutputs(const ModelSignature& signature,
     if (found < 0) {
       std::vector<std::string> names;
       for (const auto& spec : signature.outputs) names.push_back("'" + spec.name + "'");
-      return absl::InvalidArgumentError(absl::StrCat("unknown output '", name,
+      return absl::InvalidArgumentError(absl::StrCat("unknown output '", ClientText(name),
                                                      "'; the model's outputs are ",
                                                      absl::StrJoin(names, ", ")));
     }
     for (int index : indices) {
       if (index == found) {
-        return absl::InvalidArgumentError(absl::StrCat("output '", name, "' is requested twice"));
+        return absl::InvalidArgumentError(absl::StrCat("output '", ClientText(name), "' is requested twice"));
       }
     }
     indices.push_back(found);

@@ -7,10 +7,14 @@
 #include "absl/time/clock.h"
 #include "server/core/log.h"
 #include "server/service/convert.h"
+#include "server/service/wire.h"
 
 namespace microbatch {
 
 constexpr char kResumeOffsetKey[] = "microbatch-resume-offset";
+// Largest row offset of a job: offsets and row counts stay far from int64
+// overflow (2^62 rows is more than any dataset).
+constexpr int64_t kMaxJobOffset = int64_t{1} << 62;
 
 // A chunk read from the stream and not yet written back.
 struct BatchPredictReactor::Chunk {
@@ -64,7 +68,14 @@ void BatchPredictReactor::OnReadDone(bool ok) {
 }
 
 void BatchPredictReactor::AcceptChunk() {
-  v1::BatchPredictRequest& message = read_buffer_;
+  v1::BatchPredictRequest message;
+  if (absl::Status decoded = ParseBody(read_buffer_, &message); !decoded.ok()) {
+    FailStream(absl::InvalidArgumentError(
+        absl::StrCat("message ", next_sequence_ + (have_header_ ? 1 : 0), " of the stream: ",
+                     decoded.message())));
+    return;
+  }
+  read_buffer_.Clear();
   if (message.has_header()) {
     if (have_header_) {
       FailStream(absl::InvalidArgumentError("a second BatchJobHeader; send it only first"));
@@ -83,9 +94,9 @@ void BatchPredictReactor::AcceptChunk() {
       FailStream(selected.status());
       return;
     }
-    if (header.start_offset() < 0) {
-      FailStream(absl::InvalidArgumentError(
-          absl::StrCat("start_offset must be >= 0, got ", header.start_offset())));
+    if (header.start_offset() < 0 || header.start_offset() > kMaxJobOffset) {
+      FailStream(absl::InvalidArgumentError(absl::StrCat(
+          "start_offset must be in [0, ", kMaxJobOffset, "], got ", header.start_offset())));
       return;
     }
     model_ = *model;
@@ -111,16 +122,24 @@ void BatchPredictReactor::AcceptChunk() {
                                                        ", expected ", next_sequence_)));
     return;
   }
+  // The rows the client sent, as it counts them, even when the chunk is bad;
+  // checked before any arithmetic on the offset.
+  const auto& sent = message.chunk().inputs();
+  const int64_t sent_rows =
+      (!sent.empty() && sent[0].shape_size() > 0 && sent[0].shape(0) > 0) ? sent[0].shape(0) : 0;
+  if (sent_rows > kMaxJobOffset - next_offset_) {
+    FailStream(absl::InvalidArgumentError(absl::StrCat(
+        "chunk sequence ", next_sequence_, ": ", sent_rows, " rows after offset ", next_offset_,
+        " would pass the largest job offset ", kMaxJobOffset)));
+    return;
+  }
   auto chunk = std::make_unique<Chunk>();
   chunk->request.Swap(&message);
   chunk->sequence = next_sequence_++;
   chunk->offset = next_offset_;
   chunk->received = absl::Now();
   const auto& inputs = chunk->request.chunk().inputs();
-  // The rows the client sent, as it counts them, even when the chunk is bad.
-  chunk->rows = (!inputs.empty() && inputs[0].shape_size() > 0 && inputs[0].shape(0) > 0)
-                    ? inputs[0].shape(0)
-                    : 0;
+  chunk->rows = sent_rows;
   next_offset_ += chunk->rows;
   v1::BatchChunkResult* result = chunk->response.mutable_result();
   result->set_sequence(chunk->sequence);
@@ -281,16 +300,26 @@ void BatchPredictReactor::OnDone() {
 void BatchPredictReactor::Pump() {
   enum class Action { kNone, kRead, kWrite, kFinish };
   Action action = Action::kNone;
-  const v1::BatchPredictResponse* to_write = nullptr;
+  const grpc::ByteBuffer* to_write = nullptr;
   grpc::Status finish;
+  bool failed_to_encode = false;
   {
     MutexLock lock(&mu_);
     if (finished_) return;
     if (finish_status_) {
-      // Errors end the stream as soon as no write is in flight.
+      // Errors end the stream as soon as no write is in flight; chunks read
+      // but not answered are dropped, and the status says where to resume.
       if (!writing_) {
         action = Action::kFinish;
-        finish = ToGrpcStatus(*finish_status_);
+        if (have_header_) {
+          context_->AddTrailingMetadata(kResumeOffsetKey, absl::StrCat(answered_offset_));
+          finish = ToGrpcStatus(absl::Status(
+              finish_status_->code(),
+              absl::StrCat(finish_status_->message(), "; resume the job at offset ",
+                           answered_offset_)));
+        } else {
+          finish = ToGrpcStatus(*finish_status_);
+        }
       }
     } else if (!writing_ && !window_chunks_.empty() && window_chunks_.front()->ready()) {
       Chunk& front = *window_chunks_.front();
@@ -302,7 +331,14 @@ void BatchPredictReactor::Pump() {
       }
       writing_ = true;
       action = Action::kWrite;
-      to_write = &front.response;
+      write_buffer_.Clear();
+      if (absl::Status s = SerializeBody(front.response, &write_buffer_); !s.ok()) {
+        FailStream(s);
+        writing_ = false;
+        action = Action::kNone;
+        failed_to_encode = true;
+      }
+      to_write = &write_buffer_;
     } else if (!reading_ && !read_closed_ && !draining_ &&
                static_cast<int>(window_chunks_.size()) < window_) {
       reading_ = true;
@@ -338,6 +374,7 @@ void BatchPredictReactor::Pump() {
       Finish(finish);
       break;
     case Action::kNone:
+      if (failed_to_encode) Pump();  // now finishes with the error
       break;
   }
 }

@@ -6,8 +6,13 @@
 // BatchChunkResult, in sequence order, carrying the row offset it covers
 // (start_offset + rows of the chunks before it). An invalid chunk (dtype,
 // shape, byte length, ...) gets an in-band error and the stream goes on; a
-// missing or repeated header or an out-of-order sequence ends the stream with
-// INVALID_ARGUMENT.
+// missing or repeated header, an out-of-order sequence, a message that does
+// not decode, or row counts that would overflow the job's offset end the
+// stream with INVALID_ARGUMENT. A stream ends OK only when every chunk read
+// was answered; every error status after the header says where to resume:
+// its message ends "resume the job at offset N" and the trailing metadata
+// "microbatch-resume-offset" holds N (the offset just past the last chunk
+// answered).
 //
 // Flow control. At most `window` chunks are in flight per stream (read but
 // not yet written back); the next read starts only when one is written, so a
@@ -41,7 +46,7 @@ class BatchStreamRegistry;
 // running. Thread-safe: gRPC reactions and batcher callbacks may run
 // concurrently.
 class BatchPredictReactor final
-    : public grpc::ServerBidiReactor<v1::BatchPredictRequest, v1::BatchPredictResponse> {
+    : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   // `repository` null means models are still loading (the stream is refused
   // with UNAVAILABLE). `registry` and `metrics` are not owned.
@@ -83,7 +88,9 @@ class BatchPredictReactor final
   std::atomic<bool> cancelled_{false};
 
   Mutex mu_;
-  v1::BatchPredictRequest read_buffer_;
+  grpc::ByteBuffer read_buffer_;
+  // The encoded chunk result being written.
+  grpc::ByteBuffer write_buffer_ ABSL_GUARDED_BY(mu_);
   ServedModel* model_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::vector<int> selected_outputs_ ABSL_GUARDED_BY(mu_);
   bool have_header_ ABSL_GUARDED_BY(mu_) = false;

@@ -1,5 +1,7 @@
 #include "server/service/convert.h"
 
+#include "server/core/text.h"
+
 #include "absl/strings/str_cat.h"
 
 namespace microbatch {
@@ -28,7 +30,7 @@ absl::StatusOr<std::vector<RequestTensor>> ToRequestTensors(
     view.name = tensor.name();
     view.dtype = FromProtoDType(tensor.dtype());
     if (view.dtype == DType::kInvalid) {
-      return absl::InvalidArgumentError(absl::StrCat("input '", tensor.name(), "': dtype ",
+      return absl::InvalidArgumentError(absl::StrCat("input '", ClientText(tensor.name()), "': dtype ",
                                                      static_cast<int>(tensor.dtype()),
                                                      " is not a valid DataType"));
     }

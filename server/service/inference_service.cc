@@ -5,7 +5,9 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/core/log.h"
+#include "server/core/text.h"
 #include "server/service/convert.h"
+#include "server/service/wire.h"
 
 namespace microbatch {
 
@@ -40,19 +42,45 @@ std::optional<RejectReason> ReasonFor(const absl::Status& status) {
 
 }  // namespace
 
+namespace {
+
+// Lines a client can cause once per request, rate-limited.
+RateLimitedLog& RejectedLog() {
+  static RateLimitedLog* log = new RateLimitedLog(10);
+  return *log;
+}
+RateLimitedLog& FailedLog() {
+  static RateLimitedLog* log = new RateLimitedLog(10);
+  return *log;
+}
+
+// The decoded messages of one Predict call; freed when the call is answered.
+struct PredictCall {
+  v1::PredictRequest request;
+  v1::PredictResponse response;
+};
+
+}  // namespace
+
 grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext* context,
-                                                    const v1::PredictRequest* request,
-                                                    v1::PredictResponse* response) {
+                                                    const grpc::ByteBuffer* request_body,
+                                                    grpc::ByteBuffer* response_body) {
   const absl::Time received = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  auto* call = new PredictCall;
+  const v1::PredictRequest* request = &call->request;
+  const absl::Status decoded = ParseBody(*request_body, &call->request);
   absl::StatusOr<ModelRepository*> repository = Repository();
   absl::StatusOr<ServedModel*> model =
-      repository.ok() ? (*repository)->Find(request->model(), request->version())
-                      : absl::StatusOr<ServedModel*>(repository.status());
+      !decoded.ok()       ? absl::StatusOr<ServedModel*>(decoded)
+      : repository.ok()   ? (*repository)->Find(request->model(), request->version())
+                          : absl::StatusOr<ServedModel*>(repository.status());
   ModelMetrics* metrics = model.ok() ? (*model)->metrics : metrics_->Unknown();
   metrics->RequestStarted();
   // Records and sends a final status; the one place every request ends.
-  auto finish = [reactor, metrics, received](const absl::Status& status) {
+  auto finish = [reactor, metrics, received, call, response_body](absl::Status status) {
+    if (status.ok()) status = SerializeBody(call->response, response_body);
+    delete call;
     if (std::optional<RejectReason> reason = ReasonFor(status)) metrics->RecordReject(*reason);
     metrics->RecordRequest(RpcMethod::kPredict, status.code(), absl::Now() - received);
     reactor->Finish(ToGrpcStatus(status));
@@ -64,9 +92,11 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
         status.code() != absl::StatusCode::kNotFound &&
         status.code() != absl::StatusCode::kResourceExhausted &&
         status.code() != absl::StatusCode::kDeadlineExceeded) {
-      Log(LogLevel::kWarning, "predict_rejected",
-          {{"model", request->model()}, {"request_id", request->request_id()},
-           {"code", absl::StatusCodeToString(status.code())}, {"message", status.message()}});
+      RejectedLog().Log(LogLevel::kWarning, "predict_rejected",
+                        {{"model", ClientText(request->model())},
+                         {"request_id", ClientText(request->request_id())},
+                         {"code", absl::StatusCodeToString(status.code())},
+                         {"message", status.message()}});
     }
     finish(status);
     return reactor;
@@ -82,6 +112,7 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
                                                                    request->outputs().end()));
   if (!selected.ok()) return fail(selected.status());
 
+  v1::PredictResponse* response = &call->response;
   response->set_model((*model)->name);
   response->set_version((*model)->version);
   response->set_request_id(request->request_id());
@@ -101,9 +132,10 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
     if (status.ok()) {
       AppendOutputs(served->signature, selected, outputs, response->mutable_outputs());
     } else if (status.code() == absl::StatusCode::kInternal) {
-      Log(LogLevel::kError, "predict_failed",
-          {{"model", served->name}, {"version", served->version},
-           {"request_id", request->request_id()}, {"message", status.message()}});
+      FailedLog().Log(LogLevel::kError, "predict_failed",
+                      {{"model", served->name}, {"version", served->version},
+                       {"request_id", ClientText(request->request_id())},
+                       {"message", status.message()}});
     }
     finish(status);
   };
@@ -112,8 +144,7 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
   return reactor;
 }
 
-grpc::ServerBidiReactor<v1::BatchPredictRequest, v1::BatchPredictResponse>*
-InferenceService::BatchPredict(grpc::CallbackServerContext* context) {
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::BatchPredict(grpc::CallbackServerContext* context) {
   return new BatchPredictReactor(context, repository_.load(), metrics_, &streams_, batch_window_);
 }
 
@@ -141,33 +172,38 @@ void FillMetadata(const ModelRepository& repository, const ServedModel& model,
 }
 
 grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
-    grpc::CallbackServerContext* context, const v1::GetModelMetadataRequest* request,
-    v1::ModelMetadata* response) {
+    grpc::CallbackServerContext* context, const grpc::ByteBuffer* request_body,
+    grpc::ByteBuffer* response_body) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<ModelRepository*> repository = Repository();
-  if (!repository.ok()) {
-    reactor->Finish(ToGrpcStatus(repository.status()));
-    return reactor;
-  }
-  absl::StatusOr<ServedModel*> model = (*repository)->Find(request->model(), request->version());
-  if (model.ok()) FillMetadata(**repository, **model, response);
-  reactor->Finish(ToGrpcStatus(model.status()));
+  reactor->Finish(ToGrpcStatus([&]() -> absl::Status {
+    v1::GetModelMetadataRequest request;
+    if (absl::Status s = ParseBody(*request_body, &request); !s.ok()) return s;
+    absl::StatusOr<ModelRepository*> repository = Repository();
+    if (!repository.ok()) return repository.status();
+    absl::StatusOr<ServedModel*> model = (*repository)->Find(request.model(), request.version());
+    if (!model.ok()) return model.status();
+    v1::ModelMetadata response;
+    FillMetadata(**repository, **model, &response);
+    return SerializeBody(response, response_body);
+  }()));
   return reactor;
 }
 
 grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerContext* context,
-                                                       const v1::ListModelsRequest* request,
-                                                       v1::ListModelsResponse* response) {
+                                                       const grpc::ByteBuffer* request_body,
+                                                       grpc::ByteBuffer* response_body) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  absl::StatusOr<ModelRepository*> repository = Repository();
-  if (!repository.ok()) {
-    reactor->Finish(ToGrpcStatus(repository.status()));
-    return reactor;
-  }
-  for (const ServedModel* model : (*repository)->All()) {
-    FillMetadata(**repository, *model, response->add_models());
-  }
-  reactor->Finish(grpc::Status::OK);
+  reactor->Finish(ToGrpcStatus([&]() -> absl::Status {
+    v1::ListModelsRequest request;
+    if (absl::Status s = ParseBody(*request_body, &request); !s.ok()) return s;
+    absl::StatusOr<ModelRepository*> repository = Repository();
+    if (!repository.ok()) return repository.status();
+    v1::ListModelsResponse response;
+    for (const ServedModel* model : (*repository)->All()) {
+      FillMetadata(**repository, *model, response.add_models());
+    }
+    return SerializeBody(response, response_body);
+  }()));
   return reactor;
 }
 

@@ -11,10 +11,17 @@
 
 namespace microbatch {
 
+// The methods take raw bytes and decode them (server/service/wire.h): a body
+// that is not the request message is answered INVALID_ARGUMENT.
+using InferenceServiceBase = v1::Inference::WithRawCallbackMethod_Predict<
+    v1::Inference::WithRawCallbackMethod_BatchPredict<
+        v1::Inference::WithRawCallbackMethod_GetModelMetadata<
+            v1::Inference::WithRawCallbackMethod_ListModels<v1::Inference::Service>>>>;
+
 // Thread-safe. Until SetRepository() is called every RPC fails with
 // UNAVAILABLE. Requests are validated before they are queued; each gets its
 // own status and nothing it does affects other requests.
-class InferenceService final : public v1::Inference::CallbackService {
+class InferenceService final : public InferenceServiceBase {
  public:
   // `metrics` is not owned and must outlive the service. `batch_window` is
   // the number of chunks each BatchPredict stream may have in flight.
@@ -28,16 +35,16 @@ class InferenceService final : public v1::Inference::CallbackService {
   void SetRepository(ModelRepository* repository) { repository_.store(repository); }
 
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
-                                    const v1::PredictRequest* request,
-                                    v1::PredictResponse* response) override;
-  grpc::ServerBidiReactor<v1::BatchPredictRequest, v1::BatchPredictResponse>* BatchPredict(
+                                    const grpc::ByteBuffer* request,
+                                    grpc::ByteBuffer* response) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* BatchPredict(
       grpc::CallbackServerContext* context) override;
   grpc::ServerUnaryReactor* GetModelMetadata(grpc::CallbackServerContext* context,
-                                             const v1::GetModelMetadataRequest* request,
-                                             v1::ModelMetadata* response) override;
+                                             const grpc::ByteBuffer* request,
+                                             grpc::ByteBuffer* response) override;
   grpc::ServerUnaryReactor* ListModels(grpc::CallbackServerContext* context,
-                                       const v1::ListModelsRequest* request,
-                                       v1::ListModelsResponse* response) override;
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
 
  private:
   absl::StatusOr<ModelRepository*> Repository() const;

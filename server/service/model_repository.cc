@@ -1,5 +1,7 @@
 #include "server/service/model_repository.h"
 
+#include "server/core/text.h"
+
 #include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
@@ -346,13 +348,13 @@ absl::StatusOr<ServedModel*> ModelRepository::Find(absl::string_view name, int64
   if (it == models_.end()) {
     std::vector<std::string> names;
     for (const auto& [n, versions] : models_) names.push_back("'" + n + "'");
-    return absl::NotFoundError(absl::StrCat("model '", name, "' is not served; models: ",
+    return absl::NotFoundError(absl::StrCat("model '", ClientText(name), "' is not served; models: ",
                                             absl::StrJoin(names, ", ")));
   }
   if (version == 0) return it->second.rbegin()->second.get();
   auto v = it->second.find(version);
   if (v == it->second.end()) {
-    return absl::NotFoundError(absl::StrCat("model '", name, "' has no served version ", version,
+    return absl::NotFoundError(absl::StrCat("model '", ClientText(name), "' has no served version ", version,
                                             "; served versions: [",
                                             absl::StrJoin(Versions(name), ","), "]"));
   }

@@ -1,0 +1,24 @@
+// Client-supplied text that the server echoes back (in error messages) or
+// writes down (in logs): bounded so that a long name cannot blow up a
+// response's metadata or a log line.
+#ifndef MICROBATCH_SERVER_CORE_TEXT_H_
+#define MICROBATCH_SERVER_CORE_TEXT_H_
+
+#include <cstddef>
+#include <string>
+
+#include "absl/strings/string_view.h"
+
+namespace microbatch {
+
+// Longest client string echoed whole.
+inline constexpr size_t kMaxEchoBytes = 128;
+
+// `text` when it has at most `max_bytes` bytes; otherwise its first bytes (cut
+// at a UTF-8 character boundary) followed by "...(N more bytes)". Pure;
+// thread-safe.
+std::string ClientText(absl::string_view text, size_t max_bytes = kMaxEchoBytes);
+
+}  // namespace microbatch
+
+#endif  // MICROBATCH_SERVER_CORE_TEXT_H_

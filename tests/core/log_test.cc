@@ -1,0 +1,92 @@
+// Log lines can be neither forged nor flooded by client-supplied values.
+#include "server/core/log.h"
+
+#include <algorithm>
+#include <string>
+
+#include "absl/time/clock.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "server/core/text.h"
+
+namespace microbatch {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::Not;
+
+// A request id with CR, ESC and NUL: written raw, a terminal or log shipper
+// would show a forged line in red.
+const std::string kHostile = std::string("a\r\x1b[31mX\0b", 10);
+
+// No byte below 0x20 (or DEL) except the final newline.
+bool HasNoRawControlBytes(const std::string& line) {
+  for (size_t i = 0; i + 1 < line.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(line[i]);
+    if (c < 0x20 || c == 0x7f) return false;
+  }
+  return !line.empty() && line.back() == '\n';
+}
+
+// Regression: text values without a space, quote or '=' were written raw.
+TEST(LogTest, TextEscapesEveryControlByte) {
+  const std::string line = FormatLogLine(LogFormat::kText, "T", LogLevel::kWarning,
+                                         "predict_rejected", {{"request_id", kHostile}});
+  EXPECT_TRUE(HasNoRawControlBytes(line)) << line;
+  EXPECT_EQ(line, "T WARN predict_rejected request_id=\"a\\r\\033[31mX\\000b\"\n");
+}
+
+TEST(LogTest, JsonEscapesControlBytesAndInvalidUtf8) {
+  const std::string line =
+      FormatLogLine(LogFormat::kJson, "T", LogLevel::kError, "predict_failed",
+                    {{"request_id", kHostile}, {"model", std::string("\xff\xfe ok \xc3\xa9")}});
+  EXPECT_TRUE(HasNoRawControlBytes(line)) << line;
+  EXPECT_THAT(line, HasSubstr("\"request_id\":\"a\\r\\u001b[31mX\\u0000b\""));
+  EXPECT_THAT(line, HasSubstr("\"model\":\"\\ufffd\\ufffd ok \xc3\xa9\""));
+}
+
+TEST(LogTest, PlainValuesStayUnquoted) {
+  EXPECT_EQ(FormatLogLine(LogFormat::kText, "T", LogLevel::kInfo, "model_loaded",
+                          {{"model", "mlp"}, {"version", 3}, {"note", "two words"}}),
+            "T INFO model_loaded model=mlp version=3 note=\"two words\"\n");
+}
+
+TEST(LogTest, LongValuesAreCut) {
+  const std::string line = FormatLogLine(LogFormat::kText, "T", LogLevel::kInfo, "e",
+                                         {{"id", std::string(100000, 'x')}});
+  EXPECT_LT(line.size(), 1200u);
+  EXPECT_THAT(line, HasSubstr("...(98976 more bytes)"));
+}
+
+TEST(ClientTextTest, BoundsAndMarksLongStrings) {
+  EXPECT_EQ(ClientText("short"), "short");
+  EXPECT_EQ(ClientText(std::string(128, 'a')), std::string(128, 'a'));
+  EXPECT_EQ(ClientText(std::string(1000, 'a')), std::string(128, 'a') + "...(872 more bytes)");
+  // Never cuts inside a UTF-8 character (e-acute is 2 bytes).
+  std::string accents;
+  for (int i = 0; i < 100; ++i) accents += "\xc3\xa9";
+  const std::string cut = ClientText(accents, 5);
+  EXPECT_EQ(cut, "\xc3\xa9\xc3\xa9...(196 more bytes)");
+}
+
+TEST(RateLimitedLogTest, SuppressesBeyondTheRateAndCountsWhatItDropped) {
+  RateLimitedLog limited(3);
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 50; ++i) limited.Log(LogLevel::kWarning, "predict_rejected", {{"i", i}});
+  std::string out = ::testing::internal::GetCapturedStderr();
+  // At most 3 per second: one run lasts a few ms, so 3 lines (6 if it
+  // happened to straddle a second boundary).
+  const size_t lines = std::count(out.begin(), out.end(), '\n');
+  EXPECT_GE(lines, 3u);
+  EXPECT_LE(lines, 6u);
+  absl::SleepFor(absl::Milliseconds(1100));
+  ::testing::internal::CaptureStderr();
+  limited.Log(LogLevel::kWarning, "predict_rejected", {{"i", 50}});
+  out = ::testing::internal::GetCapturedStderr();
+  EXPECT_THAT(out, HasSubstr(" suppressed="));
+  EXPECT_THAT(out, Not(HasSubstr(" suppressed=0")));
+}
+
+}  // namespace
+}  // namespace microbatch
