@@ -405,6 +405,11 @@ void BatchStreamRegistry::BeginDrain() {
   }
 }
 
+int64_t BatchStreamRegistry::size() {
+  MutexLock lock(&mu_);
+  return static_cast<int64_t>(reactors_.size());
+}
+
 bool BatchStreamRegistry::draining() {
   MutexLock lock(&mu_);
   return draining_;

@@ -121,6 +121,8 @@ class BatchStreamRegistry {
   void Remove(BatchPredictReactor* reactor);
   void BeginDrain();
   bool draining();
+  // Live streams.
+  int64_t size();
 
  private:
   Mutex mu_;

@@ -68,8 +68,12 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
   const absl::Time received = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   auto* call = new PredictCall;
+  in_flight_.fetch_add(1);
   const v1::PredictRequest* request = &call->request;
-  const absl::Status decoded = ParseBody(*request_body, &call->request);
+  const absl::Status decoded =
+      accepting_.load() ? ParseBody(*request_body, &call->request)
+                        : absl::UnavailableError(
+                              "the server is shutting down; retry on another replica");
   absl::StatusOr<ModelRepository*> repository = Repository();
   absl::StatusOr<ServedModel*> model =
       !decoded.ok()       ? absl::StatusOr<ServedModel*>(decoded)
@@ -78,12 +82,13 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
   ModelMetrics* metrics = model.ok() ? (*model)->metrics : metrics_->Unknown();
   metrics->RequestStarted();
   // Records and sends a final status; the one place every request ends.
-  auto finish = [reactor, metrics, received, call, response_body](absl::Status status) {
+  auto finish = [this, reactor, metrics, received, call, response_body](absl::Status status) {
     if (status.ok()) status = SerializeBody(call->response, response_body);
     delete call;
     if (std::optional<RejectReason> reason = ReasonFor(status)) metrics->RecordReject(*reason);
     metrics->RecordRequest(RpcMethod::kPredict, status.code(), absl::Now() - received);
     reactor->Finish(ToGrpcStatus(status));
+    in_flight_.fetch_sub(1);
   };
   auto fail = [&](const absl::Status& status) {
     // Bad requests and load shedding are counted in the metrics, not logged

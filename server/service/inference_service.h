@@ -30,6 +30,11 @@ class InferenceService final : public InferenceServiceBase {
   // BatchPredict streams stop reading and end with UNAVAILABLE once their
   // in-flight chunks are answered; new streams are refused.
   void BeginDrain() { streams_.BeginDrain(); }
+  // From now on new Predict calls are answered UNAVAILABLE at once (the
+  // caller retries another replica); accepted ones still finish.
+  void StopAccepting() { accepting_.store(false); }
+  // Predict calls and BatchPredict streams accepted and not yet finished.
+  int64_t in_flight() { return in_flight_.load() + streams_.size(); }
 
   // `repository` is not owned and must outlive the service's RPCs.
   void SetRepository(ModelRepository* repository) { repository_.store(repository); }
@@ -53,6 +58,8 @@ class InferenceService final : public InferenceServiceBase {
   const int batch_window_;
   BatchStreamRegistry streams_;
   std::atomic<ModelRepository*> repository_{nullptr};
+  std::atomic<bool> accepting_{true};
+  std::atomic<int64_t> in_flight_{0};
 };
 
 // Returns the request as the response; measures the transport alone.

@@ -112,10 +112,21 @@ void InferenceServer::Shutdown(absl::Duration grace) {
   if (shut_down_.exchange(true)) return;
   BeginDrain();
   if (server_) {
+    // gRPC's own Shutdown(deadline) waits for every connection to close,
+    // idle ones too, so an idle client held it for the whole grace period.
+    // Instead: refuse new calls, wait (up to `grace`) only for the calls
+    // already accepted, then shut gRPC down at once, which closes the idle
+    // connections.
     const absl::Time start = absl::Now();
-    server_->Shutdown(absl::ToChronoTime(start + grace));
+    inference_.StopAccepting();
+    while (inference_.in_flight() > 0 && absl::Now() < start + grace) {
+      absl::SleepFor(absl::Milliseconds(2));
+    }
+    const int64_t unfinished = inference_.in_flight();
+    server_->Shutdown(absl::ToChronoTime(absl::Now()));
     server_->Wait();
-    Log(LogLevel::kInfo, "grpc_stopped", {{"ms", absl::ToDoubleMilliseconds(absl::Now() - start)}});
+    Log(LogLevel::kInfo, "grpc_stopped",
+        {{"ms", absl::ToDoubleMilliseconds(absl::Now() - start)}, {"cancelled", unfinished}});
   }
   metrics_.WatchModels(nullptr);
   if (repository_) repository_->Shutdown();

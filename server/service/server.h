@@ -63,8 +63,10 @@ class InferenceServer {
   absl::Status LoadModels();
   // Health NOT_SERVING and ready() false, while requests are still served.
   void BeginDrain();
-  // Stops accepting RPCs, waits up to `grace` for accepted ones (they finish
-  // normally: queued requests still run), then stops the batchers.
+  // Stops accepting RPCs (new Predict calls get UNAVAILABLE), waits up to
+  // `grace` for accepted ones (they finish normally: queued requests still
+  // run), then stops gRPC at once (idle client connections do not delay it),
+  // then the batchers.
   void Shutdown(absl::Duration grace);
 
   int grpc_port() const { return grpc_port_; }

@@ -90,5 +90,39 @@ TEST(SigtermTest, DrainsAndLosesNoAcceptedRequest) {
   EXPECT_THAT(log, ::testing::HasSubstr("stopped"));
 }
 
+// Regression: gRPC's Shutdown(deadline) waited for idle client connections
+// to close, so one idle channel held the exit for the whole grace period.
+TEST(SigtermTest, IdleClientConnectionDoesNotDelayTheExit) {
+  TempDir dir("sigterm_idle_test");
+  DemoModelOptions models;
+  models.models = {"mlp"};
+  ASSERT_TRUE(WriteModelRepository(dir.path() + "/models", models).ok());
+  ServerProcess server(MICROBATCH_SERVER_BIN,
+                       {"--model_repository=" + dir.path() + "/models", "--grpc_port=0",
+                        "--host=127.0.0.1", "--metrics_port=0", "--drain_seconds=1",
+                        "--shutdown_grace_seconds=20"},
+                       dir.path() + "/server.log");
+  const int port = server.WaitForGrpcPort();
+  ASSERT_GT(port, 0) << server.Log();
+  ASSERT_FALSE(server.WaitForLog("server_ready", std::chrono::seconds(60)).empty()) << server.Log();
+  // One call, then the channel stays open and idle.
+  auto stub = InferenceStub(port);
+  v1::PredictRequest request;
+  request.set_model("mlp");
+  *request.add_inputs() = Fp32Tensor("x", {1, 16}, std::vector<float>(16, 0.5f));
+  v1::PredictResponse response;
+  grpc::ClientContext context;
+  ASSERT_TRUE(stub->Predict(&context, request, &response).ok());
+
+  const auto signalled = std::chrono::steady_clock::now();
+  server.Signal(SIGTERM);
+  EXPECT_EQ(server.Wait(std::chrono::seconds(30)), 0) << server.Log();
+  const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::steady_clock::now() - signalled)
+                           .count();
+  // The 1 s drain window, then well under a second more (it was 5.2 s).
+  EXPECT_LT(took_ms, 1800) << server.Log();
+}
+
 }  // namespace
 }  // namespace microbatch
