@@ -1,5 +1,5 @@
 # Metrics layer and HTTP server tests; included from tests/CMakeLists.txt.
-# metrics_test also runs under ThreadSanitizer (no civetweb, torch or gRPC).
+# Both also run under ThreadSanitizer (no torch or gRPC).
 add_executable(metrics_test
   metrics/exposition_test.cc
   metrics/promtool_test.cc
@@ -7,8 +7,6 @@ add_executable(metrics_test
 target_link_libraries(metrics_test PRIVATE microbatch_metrics GTest::gmock_main)
 gtest_discover_tests(metrics_test PROPERTIES LABELS metrics DISCOVERY_TIMEOUT 60)
 
-if(TARGET microbatch_http)
-  add_executable(http_server_test http/http_server_test.cc)
-  target_link_libraries(http_server_test PRIVATE microbatch_http GTest::gmock_main)
-  gtest_discover_tests(http_server_test PROPERTIES LABELS http DISCOVERY_TIMEOUT 60)
-endif()
+add_executable(http_server_test http/http_server_test.cc)
+target_link_libraries(http_server_test PRIVATE microbatch_http GTest::gmock_main)
+gtest_discover_tests(http_server_test PROPERTIES LABELS http DISCOVERY_TIMEOUT 60)

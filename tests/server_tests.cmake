@@ -8,6 +8,7 @@ add_executable(server_test
   server/scale_out_test.cc
   server/metrics_families_test.cc
   server/hostile_input_test.cc
+  server/tls_test.cc
 )
 target_include_directories(server_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(server_test PRIVATE

@@ -365,8 +365,6 @@ void DynamicBatcher::ExecutorLoop(ModelInstance* instance) {
     }
     if (batch.tasks.empty()) continue;
     RunBatch(instance, batch, buffers);
-    MutexLock lock(&mu_);
-    --busy_;
   }
 }
 
@@ -421,7 +419,9 @@ void DynamicBatcher::RunBatch(ModelInstance* instance, Batch& batch,
 
   {
     MutexLock lock(&mu_);
-    // The instance counts as free for admission once the model returned.
+    // The instance counts as free (for admission, probes and Stats) once the
+    // model returned, before its tasks are answered.
+    --busy_;
     running_ends_.erase(running_ends_.find(batch.estimated_end));
     Replan(options_.clock->Now());
     last_batch_end_ = options_.clock->Now();

@@ -1,38 +1,21 @@
 #include "server/http/http_server.h"
 
 #include <arpa/inet.h>
-#include <civetweb.h>
+#include <microhttpd.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <chrono>
-#include <thread>
+#include <cstring>
+#include <string>
 
 #include "absl/strings/str_cat.h"
-
-#include <dlfcn.h>
-#include <pthread.h>
-
-// Debian's civetweb 1.15 is compiled with USE_STACK_SIZE=102400 and asks for
-// 100 KiB thread stacks. glibc carves the static TLS of every loaded library
-// out of each new thread's stack, and LibTorch's dependencies (OpenBLAS ~60
-// KiB, glog ~30 KiB, ...) need about that much, so civetweb's pthread_create
-// fails with EINVAL ("Cannot create first worker thread") in any process that
-// links LibTorch. This definition interposes the libc function for the whole
-// process (the executable's symbols come first in lookup) and only raises
-// requests below 1 MiB to 1 MiB; it never lowers a request.
-extern "C" int pthread_attr_setstacksize(pthread_attr_t* attr, size_t stack_size) {
-  using Fn = int (*)(pthread_attr_t*, size_t);
-  static const Fn real = reinterpret_cast<Fn>(dlsym(RTLD_NEXT, "pthread_attr_setstacksize"));
-  constexpr size_t kFloor = size_t{1} << 20;
-  return real(attr, stack_size < kFloor ? kFloor : stack_size);
-}
+#include "server/core/log.h"
 
 namespace microbatch {
 namespace {
+
+using Handlers = std::map<std::string, std::unique_ptr<HttpHandler>>;
 
 bool IsValidPath(const std::string& path) {
   return !path.empty() && path[0] == '/' &&
@@ -42,35 +25,71 @@ bool IsValidPath(const std::string& path) {
          });
 }
 
-// civetweb request handler; `handler` is the HttpHandler registered for the
-// path. Returns the status code (civetweb logs it).
-int Dispatch(mg_connection* conn, void* handler) {
-  const mg_request_info* info = mg_get_request_info(conn);
-  HttpRequest request;
-  request.method = info->request_method != nullptr ? info->request_method : "";
-  request.path = info->local_uri != nullptr ? info->local_uri : "";
-  request.query = info->query_string != nullptr ? info->query_string : "";
-  const HttpResponse response = (*static_cast<const HttpHandler*>(handler))(request);
+// What libmicrohttpd keeps per request between calls of the access handler:
+// the request line's target as the client sent it (with the query string).
+struct RequestState {
+  std::string target;
+};
 
-  const std::string length = std::to_string(response.body.size());
-  mg_response_header_start(conn, response.status);
-  mg_response_header_add(conn, "Content-Type", response.content_type.c_str(), -1);
-  mg_response_header_add(conn, "Content-Length", length.c_str(), -1);
-  mg_response_header_send(conn);
-  if (request.method != "HEAD") mg_write(conn, response.body.data(), response.body.size());
-  return response.status;
+// MHD_OPTION_URI_LOG_CALLBACK: called first for every request; its result
+// becomes the request's state.
+void* RememberTarget(void*, const char* uri, MHD_Connection*) {
+  auto* state = new RequestState;
+  state->target = uri != nullptr ? uri : "";
+  return state;
 }
 
-// Opens and closes a TCP connection to `address:port`, ignoring failures.
-void Poke(const std::string& address, int port) {
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  if (inet_pton(AF_INET, address.c_str(), &addr.sin_addr) != 1) return;
-  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return;
-  connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof(addr));
-  close(fd);
+// MHD_OPTION_NOTIFY_COMPLETED: frees the request's state.
+void ForgetRequest(void*, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
+  delete static_cast<RequestState*>(*state);
+  *state = nullptr;
+}
+
+MHD_Result Respond(MHD_Connection* connection, const HttpResponse& response) {
+  MHD_Response* reply = MHD_create_response_from_buffer(
+      response.body.size(), const_cast<char*>(response.body.data()), MHD_RESPMEM_MUST_COPY);
+  if (reply == nullptr) return MHD_NO;
+  MHD_add_response_header(reply, MHD_HTTP_HEADER_CONTENT_TYPE, response.content_type.c_str());
+  const MHD_Result queued =
+      MHD_queue_response(connection, static_cast<unsigned>(response.status), reply);
+  MHD_destroy_response(reply);
+  return queued;
+}
+
+// The access handler: runs the handler registered for the exact path.
+MHD_Result Dispatch(void* handlers, MHD_Connection* connection, const char* url,
+                    const char* method, const char*, const char*, size_t* upload_data_size,
+                    void** state) {
+  if (*upload_data_size != 0) {
+    *upload_data_size = 0;  // bodies are not used: discard them
+    return MHD_YES;
+  }
+  const std::string target = *state != nullptr ? static_cast<RequestState*>(*state)->target : url;
+  HttpRequest request;
+  request.method = method != nullptr ? method : "";
+  request.path = url != nullptr ? url : "";
+  const size_t question = target.find('?');
+  if (question != std::string::npos) request.query = target.substr(question + 1);
+  const auto& registered = *static_cast<const Handlers*>(handlers);
+  auto it = registered.find(request.path);
+  if (it == registered.end()) {
+    HttpResponse not_found;
+    not_found.status = 404;
+    not_found.body = "not found";
+    return Respond(connection, not_found);
+  }
+  return Respond(connection, (*it->second)(request));
+}
+
+// libmicrohttpd's own errors (a connection it could not accept, ...); rare,
+// and limited so that a flood of bad connections cannot flood the log.
+void LogDaemonError(void*, const char* format, va_list args) {
+  static RateLimitedLog* log = new RateLimitedLog(5);
+  char text[512];
+  std::vsnprintf(text, sizeof(text), format, args);
+  std::string message(text);
+  while (!message.empty() && (message.back() == '\n' || message.back() == '\r')) message.pop_back();
+  log->Log(LogLevel::kWarning, "http_error", {{"message", message}});
 }
 
 }  // namespace
@@ -115,59 +134,62 @@ absl::Status HttpServer::AddHealthHandlers(ReadinessFn readiness) {
 
 absl::Status HttpServer::Start(const HttpServerOptions& options) {
   if (started_) return absl::FailedPreconditionError("HttpServer already started");
-  if (options.port < 0 || options.port > 65535 || options.num_threads < 1) {
-    return absl::InvalidArgumentError("HttpServer: invalid port or num_threads");
+  if (options.port < 0 || options.port > 65535 || options.num_threads < 1 ||
+      options.max_connections < 1) {
+    return absl::InvalidArgumentError("HttpServer: invalid port, num_threads or max_connections");
   }
-  static const unsigned kInitialized = mg_init_library(0);
-  (void)kInitialized;
-
-  const std::string ports = options.host.empty()
-                                ? std::to_string(options.port)
-                                : absl::StrCat(options.host, ":", options.port);
-  const std::string threads = std::to_string(options.num_threads);
-  const std::string timeout = std::to_string(options.request_timeout_ms);
-  const char* config[] = {"listening_ports",    ports.c_str(),   "num_threads", threads.c_str(),
-                          "request_timeout_ms", timeout.c_str(), nullptr};
-  mg_callbacks callbacks = {};
-  mg_init_data init = {&callbacks, nullptr, config};
-  char error_text[256] = "";
-  unsigned error_code = 0;
-  mg_error_data error = {&error_code, error_text, sizeof(error_text)};
-  context_ = mg_start2(&init, &error);
-  if (context_ == nullptr) {
+  const bool tls = !options.tls_key_pem.empty() && !options.tls_cert_pem.empty();
+  if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+    return absl::UnavailableError("HttpServer: this libmicrohttpd has no TLS support");
+  }
+  sockaddr_in address = {};
+  address.sin_family = AF_INET;
+  address.sin_port = htons(static_cast<uint16_t>(options.port));
+  const std::string host = options.host.empty() ? "0.0.0.0" : options.host;
+  if (inet_pton(AF_INET, host.c_str(), &address.sin_addr) != 1) {
+    return absl::InvalidArgumentError(absl::StrCat("HttpServer: not an IPv4 address: ", host));
+  }
+  tls_key_pem_ = options.tls_key_pem;
+  tls_cert_pem_ = options.tls_cert_pem;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  if (tls) flags |= MHD_USE_TLS;
+  const unsigned timeout_s = static_cast<unsigned>((std::max(options.request_timeout_ms, 1) + 999) / 1000);
+  MHD_OptionItem tls_options[] = {
+      {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, const_cast<char*>(tls_key_pem_.c_str())},
+      {MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(tls_cert_pem_.c_str())},
+      {MHD_OPTION_END, 0, nullptr},
+  };
+  daemon_ = MHD_start_daemon(
+      flags, static_cast<uint16_t>(options.port), nullptr, nullptr, &Dispatch, &handlers_,
+      MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&address),
+      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(options.num_threads),
+      MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections),
+      MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
+      MHD_OPTION_URI_LOG_CALLBACK, &RememberTarget, nullptr,
+      MHD_OPTION_NOTIFY_COMPLETED, &ForgetRequest, nullptr,
+      MHD_OPTION_EXTERNAL_LOGGER, &LogDaemonError, nullptr,
+      MHD_OPTION_LISTENING_ADDRESS_REUSE, 0u,  // a busy port fails, as it should
+      MHD_OPTION_ARRAY, tls_options,
+      MHD_OPTION_END);
+  if (daemon_ == nullptr) {
     return absl::UnavailableError(
-        absl::StrCat("HttpServer: cannot listen on ", ports, ": ", error_text));
+        absl::StrCat("HttpServer: cannot listen on ", host, ":", options.port,
+                     tls ? " with TLS (check the key and certificate)" : ""));
   }
   started_ = true;
-  mg_server_port bound[1] = {};
-  if (mg_get_server_ports(context_, 1, bound) != 1) {
+  const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
+  if (info == nullptr || info->port == 0) {
     Stop();
     return absl::InternalError("HttpServer: cannot read the bound port");
   }
-  port_ = bound[0].port;
-  wake_address_ = options.host.empty() || options.host == "0.0.0.0" ? "127.0.0.1" : options.host;
-  for (const auto& [path, handler] : handlers_) {
-    mg_set_request_handler(context_, (path + "$").c_str(), Dispatch, handler.get());
-  }
+  port_ = info->port;
   return absl::OkStatus();
 }
 
 void HttpServer::Stop() {
-  if (context_ == nullptr) return;
-  // civetweb's listener thread checks for stop only between 2 s polls of the
-  // listening socket; connecting to it ends the poll, so Stop returns
-  // promptly instead of after up to 2 s.
-  std::atomic<bool> stopped{false};
-  std::thread stopper([this, &stopped] {
-    mg_stop(context_);
-    stopped = true;
-  });
-  while (!stopped) {
-    Poke(wake_address_, port_);
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  stopper.join();
-  context_ = nullptr;
+  if (daemon_ == nullptr) return;
+  MHD_stop_daemon(daemon_);
+  daemon_ = nullptr;
 }
 
 }  // namespace microbatch

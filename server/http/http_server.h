@@ -1,4 +1,4 @@
-// A small HTTP server (civetweb) for /metrics, /healthz and /readyz.
+// A small HTTP server (libmicrohttpd) for /metrics, /healthz and /readyz.
 //
 //   HttpServer http;
 //   http.AddMetricsHandler([&registry] { return registry.Expose(); });
@@ -18,7 +18,7 @@
 
 #include "absl/status/status.h"
 
-struct mg_context;
+struct MHD_Daemon;
 
 namespace microbatch {
 
@@ -44,10 +44,21 @@ struct HttpServerOptions {
   std::string host = "0.0.0.0";
   // 0 picks a free port; port() then returns it.
   int port = 0;
-  // Worker threads; each serves one connection at a time (no keep-alive).
-  int num_threads = 2;
-  // A connection idle or slow for this long is dropped.
+  // Worker threads. Each watches many connections with epoll, so idle or
+  // slow (slowloris) connections hold no thread: a probe is answered as soon
+  // as a thread is free of handlers. Default 4.
+  int num_threads = 4;
+  // Connections open at once beyond which new ones are closed at accept.
+  // Default 1024.
+  int max_connections = 1024;
+  // A connection idle (or sending nothing) for this long is closed. Rounded
+  // up to whole seconds. Default 10 s.
   int request_timeout_ms = 10000;
+  // Serve HTTPS instead of HTTP when both are set: PEM text (not file names)
+  // of the private key and the certificate chain. Client certificates are
+  // not requested (Kubernetes probes send none).
+  std::string tls_key_pem;
+  std::string tls_cert_pem;
 };
 
 // Serves registered handlers for exact paths (anything else is 404).
@@ -55,7 +66,8 @@ struct HttpServerOptions {
 // Thread-safety: AddHandler, Start, Stop and the destructor must not run
 // concurrently with each other (call them from one owner thread); port() may
 // be called from any thread after Start returned. Handlers run concurrently on
-// up to num_threads server threads and must be thread-safe.
+// up to num_threads server threads and must be thread-safe; a handler blocks
+// the other connections of its thread while it runs, so handlers are quick.
 class HttpServer {
  public:
   HttpServer();
@@ -87,9 +99,11 @@ class HttpServer {
  private:
   std::map<std::string, std::unique_ptr<HttpHandler>> handlers_;
   bool started_ = false;
-  mg_context* context_ = nullptr;
+  MHD_Daemon* daemon_ = nullptr;
   int port_ = 0;
-  std::string wake_address_;  // where Stop connects to wake the listener
+  // Kept alive while the daemon runs (libmicrohttpd does not copy them).
+  std::string tls_key_pem_;
+  std::string tls_cert_pem_;
 };
 
 }  // namespace microbatch

@@ -45,6 +45,18 @@ ABSL_FLAG(int, batch_window_chunks, 4,
           "Chunks each BatchPredict stream may have in flight; bounds memory per stream");
 ABSL_FLAG(bool, enable_echo, false, "Also serve microbatch.v1.Echo (transport benchmarks)");
 ABSL_FLAG(std::string, log_format, "text", "Log line format: text or json");
+ABSL_FLAG(bool, enable_reflection, true,
+          "Serve gRPC server reflection (lets grpcurl list and call the services)");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate chain for gRPC over TLS (with --tls_key); empty: plaintext");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key for --tls_cert");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA bundle: when set, clients must present a certificate it signed (mTLS)");
+ABSL_FLAG(bool, metrics_tls, false,
+          "Serve the metrics/health port over HTTPS with --tls_cert/--tls_key");
+ABSL_FLAG(int, http_threads, 4,
+          "Worker threads of the metrics/health port; each watches many connections (epoll), so "
+          "idle or slow clients hold none");
 
 namespace {
 
@@ -127,6 +139,12 @@ int main(int argc, char** argv) {
   options.idle_spin = absl::Microseconds(std::max(0, absl::GetFlag(FLAGS_idle_spin_us)));
   options.enable_echo = absl::GetFlag(FLAGS_enable_echo);
   options.batch_window_chunks = absl::GetFlag(FLAGS_batch_window_chunks);
+  options.enable_reflection = absl::GetFlag(FLAGS_enable_reflection);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
+  options.metrics_tls = absl::GetFlag(FLAGS_metrics_tls);
+  options.http_threads = std::max(1, absl::GetFlag(FLAGS_http_threads));
   const int drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
   const int grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   Log(LogLevel::kInfo, "config",
@@ -143,6 +161,11 @@ int main(int argc, char** argv) {
        {"enable_echo", options.enable_echo ? "true" : "false"},
        {"batch_window_chunks", options.batch_window_chunks},
        {"log_format", log_format},
+       {"enable_reflection", options.enable_reflection ? "true" : "false"},
+       {"tls_cert", options.tls_cert_file},
+       {"tls_client_ca", options.tls_client_ca_file},
+       {"metrics_tls", options.metrics_tls ? "true" : "false"},
+       {"http_threads", options.http_threads},
        {"cores", std::thread::hardware_concurrency()}});
 
   microbatch::InferenceServer server(options);

@@ -5,6 +5,10 @@
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/core/log.h"
@@ -19,6 +23,61 @@ InferenceServer::~InferenceServer() {
   if (server_ && !shut_down_.load()) Shutdown(absl::ZeroDuration());
 }
 
+namespace {
+
+absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in || text.str().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read '", path, "'"));
+  }
+  return text.str();
+}
+
+// gRPC server credentials from the TLS options: plaintext, TLS, or mTLS.
+absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const ServerOptions& o) {
+  if (o.tls_cert_file.empty() && o.tls_key_file.empty()) {
+    if (!o.tls_client_ca_file.empty()) {
+      return absl::InvalidArgumentError("--tls_client_ca needs --tls_cert and --tls_key");
+    }
+    return grpc::InsecureServerCredentials();
+  }
+  if (o.tls_cert_file.empty() || o.tls_key_file.empty()) {
+    return absl::InvalidArgumentError("--tls_cert and --tls_key must be given together");
+  }
+  absl::StatusOr<std::string> cert = ReadPem("--tls_cert", o.tls_cert_file);
+  if (!cert.ok()) return cert.status();
+  absl::StatusOr<std::string> key = ReadPem("--tls_key", o.tls_key_file);
+  if (!key.ok()) return key.status();
+  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  if (!o.tls_client_ca_file.empty()) {
+    absl::StatusOr<std::string> ca = ReadPem("--tls_client_ca", o.tls_client_ca_file);
+    if (!ca.ok()) return ca.status();
+    ssl.pem_root_certs = *ca;
+    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  }
+  return grpc::SslServerCredentials(ssl);
+}
+
+// Removes gRPC server reflection from one server. Linking grpc++_reflection
+// registers its plugin for every server of the process at static
+// initialization, so reflection is on unless removed here.
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const std::unique_ptr<grpc::ServerBuilderPlugin>& plugin) {
+                                    return plugin->name() == "proto_server_reflection";
+                                  }),
+                   plugins->end());
+  }
+};
+
+}  // namespace
+
 void InferenceServer::SetServing(bool serving) {
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
   health->SetServingStatus(serving);
@@ -27,10 +86,13 @@ void InferenceServer::SetServing(bool serving) {
 
 absl::Status InferenceServer::StartListening() {
   grpc::EnableDefaultHealthCheckService(true);
-  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = Credentials(options_);
+  if (!credentials.ok()) return credentials.status();
   grpc::ServerBuilder builder;
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();  // idempotent
+  if (!options_.enable_reflection) builder.SetOption(std::make_unique<WithoutReflection>());
   const std::string address = absl::StrCat(options_.host, ":", options_.grpc_port);
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &grpc_port_);
+  builder.AddListeningPort(address, *credentials, &grpc_port_);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   builder.RegisterService(&inference_);
@@ -51,6 +113,22 @@ absl::Status InferenceServer::StartListening() {
     HttpServerOptions http_options;
     http_options.host = options_.host;
     http_options.port = options_.metrics_port;
+    http_options.num_threads = options_.http_threads;
+    if (s.ok() && options_.metrics_tls) {
+      if (options_.tls_cert_file.empty() || options_.tls_key_file.empty()) {
+        s = absl::InvalidArgumentError("--metrics_tls needs --tls_cert and --tls_key");
+      } else if (absl::StatusOr<std::string> key = ReadPem("--tls_key", options_.tls_key_file);
+                 !key.ok()) {
+        s = key.status();
+      } else if (absl::StatusOr<std::string> cert =
+                     ReadPem("--tls_cert", options_.tls_cert_file);
+                 !cert.ok()) {
+        s = cert.status();
+      } else {
+        http_options.tls_key_pem = *key;
+        http_options.tls_cert_pem = *cert;
+      }
+    }
     if (s.ok()) s = http_.Start(http_options);
     if (!s.ok()) {
       server_->Shutdown();
@@ -61,7 +139,11 @@ absl::Status InferenceServer::StartListening() {
   }
   Log(LogLevel::kInfo, "grpc_listening",
       {{"address", absl::StrCat(options_.host, ":", grpc_port_)},
-       {"echo", options_.enable_echo ? "on" : "off"}});
+       {"echo", options_.enable_echo ? "on" : "off"},
+       {"reflection", options_.enable_reflection ? "on" : "off"},
+       {"tls", options_.tls_cert_file.empty()          ? "off"
+               : options_.tls_client_ca_file.empty() ? "on"
+                                                      : "mtls"}});
   return absl::OkStatus();
 }
 

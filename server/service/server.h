@@ -45,6 +45,22 @@ struct ServerOptions {
   int batch_window_chunks = 4;
   // Also serve microbatch.v1.Echo (for transport benchmarks). Default off.
   bool enable_echo = false;
+  // Serve gRPC server reflection (grpcurl and friends list the services).
+  // Default on.
+  bool enable_reflection = true;
+  // TLS for gRPC: PEM files of the server's certificate chain and private
+  // key; both empty (default) serves plaintext. With `tls_client_ca_file`
+  // set too, every client must present a certificate signed by that CA
+  // (mTLS); plaintext and unverified clients are refused.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  std::string tls_client_ca_file;
+  // Serve the metrics/health port over HTTPS with the same certificate and
+  // key (no client certificates). Default off.
+  bool metrics_tls = false;
+  // Worker threads of the metrics/health HTTP port (each watches many
+  // connections; idle or slow ones hold no thread). Default 4.
+  int http_threads = 4;
 };
 
 // Thread-safe. Start order: StartListening(), then LoadModels(); health is
@@ -81,7 +97,9 @@ class InferenceServer {
  private:
   void SetServing(bool serving);
 
+
   const ServerOptions options_;
+
   ServerMetrics metrics_;
   HttpServer http_;
   std::atomic<bool> draining_{false};

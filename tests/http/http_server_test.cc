@@ -12,12 +12,6 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
-// Debian's civetweb is built without REENTRANT_TIME, so its worker threads
-// format the Date header with gmtime(), racing on libc's static buffer (at
-// worst a garbled Date header). Not our code: keep ThreadSanitizer quiet about
-// it.
-extern "C" const char* __tsan_default_suppressions() { return "race:libcivetweb.so\n"; }
-
 namespace microbatch {
 namespace {
 
@@ -89,6 +83,59 @@ TEST_F(HttpServerTest, Metrics) {
   EXPECT_THAT(reply.head, HasSubstr("Content-Type: text/plain; version=0.0.4; charset=utf-8"));
   EXPECT_THAT(reply.head, HasSubstr("Content-Length: 5"));
   EXPECT_EQ(reply.body, "up 1\n");
+}
+
+// A TCP connection to 127.0.0.1:port that has sent `prefix` (maybe nothing),
+// or -1.
+int OpenConnection(int port, const std::string& prefix) {
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
+      send(fd, prefix.data(), prefix.size(), MSG_NOSIGNAL) != ssize_t(prefix.size())) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Regression: the server (civetweb) ran 2 threads, one per connection, so two
+// idle keep-alive connections made the kubelet's /healthz probe wait 10 s
+// (and Kubernetes restart a healthy pod). Now epoll threads watch every
+// connection and idle ones hold no thread.
+TEST_F(HttpServerTest, ProbesAnswerWithin100msWhile100IdleOrSlowConnectionsAreOpen) {
+  std::vector<int> fds;
+  for (int i = 0; i < 70; ++i) fds.push_back(OpenConnection(server_.port(), ""));
+  // Slowloris: a request that never ends, one header byte at a time.
+  for (int i = 0; i < 30; ++i) {
+    fds.push_back(OpenConnection(server_.port(), "GET /metrics HTTP/1.1\r\nHost: x\r\nX-a: "));
+  }
+  for (int fd : fds) ASSERT_GE(fd, 0);
+  std::atomic<bool> stop{false};
+  std::thread drip([&] {
+    while (!stop.load()) {
+      for (size_t i = 70; i < fds.size(); ++i) send(fds[i], "a", 1, MSG_NOSIGNAL);
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // all accepted
+  for (int probe = 0; probe < 10; ++probe) {
+    for (const char* path : {"/healthz", "/readyz"}) {
+      const auto start = std::chrono::steady_clock::now();
+      Reply reply = Fetch(server_.port(), path);
+      const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::steady_clock::now() - start)
+                          .count();
+      EXPECT_NE(reply.status, 0) << path;
+      EXPECT_LT(ms, 100) << path << " took " << ms << " ms";
+    }
+  }
+  stop = true;
+  drip.join();
+  for (int fd : fds) close(fd);
 }
 
 TEST_F(HttpServerTest, HeadSendsNoBody) {
@@ -195,6 +242,9 @@ TEST(HttpServerHandlerTest, RejectsBadRegistrations) {
   EXPECT_EQ(server.Start(options).code(), absl::StatusCode::kInvalidArgument);
   options.port = 0;
   options.num_threads = 0;
+  EXPECT_EQ(server.Start(options).code(), absl::StatusCode::kInvalidArgument);
+  options.num_threads = 1;
+  options.host = "not-an-address";
   EXPECT_EQ(server.Start(options).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(server.port(), 0);
 }
