@@ -77,7 +77,7 @@ struct RawModel {
   int64_t version = 0;
   int64_t max_batch_size = 0;
   TorchModelSpec spec;
-  std::vector<int64_t> warmup_batch_sizes;
+  std::vector<int> warmup_batch_sizes;
 };
 
 // --version, or the highest numeric version directory under `dir`.
