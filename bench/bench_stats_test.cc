@@ -3,7 +3,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "client/bench.h"
+#include "client/bench_report.h"
 #include "client/plot_svg.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

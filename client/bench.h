@@ -3,6 +3,10 @@
 // of requests kept in flight) and open loop (Poisson arrivals at a fixed
 // rate), measured in windows repeated until throughput and p99 settle, with
 // the server's own queue/compute split scraped from its Prometheus metrics.
+//
+// The pieces: bench_load.h (load generation), metrics_scraper.h (the
+// /metrics scrape), bench_report.h (results and their formats), and this
+// file's RunBench, which runs every level and prints the report.
 #ifndef MICROBATCH_CLIENT_BENCH_H_
 #define MICROBATCH_CLIENT_BENCH_H_
 
@@ -11,18 +15,21 @@
 #include <string>
 #include <vector>
 
-#include "client/bench_stats.h"
+#include "client/bench_report.h"
+#include "client/channel.h"
 
 namespace microbatch {
 namespace bench {
 
+// The options of `microbatch bench`; defaults are the flags' defaults.
 struct BenchOptions {
   std::string target = "localhost:8500";
-  std::string model;
+  TlsOptions tls;
+  std::string model;  // required; with echo it only defines the payload
   int64_t version = 0;
   int64_t rows = 1;
   // Closed-loop levels (requests kept in flight) and open-loop levels
-  // (requests/s); both sweeps run when both are given.
+  // (requests/s); both sweeps run when both are given. Neither: concurrency 1.
   std::vector<int64_t> concurrency;
   std::vector<double> request_rates;
   int64_t deadline_ms = 0;  // 0: no deadline
@@ -36,55 +43,21 @@ struct BenchOptions {
   // client (counted as CLIENT_DROPPED) instead of sent.
   int64_t max_inflight = 20000;
   bool echo = false;
-  std::string metrics_url;  // host:port[/path]; empty: no server-side split
+  // [http[s]://]host:port[/path] of the server's /metrics (https: verified
+  // with tls.ca_file when set); empty: no server-side split.
+  std::string metrics_url;
   // Dims after the batch dimension, per input, replacing the metadata's.
   std::map<std::string, std::vector<int64_t>> shapes;
   uint64_t seed = 1;
   bool verbose = false;
+  std::string format = "table";  // table, csv or json
+  std::string plot;              // SVG file for the latency-throughput curve; empty: none
 };
 
-// One concurrency or request-rate level, over the windows it was judged on
-// (the last `stable_windows`, or all of them when fewer ran).
-struct LevelResult {
-  std::string mode;  // "concurrency" or "rate"
-  double level = 0;
-  int windows = 0;        // windows measured
-  bool stable = false;    // the last windows met the stability criterion
-  double seconds = 0;     // length of the windows reported
-  int64_t sent = 0;
-  int64_t ok = 0;
-  int64_t late = 0;       // OK responses received after their deadline
-  int64_t errors = 0;
-  std::map<std::string, int64_t> errors_by_code;
-  double throughput = 0;  // OK responses/s
-  double rows_per_s = 0;
-  double goodput = 0;     // OK responses within their deadline per second
-  double goodput_rows_per_s = 0;
-  double max_send_lag_ms = 0;  // open loop: how far sends fell behind schedule
-  LatencySummary latency;      // ms, OK responses; open loop: from the scheduled send
-  ServerSplit server;
-  // CPU cores busy on average (user + system) in this client and, from the
-  // server's process_cpu_seconds_total, in the server; NaN when unknown.
-  double client_cpu_cores = 0;
-  double server_cpu_cores = 0;
-};
-
-struct BenchReport {
-  std::string target;
-  std::string method;  // "Predict" or "Echo"
-  std::string model;
-  int64_t version = 0;
-  int64_t rows = 1;
-  int64_t payload_bytes = 0;
-  int64_t deadline_ms = 0;
-  int64_t channels = 0;
-  std::vector<LevelResult> levels;
-};
-
-// "table", "csv" or "json".
-std::string FormatReport(const BenchReport& report, const std::string& format);
-// The latency-throughput curve (p50 and p99 vs throughput), one point per level.
-std::string PlotReport(const BenchReport& report);
+// Runs the benchmark and prints the report on stdout, progress on stderr.
+// Returns the exit code: 0, or 1 after printing the error (server
+// unreachable, bad --shape for the model, unwritable --plot, ...).
+int RunBench(const BenchOptions& options);
 
 }  // namespace bench
 }  // namespace microbatch

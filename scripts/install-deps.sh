@@ -10,10 +10,12 @@ BUILD_PACKAGES=(
   libtorch-dev libopenblas0-openmp
   libgtest-dev libgmock-dev libbenchmark-dev
   libcivetweb-dev nlohmann-json3-dev
+  libcli11-dev libcurl4-openssl-dev
   prometheus curl procps
 )
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 libtorch1.13 libopenblas0-openmp libcivetweb1 curl
+  libcurl4
 )
 
 packages=("${BUILD_PACKAGES[@]}")

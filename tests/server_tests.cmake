@@ -19,7 +19,20 @@ target_compile_definitions(server_test PRIVATE
 add_dependencies(server_test microbatch-server microbatch)
 gtest_discover_tests(server_test PROPERTIES LABELS server TIMEOUT 300 DISCOVERY_TIMEOUT 60)
 
-add_executable(client_test client/npy_test.cc client/tensor_json_test.cc)
+# The microbatch CLI without a server: files, the command line (in process
+# and the real binary), TLS channels (with an in-process gRPC server), the
+# /metrics scraper (with a loopback HTTP server).
+add_executable(client_test
+  client/batch_io_test.cc
+  client/channel_test.cc
+  client/cli_binary_test.cc
+  client/cli_test.cc
+  client/metrics_scraper_test.cc
+  client/npy_test.cc
+  client/tensor_json_test.cc
+)
 target_include_directories(client_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(client_test PRIVATE microbatch_client_lib GTest::gmock_main)
+target_compile_definitions(client_test PRIVATE MICROBATCH_CLI_BIN="$<TARGET_FILE:microbatch>")
+add_dependencies(client_test microbatch)
 gtest_discover_tests(client_test PROPERTIES LABELS client DISCOVERY_TIMEOUT 60)

@@ -137,6 +137,23 @@ TEST_F(BatchPredictTest, MillionRowsEqualDirectForwardInOrder) {
   ExpectLogits(out, 1000000);
 }
 
+// A Kubernetes Job writes to a fresh volume: missing directories of --output
+// are created; a parent that is a file is a clear error.
+TEST_F(BatchPredictTest, OutputParentDirectoriesAreCreated) {
+  const std::string in = dir_->path() + "/fresh_in.npy";
+  const std::string out = dir_->path() + "/fresh/volume/out.npy";
+  WriteInput(in, 100);
+  CliResult result = RunCli("batch --target " + Target() + " --model mlp --input " + in + " --output " + out +
+                            " --outputs logits --chunk-rows 30");
+  ASSERT_EQ(result.code, 0) << result.output;
+  ExpectLogits(out, 100);
+  std::ofstream(dir_->path() + "/plain_file") << "not a directory";
+  result = RunCli("batch --target " + Target() + " --model mlp --input " + in + " --output " + dir_->path() +
+                  "/plain_file/out.npy");
+  EXPECT_EQ(result.code, 1);
+  EXPECT_THAT(result.output, HasSubstr("cannot create directory " + dir_->path() + "/plain_file"));
+}
+
 // A raw stream: header, then chunks of `rows` rows each.
 class RawStream {
  public:

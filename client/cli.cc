@@ -1,0 +1,449 @@
+#include "client/cli.h"
+
+#include <CLI/CLI.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <iterator>
+#include <iostream>
+#include <limits>
+#include <memory>
+#include <sstream>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "client/metrics_scraper.h"
+
+namespace microbatch {
+namespace {
+
+// --help lists each option as "--name TYPE (repeatable) REQUIRED" and its
+// description followed by "(default: VALUE)".
+class DefaultsFormatter : public CLI::Formatter {
+ public:
+  std::string make_option_opts(const CLI::Option* opt) const override {
+    std::string out;
+    if (opt->get_type_size() != 0) {
+      if (!opt->get_type_name().empty()) absl::StrAppend(&out, " ", opt->get_type_name());
+      if (opt->get_expected_max() >= CLI::detail::expected_max_vector_size) absl::StrAppend(&out, " (repeatable)");
+      if (opt->get_required()) absl::StrAppend(&out, " REQUIRED");
+    }
+    return out;
+  }
+
+  std::string make_option_desc(const CLI::Option* opt) const override {
+    std::string value = opt->get_default_str();
+    if (opt->get_expected_max() == 0) {  // a flag
+      if (opt->get_name() == "--help") return opt->get_description();
+      value = value == "1" || value == "true" ? "on" : "off";
+    }
+    if (value.size() >= 2 && value.front() == '[' && value.back() == ']') value = value.substr(1, value.size() - 2);
+    if (value.empty()) return opt->get_description();
+    return absl::StrCat(opt->get_description(), " (default: ", value, ")");
+  }
+};
+
+// ---------------------------------------------------------------------------
+// Validators: an empty string accepts the value, anything else is the reason
+// it is refused (CLI11 prefixes the option name).
+
+CLI::Validator IntAtLeast(int64_t min) {
+  return CLI::Validator(
+      [min](std::string& value) -> std::string {
+        int64_t parsed = 0;
+        if (!absl::SimpleAtoi(value, &parsed)) return absl::StrCat("'", value, "' is not an integer");
+        if (parsed < min) return absl::StrCat("must be >= ", min, ", got ", value);
+        return "";
+      },
+      "");
+}
+
+CLI::Validator NumberAtLeast(double min) {
+  return CLI::Validator(
+      [min](std::string& value) -> std::string {
+        double parsed = 0;
+        if (!absl::SimpleAtod(value, &parsed)) return absl::StrCat("'", value, "' is not a number");
+        if (!(parsed >= min)) return absl::StrCat("must be >= ", min, ", got ", value);
+        return "";
+      },
+      "");
+}
+
+std::string MissingFile(const std::string& path) {
+  return std::filesystem::exists(path) ? "" : absl::StrCat("file does not exist: ", path);
+}
+
+// predict --input: name=FILE.npy (the file must exist) or name=JSON.
+CLI::Validator PredictInput() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        const size_t eq = value.find('=');
+        if (eq == std::string::npos || eq == 0) {
+          return absl::StrCat("'", value, "': expected name=FILE.npy or name=JSON");
+        }
+        const std::string file = value.substr(eq + 1);
+        return absl::EndsWith(file, ".npy") ? MissingFile(file) : "";
+      },
+      "");
+}
+
+// batch --input: FILE or name=FILE; the file must exist.
+CLI::Validator BatchInput() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        const size_t eq = value.find('=');
+        if (eq == 0) return absl::StrCat("'", value, "': expected FILE or name=FILE");
+        return MissingFile(eq == std::string::npos ? value : value.substr(eq + 1));
+      },
+      "");
+}
+
+CLI::Validator BatchOutput() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        if (absl::EndsWith(value, ".npy") || absl::EndsWith(value, ".csv")) return "";
+        return absl::StrCat("'", value, "' must end in .npy or .csv");
+      },
+      "");
+}
+
+// bench --shape name=d1,d2,...
+absl::StatusOr<std::pair<std::string, std::vector<int64_t>>> ParseShape(const std::string& value) {
+  const size_t eq = value.find('=');
+  if (eq == std::string::npos || eq == 0) {
+    return absl::InvalidArgumentError(absl::StrCat("'", value, "': expected name=d1,d2,..."));
+  }
+  std::vector<int64_t> dims;
+  for (absl::string_view d : absl::StrSplit(value.substr(eq + 1), ',')) {
+    int64_t dim = 0;
+    if (!absl::SimpleAtoi(d, &dim) || dim < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("'", value, "': '", d, "' is not a dim (an integer >= 0)"));
+    }
+    dims.push_back(dim);
+  }
+  return std::make_pair(value.substr(0, eq), dims);
+}
+
+CLI::Validator Shape() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        auto shape = ParseShape(value);
+        return shape.ok() ? "" : std::string(shape.status().message());
+      },
+      "");
+}
+
+CLI::Validator MetricsUrl() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        auto url = bench::NormalizeMetricsUrl(value);
+        return url.ok() ? "" : std::string(url.status().message());
+      },
+      "");
+}
+
+CLI::Validator ExistingFile() { return CLI::Validator(MissingFile, ""); }
+
+// ---------------------------------------------------------------------------
+// Options shared by several subcommands.
+
+void AddTlsOptions(CLI::App* command, TlsOptions* tls) {
+  const std::string group = "TLS (default: plaintext)";
+  command->add_flag("--tls", tls->tls, "Connect with TLS, verifying the server against the system's root CAs")
+      ->group(group);
+  command->add_option("--tls_ca", tls->ca_file, "PEM CA certificate(s) that verify the server; implies --tls")
+      ->type_name("FILE")
+      ->check(ExistingFile())
+      ->group(group);
+  CLI::Option* cert =
+      command->add_option("--tls_cert", tls->cert_file, "PEM client certificate for mutual TLS; implies --tls")
+          ->type_name("FILE")
+          ->check(ExistingFile())
+          ->group(group);
+  CLI::Option* key = command->add_option("--tls_key", tls->key_file, "PEM private key of --tls_cert")
+                         ->type_name("FILE")
+                         ->check(ExistingFile())
+                         ->group(group);
+  cert->needs(key);
+  key->needs(cert);
+  command
+      ->add_option("--tls_server_name", tls->server_name,
+                   "Name checked in the server certificate instead of the target's host (e.g. localhost); "
+                   "needs TLS")
+      ->type_name("NAME")
+      ->group(group);
+}
+
+void AddConnectionOptions(CLI::App* command, ConnectionOptions* connection) {
+  command->add_option("--target", connection->target, "Server address (host:port or a gRPC target URI)")
+      ->type_name("HOST:PORT");
+  command->add_option("--timeout_ms", connection->timeout_ms, "Deadline of each RPC in milliseconds (0: none)")
+      ->type_name("MS")
+      ->check(IntAtLeast(0));
+  AddTlsOptions(command, &connection->tls);
+}
+
+CLI::Option* AddModelOptions(CLI::App* command, std::string* model, int64_t* version,
+                             const std::string& model_help = "Model name") {
+  CLI::Option* option = command->add_option("--model", *model, model_help)->type_name("NAME")->required();
+  command->add_option("--version", *version, "Model version (0: the latest served)")
+      ->type_name("N")
+      ->check(IntAtLeast(0));
+  return option;
+}
+
+// ---------------------------------------------------------------------------
+// The subcommands.
+
+CLI::App* AddPredict(CLI::App& app, PredictOptions* o) {
+  CLI::App* command = app.add_subcommand("predict", "Send one Predict request and print the outputs as JSON");
+  AddConnectionOptions(command, &o->connection);
+  AddModelOptions(command, &o->model, &o->version);
+  command
+      ->add_option("--input", o->inputs,
+                   "name=FILE.npy or name=JSON, e.g. x=[[0.1,0.2]]; JSON takes the model's dtype, and a JSON "
+                   "value one dimension short of the model's rank is one row")
+      ->type_name("NAME=VALUE")
+      ->allow_extra_args(false)
+      ->check(PredictInput());
+  command->add_option("--output", o->outputs, "Output to return (none given: all)")
+      ->type_name("NAME")
+      ->allow_extra_args(false);
+  command->add_option("--request_id", o->request_id, "Request id echoed back by the server")->type_name("ID");
+  return command;
+}
+
+CLI::App* AddModels(CLI::App& app, ModelsOptions* o) {
+  CLI::App* command =
+      app.add_subcommand("models", "List the served models with their inputs, outputs and batching settings (JSON)");
+  AddConnectionOptions(command, &o->connection);
+  return command;
+}
+
+CLI::App* AddBatch(CLI::App& app, BatchOptions* o) {
+  CLI::App* command = app.add_subcommand(
+      "batch",
+      "Stream a dataset (.npy or CSV) through BatchPredict and write the results in input order (.npy or CSV), "
+      "in constant memory; --resume continues an interrupted job");
+  command
+      ->add_option("--target", o->targets,
+                   "Server address; repeat to split the job across replicas, or use dns:///host:port with --streams")
+      ->type_name("HOST:PORT")
+      ->allow_extra_args(false);
+  command->add_option("--streams", o->streams, "Streams to open (0: one per --target)")
+      ->type_name("N")
+      ->check(IntAtLeast(0));
+  AddModelOptions(command, &o->model, &o->version);
+  command->add_option("--input", o->inputs, "data.npy, data.csv, or name=file.npy per model input")
+      ->type_name("FILE")
+      ->required()
+      ->allow_extra_args(false)
+      ->check(BatchInput());
+  command
+      ->add_option("--output", o->output,
+                   "out.npy or out.csv (several outputs: out.<name>.npy each); missing directories are created")
+      ->type_name("FILE")
+      ->required()
+      ->check(BatchOutput());
+  command->add_option("--outputs", o->outputs, "Output to write (none given: all)")
+      ->type_name("NAME")
+      ->allow_extra_args(false);
+  command->add_option("--chunk-rows", o->chunk_rows, "Rows per chunk sent")->type_name("N")->check(IntAtLeast(1));
+  command->add_option("--window", o->window, "Chunks in flight per stream")->type_name("N")->check(IntAtLeast(1));
+  command->add_flag("--resume", o->resume, "Continue after the rows already in --output");
+  command
+      ->add_option("--shard-index", o->shard_index,
+                   "Process only shard INDEX of --shard-count equal row ranges (< --shard-count)")
+      ->type_name("INDEX")
+      ->check(IntAtLeast(0));
+  command->add_option("--shard-count", o->shard_count, "Number of shards the input is split into")
+      ->type_name("N")
+      ->check(IntAtLeast(1));
+  command->add_option("--job-id", o->job_id, "Job id sent to the server (logged)")->type_name("ID");
+  AddTlsOptions(command, &o->tls);
+  return command;
+}
+
+CLI::App* AddBench(CLI::App& app, bench::BenchOptions* o, std::vector<std::string>* shapes) {
+  CLI::App* command = app.add_subcommand(
+      "bench",
+      "Measure throughput and latency of Predict (or Echo) under closed-loop concurrency or open-loop Poisson load");
+  command->add_option("--target", o->target, "Server address (host:port or a gRPC target URI)")
+      ->type_name("HOST:PORT");
+  AddModelOptions(command, &o->model, &o->version, "Model name (with --echo it only defines the payload)");
+  command->add_option("--rows", o->rows, "Rows per request")->type_name("N")->check(IntAtLeast(1));
+  command
+      ->add_option("--concurrency", o->concurrency,
+                   "Closed loop: comma-separated requests kept in flight, e.g. 1,2,4,8 (1 when no "
+                   "--request-rate is given)")
+      ->type_name("N,...")
+      ->delimiter(',')
+      ->allow_extra_args(false)
+      ->check(IntAtLeast(1))
+      ->default_str("1");
+  command->add_option("--request-rate", o->request_rates, "Open loop: comma-separated Poisson arrival rates in requests/s")
+      ->type_name("RATE,...")
+      ->delimiter(',')
+      ->allow_extra_args(false)
+      ->check(NumberAtLeast(1e-3));
+  command->add_option("--deadline-ms", o->deadline_ms, "gRPC deadline per request in ms (0: none)")
+      ->type_name("MS")
+      ->check(IntAtLeast(0));
+  command->add_option("--window-ms", o->window_ms, "Measurement window")->type_name("MS")->check(IntAtLeast(10));
+  command->add_option("--warmup-ms", o->warmup_ms, "Load before the first window, not counted")
+      ->type_name("MS")
+      ->check(IntAtLeast(0));
+  command
+      ->add_option("--stability", o->stability,
+                   "Stop once throughput and p99 of the last windows are within this fraction of their mean")
+      ->type_name("FRACTION")
+      ->check(NumberAtLeast(0));
+  command->add_option("--stable-windows", o->stable_windows, "Windows the stability criterion looks at (and that are reported)")
+      ->type_name("N")
+      ->check(IntAtLeast(1));
+  command->add_option("--max-windows", o->max_windows, "Most windows per level")->type_name("N")->check(IntAtLeast(1));
+  command->add_option("--channels", o->channels, "gRPC channels (TCP connections) the calls are spread over")
+      ->type_name("N")
+      ->check(IntAtLeast(1));
+  command
+      ->add_option("--max-inflight", o->max_inflight,
+                   "Open loop: arrivals beyond this many in flight are dropped by the client")
+      ->type_name("N")
+      ->check(IntAtLeast(1));
+  command
+      ->add_option("--shape", *shapes,
+                   "name=d1,d2: dims after the batch dim for an input (none given: the metadata's, -1 read as 1)")
+      ->type_name("NAME=DIMS")
+      ->allow_extra_args(false)
+      ->check(Shape());
+  command->add_flag("--echo", o->echo, "Send to microbatch.v1.Echo (server --enable_echo) instead of Predict");
+  command
+      ->add_option("--metrics-url", o->metrics_url,
+                   "[http[s]://]host:port[/path] of the server's Prometheus /metrics (path default /metrics; "
+                   "https verified with --tls_ca), for the server-side split")
+      ->type_name("URL")
+      ->check(MetricsUrl());
+  command->add_option("--format", o->format, "Report format")
+      ->type_name("FORMAT")
+      ->check(CLI::IsMember({"table", "csv", "json"}));
+  command->add_option("--plot", o->plot, "Write the latency-throughput curve to this SVG file")->type_name("FILE");
+  command->add_option("--seed", o->seed, "Seed of the random inputs and of the Poisson arrivals")->type_name("N");
+  command->add_flag("--verbose", o->verbose, "Print every window to stderr");
+  AddTlsOptions(command, &o->tls);
+  return command;
+}
+
+// Checks across options that CLI11 does not express; the message names them.
+absl::Status CheckCombinations(const CliOptions& options) {
+  const TlsOptions* tls = nullptr;
+  switch (options.command) {
+    case Command::kPredict: tls = &options.predict.connection.tls; break;
+    case Command::kModels: tls = &options.models.connection.tls; break;
+    case Command::kBatch: tls = &options.batch.tls; break;
+    case Command::kBench: tls = &options.bench.tls; break;
+    case Command::kNone: break;
+  }
+  if (tls != nullptr && !tls->server_name.empty() && !tls->Enabled()) {
+    return absl::InvalidArgumentError("--tls_server_name needs TLS: add --tls or --tls_ca");
+  }
+  if (options.command == Command::kBatch && options.batch.shard_index >= options.batch.shard_count) {
+    return absl::InvalidArgumentError(absl::StrCat("--shard-index ", options.batch.shard_index,
+                                                   " must be < --shard-count ", options.batch.shard_count));
+  }
+  return absl::OkStatus();
+}
+
+std::string UsageError(const std::string& command, const std::string& message) {
+  const std::string name = command.empty() ? "microbatch" : absl::StrCat("microbatch ", command);
+  return absl::StrCat(name, ": ", message, command.empty() ? " (commands: predict, models, batch, bench)" : "",
+                      "\nRun '", name, " --help' for the options.\n");
+}
+
+}  // namespace
+
+CliParseResult ParseCommandLine(int argc, const char* const* argv) {
+  CliParseResult result;
+  CliOptions& options = result.options;
+  std::vector<std::string> shapes;
+
+  CLI::App app("microbatch: the command-line client of microbatch-server", "microbatch");
+  app.formatter(std::make_shared<DefaultsFormatter>());
+  app.option_defaults()->always_capture_default();
+  app.require_subcommand(1);
+  app.footer(
+      "Run 'microbatch COMMAND --help' for a command's options.\n"
+      "Exit codes: 0 success, 1 the command failed, 2 usage error.");
+  constexpr char kExitCodes[] = "Exit codes: 0 success, 1 the command failed, 2 usage error.";
+  const std::pair<CLI::App*, Command> commands[] = {
+      {AddPredict(app, &options.predict), Command::kPredict},
+      {AddModels(app, &options.models), Command::kModels},
+      {AddBatch(app, &options.batch), Command::kBatch},
+      {AddBench(app, &options.bench, &shapes), Command::kBench},
+  };
+
+  for (const auto& [command, kind] : commands) command->footer(kExitCodes);
+  auto parsed_command = [&]() -> std::string {
+    for (const auto& [command, kind] : commands) {
+      if (command->parsed()) return command->get_name();
+    }
+    return "";
+  };
+  // CLI11 reports a first word that names no command as "a subcommand is
+  // required"; name it instead.
+  if (argc > 1 && argv[1][0] != '-' &&
+      std::none_of(std::begin(commands), std::end(commands),
+                   [&](const auto& command) { return command.first->get_name() == argv[1]; })) {
+    result.error = UsageError("", absl::StrCat("unknown command '", argv[1], "'"));
+    result.exit_code = kExitUsage;
+    return result;
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    std::ostringstream out, err;
+    app.exit(e, out, err);
+    result.help = out.str();
+    result.exit_code = kExitOk;
+    return result;
+  } catch (const CLI::ParseError& e) {
+    result.error = UsageError(parsed_command(), e.what());
+    result.exit_code = kExitUsage;
+    return result;
+  }
+  for (const auto& [command, kind] : commands) {
+    if (command->parsed()) options.command = kind;
+  }
+  for (const std::string& shape : shapes) {
+    auto parsed = ParseShape(shape);  // validated above
+    if (parsed.ok()) options.bench.shapes[parsed->first] = parsed->second;
+  }
+  if (absl::Status s = CheckCombinations(options); !s.ok()) {
+    result.error = UsageError(parsed_command(), std::string(s.message()));
+    result.exit_code = kExitUsage;
+    return result;
+  }
+  result.run = true;
+  return result;
+}
+
+int RunCommandLine(int argc, const char* const* argv) {
+  const CliParseResult parsed = ParseCommandLine(argc, argv);
+  if (!parsed.run) {
+    std::cout << parsed.help;
+    std::cerr << parsed.error;
+    return parsed.exit_code;
+  }
+  const CliOptions& options = parsed.options;
+  switch (options.command) {
+    case Command::kPredict: return RunPredict(options.predict);
+    case Command::kModels: return RunModels(options.models);
+    case Command::kBatch: return RunBatch(options.batch);
+    case Command::kBench: return bench::RunBench(options.bench);
+    case Command::kNone: break;
+  }
+  return kExitUsage;
+}
+
+}  // namespace microbatch

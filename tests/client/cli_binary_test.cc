@@ -1,0 +1,78 @@
+// The real `microbatch` binary: exit codes and where the text goes.
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <string>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace microbatch {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+
+struct CliRun {
+  int code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+// Runs the CLI with `args` (shell words); stderr goes to a temp file.
+CliRun RunCli(const std::string& args) {
+  const std::string err_file = ::testing::TempDir() + "/cli_binary_test.stderr";
+  FILE* p = popen((std::string(MICROBATCH_CLI_BIN) + " " + args + " 2>" + err_file).c_str(), "r");
+  CliRun run;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) run.out.append(buf, n);
+  const int status = pclose(p);
+  run.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (FILE* f = fopen(err_file.c_str(), "r")) {
+    while (size_t n = fread(buf, 1, sizeof(buf), f)) run.err.append(buf, n);
+    fclose(f);
+  }
+  return run;
+}
+
+TEST(CliBinaryTest, NoSubcommandExits2) {
+  const CliRun run = RunCli("");
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("subcommand is required"));
+  EXPECT_THAT(run.out, IsEmpty());
+}
+
+TEST(CliBinaryTest, UsageErrorsExit2NamingTheOption) {
+  CliRun run = RunCli("bench --model mlp --concurrency abc");
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("--concurrency"));
+  EXPECT_THAT(run.err, HasSubstr("microbatch bench --help"));
+  run = RunCli("predict --input x=[1]");
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("--model is required"));
+  run = RunCli("models --no-such-option");
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("--no-such-option"));
+}
+
+TEST(CliBinaryTest, HelpExits0OnStdout) {
+  for (const char* command : {"predict", "models", "batch", "bench"}) {
+    const CliRun run = RunCli(std::string(command) + " --help");
+    EXPECT_EQ(run.code, 0) << command;
+    EXPECT_THAT(run.out, HasSubstr("--tls_ca")) << command;
+    EXPECT_THAT(run.err, IsEmpty()) << command;
+  }
+  const CliRun run = RunCli("--help");
+  EXPECT_EQ(run.code, 0);
+  EXPECT_THAT(run.out, HasSubstr("bench"));
+}
+
+TEST(CliBinaryTest, RuntimeFailureExits1) {
+  // Nothing listens on port 1.
+  const CliRun run = RunCli("models --target 127.0.0.1:1 --timeout_ms 2000");
+  EXPECT_EQ(run.code, 1);
+  EXPECT_THAT(run.err, HasSubstr("UNAVAILABLE"));
+}
+
+}  // namespace
+}  // namespace microbatch

@@ -1,0 +1,302 @@
+// The command line of `microbatch`, parsed in process (no server): usage
+// errors exit 2 naming the option, --help exits 0 and lists every option with
+// its default, and values land in the options structs.
+#include "client/cli.h"
+
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/server/test_util.h"
+
+namespace microbatch {
+namespace {
+
+using ::microbatch::testing::TempDir;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::IsEmpty;
+using ::testing::Pair;
+
+CliParseResult Parse(std::vector<std::string> args) {
+  args.insert(args.begin(), "microbatch");
+  std::vector<const char*> argv;
+  for (const std::string& a : args) argv.push_back(a.c_str());
+  return ParseCommandLine(static_cast<int>(argv.size()), argv.data());
+}
+
+// The help entry of `option`: from "  --option" to the next option or group.
+std::string HelpEntry(const std::string& help, const std::string& option) {
+  const size_t start = help.find("  " + option + " ");
+  if (start == std::string::npos) return "";
+  size_t end = help.find("\n  -", start + 1);
+  end = std::min(end, help.find("\n\n", start));
+  return help.substr(start, end == std::string::npos ? std::string::npos : end - start);
+}
+
+void ExpectUsageError(const std::vector<std::string>& args, const std::string& message) {
+  const CliParseResult result = Parse(args);
+  std::string joined;
+  for (const std::string& a : args) joined += a + " ";
+  EXPECT_FALSE(result.run) << joined;
+  EXPECT_EQ(result.exit_code, kExitUsage) << joined;
+  EXPECT_THAT(result.error, HasSubstr(message)) << joined;
+  EXPECT_THAT(result.help, IsEmpty()) << joined;
+}
+
+const std::vector<std::string> kTlsOptions = {"--tls", "--tls_ca", "--tls_cert", "--tls_key", "--tls_server_name"};
+
+struct HelpCase {
+  std::string command;
+  // option -> its default as --help shows it ("" : no default shown).
+  std::vector<std::pair<std::string, std::string>> options;
+};
+
+const std::vector<HelpCase>& HelpCases() {
+  static const auto* cases = new std::vector<HelpCase>{
+      {"predict",
+       {{"--target", "localhost:8500"}, {"--timeout_ms", "30000"}, {"--model", ""}, {"--version", "0"},
+        {"--input", ""}, {"--output", ""}, {"--request_id", ""}, {"--tls", "off"}}},
+      {"models", {{"--target", "localhost:8500"}, {"--timeout_ms", "30000"}, {"--tls", "off"}}},
+      {"batch",
+       {{"--target", "localhost:8500"}, {"--streams", "0"}, {"--model", ""}, {"--version", "0"}, {"--input", ""},
+        {"--output", ""}, {"--outputs", ""}, {"--chunk-rows", "1024"}, {"--window", "4"}, {"--resume", "off"},
+        {"--shard-index", "0"}, {"--shard-count", "1"}, {"--job-id", ""}, {"--tls", "off"}}},
+      {"bench",
+       {{"--target", "localhost:8500"}, {"--model", ""}, {"--version", "0"}, {"--rows", "1"},
+        {"--concurrency", "1"}, {"--request-rate", ""}, {"--deadline-ms", "0"}, {"--window-ms", "5000"},
+        {"--warmup-ms", "2000"}, {"--stability", "0.1"}, {"--stable-windows", "3"}, {"--max-windows", "10"},
+        {"--channels", "4"}, {"--max-inflight", "20000"}, {"--shape", ""}, {"--echo", "off"},
+        {"--metrics-url", ""}, {"--format", "table"}, {"--plot", ""}, {"--seed", "1"}, {"--verbose", "off"},
+        {"--tls", "off"}}},
+  };
+  return *cases;
+}
+
+TEST(CliTest, HelpExitsZeroAndListsEveryOptionWithItsDefault) {
+  for (const HelpCase& c : HelpCases()) {
+    const CliParseResult result = Parse({c.command, "--help"});
+    EXPECT_FALSE(result.run);
+    EXPECT_EQ(result.exit_code, kExitOk) << c.command;
+    EXPECT_THAT(result.error, IsEmpty());
+    EXPECT_THAT(result.help, HasSubstr("Usage: microbatch " + c.command)) << c.command;
+    for (const auto& [option, default_value] : c.options) {
+      const std::string entry = HelpEntry(result.help, option);
+      ASSERT_FALSE(entry.empty()) << c.command << " --help lacks " << option << ":\n" << result.help;
+      if (!default_value.empty()) {
+        EXPECT_THAT(entry, HasSubstr("(default: " + default_value + ")")) << c.command << " " << option;
+      } else {
+        EXPECT_THAT(entry, ::testing::Not(HasSubstr("(default:"))) << c.command << " " << option;
+      }
+    }
+    for (const std::string& option : kTlsOptions) {
+      EXPECT_FALSE(HelpEntry(result.help, option).empty()) << c.command << " --help lacks " << option;
+    }
+    if (c.command != "models") EXPECT_THAT(HelpEntry(result.help, "--model"), HasSubstr("REQUIRED"));
+  }
+}
+
+TEST(CliTest, TopLevelHelpListsTheCommands) {
+  const CliParseResult result = Parse({"--help"});
+  EXPECT_EQ(result.exit_code, kExitOk);
+  for (const char* command : {"predict", "models", "batch", "bench"}) {
+    EXPECT_THAT(result.help, HasSubstr(command));
+  }
+  EXPECT_THAT(result.help, HasSubstr("2 usage error"));
+}
+
+TEST(CliTest, NoOrUnknownSubcommandIsAUsageError) {
+  ExpectUsageError({}, "subcommand is required");
+  ExpectUsageError({"frobnicate"}, "frobnicate");
+  ExpectUsageError({"frobnicate", "--model", "m"}, "unknown command 'frobnicate'");
+  ExpectUsageError({"--model", "mlp"}, "subcommand is required");
+}
+
+TEST(CliTest, UnknownOptionIsAUsageErrorNamingIt) {
+  TempDir dir("cli_unknown_option");
+  const std::string in = dir.path() + "/in.npy";
+  std::ofstream(in) << "x";
+  ExpectUsageError({"predict", "--model", "m", "--bogus", "1"}, "--bogus");
+  ExpectUsageError({"models", "--bogus"}, "--bogus");
+  ExpectUsageError({"batch", "--model", "m", "--input", in, "--output", "o.npy", "--bogus", "1"}, "--bogus");
+  ExpectUsageError({"bench", "--model", "m", "--bogus", "1"}, "--bogus");
+  // Old spellings that never existed stay errors, e.g. bench's options use dashes.
+  ExpectUsageError({"bench", "--model", "m", "--window_ms", "10"}, "--window_ms");
+}
+
+TEST(CliTest, MissingRequiredOptionIsAUsageErrorNamingIt) {
+  TempDir dir("cli_required");
+  const std::string in = dir.path() + "/in.npy";
+  std::ofstream(in) << "x";
+  ExpectUsageError({"predict"}, "--model is required");
+  ExpectUsageError({"bench", "--concurrency", "1"}, "--model is required");
+  ExpectUsageError({"batch", "--input", in, "--output", "y.npy"}, "--model is required");
+  ExpectUsageError({"batch", "--model", "m", "--output", "y.npy"}, "--input is required");
+  ExpectUsageError({"batch", "--model", "m", "--input", in}, "--output is required");
+}
+
+TEST(CliTest, BadValuesAreUsageErrorsNamingTheOption) {
+  ExpectUsageError({"bench", "--model", "m", "--concurrency", "abc"}, "--concurrency");
+  ExpectUsageError({"bench", "--model", "m", "--concurrency", "abc"}, "'abc' is not an integer");
+  ExpectUsageError({"bench", "--model", "m", "--concurrency", "1,0"}, "--concurrency: must be >= 1, got 0");
+  ExpectUsageError({"bench", "--model", "m", "--request-rate", "fast"}, "--request-rate");
+  ExpectUsageError({"bench", "--model", "m", "--format", "xml"}, "--format");
+  ExpectUsageError({"bench", "--model", "m", "--rows", "0"}, "--rows");
+  ExpectUsageError({"bench", "--model", "m", "--window-ms", "5"}, "--window-ms: must be >= 10");
+  ExpectUsageError({"bench", "--model", "m", "--stability", "x"}, "--stability");
+  ExpectUsageError({"bench", "--model", "m", "--shape", "x"}, "--shape");
+  ExpectUsageError({"bench", "--model", "m", "--shape", "x=1,a"}, "--shape");
+  ExpectUsageError({"bench", "--model", "m", "--metrics-url", "ftp://h:1"}, "--metrics-url");
+  ExpectUsageError({"bench", "--model", "m", "--metrics-url", "localhost"}, "--metrics-url");
+  ExpectUsageError({"predict", "--model", "m", "--version", "x"}, "--version");
+  ExpectUsageError({"predict", "--model", "m", "--input", "[1,2]"}, "--input");
+  ExpectUsageError({"predict", "--model", "m", "--input", "x=/no/such/file.npy"}, "does not exist");
+  ExpectUsageError({"models", "--timeout_ms", "-1"}, "--timeout_ms");
+  ExpectUsageError({"batch", "--model", "m", "--input", "/no/such.npy", "--output", "o.npy"},
+                   "--input: file does not exist: /no/such.npy");
+  TempDir dir("cli_bad_values");
+  const std::string in = dir.path() + "/in.npy";
+  std::ofstream(in) << "x";
+  const std::vector<std::string> batch = {"batch", "--model", "m", "--input", in, "--output", "o.npy"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = batch;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+  };
+  ExpectUsageError(with({"--chunk-rows", "0"}), "--chunk-rows");
+  ExpectUsageError(with({"--window", "-1"}), "--window");
+  ExpectUsageError(with({"--shard-count", "0"}), "--shard-count");
+  ExpectUsageError(with({"--shard-index", "2", "--shard-count", "2"}), "--shard-index 2 must be < --shard-count 2");
+  ExpectUsageError({"batch", "--model", "m", "--input", in, "--output", "o.txt"}, "--output");
+  // One value per occurrence: a second word is not taken as another input.
+  ExpectUsageError(with({"--input", in, in}), in);
+}
+
+TEST(CliTest, TlsUsageErrors) {
+  TempDir dir("cli_tls");
+  const std::string pem = dir.path() + "/x.pem";
+  std::ofstream(pem) << "x";
+  ExpectUsageError({"models", "--tls_ca", "/no/such/ca.pem"}, "--tls_ca: file does not exist: /no/such/ca.pem");
+  ExpectUsageError({"models", "--tls_cert", pem}, "--tls_cert requires --tls_key");
+  ExpectUsageError({"predict", "--model", "m", "--tls_key", pem}, "--tls_key requires --tls_cert");
+  ExpectUsageError({"batch", "--model", "m", "--input", pem, "--output", "o.npy", "--tls_cert", pem, "--tls_key",
+                    "/no/such/key.pem"},
+                   "--tls_key: file does not exist");
+  ExpectUsageError({"bench", "--model", "m", "--tls_server_name", "localhost"}, "--tls_server_name needs TLS");
+}
+
+TEST(CliTest, PredictOptions) {
+  const CliParseResult result =
+      Parse({"predict", "--model", "pair", "--input", "a=[[1,2,3]]", "--input=b=[[4,5,6]]", "--output", "sum",
+             "--request_id", "r1", "--target=host:1", "--timeout_ms", "500", "--version", "2"});
+  ASSERT_TRUE(result.run) << result.error;
+  ASSERT_EQ(result.options.command, Command::kPredict);
+  const PredictOptions& o = result.options.predict;
+  EXPECT_EQ(o.model, "pair");
+  EXPECT_EQ(o.version, 2);
+  EXPECT_THAT(o.inputs, ElementsAre("a=[[1,2,3]]", "b=[[4,5,6]]"));
+  EXPECT_THAT(o.outputs, ElementsAre("sum"));
+  EXPECT_EQ(o.request_id, "r1");
+  EXPECT_EQ(o.connection.target, "host:1");
+  EXPECT_EQ(o.connection.timeout_ms, 500);
+  EXPECT_FALSE(o.connection.tls.Enabled());
+}
+
+TEST(CliTest, ModelsDefaultsAndTls) {
+  CliParseResult result = Parse({"models"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_EQ(result.options.command, Command::kModels);
+  EXPECT_EQ(result.options.models.connection.target, "localhost:8500");
+  EXPECT_EQ(result.options.models.connection.timeout_ms, 30000);
+
+  TempDir dir("cli_models_tls");
+  const std::string ca = dir.path() + "/ca.pem", cert = dir.path() + "/c.pem", key = dir.path() + "/k.pem";
+  for (const std::string& f : {ca, cert, key}) std::ofstream(f) << "x";
+  result = Parse({"models", "--tls_ca", ca, "--tls_cert", cert, "--tls_key", key, "--tls_server_name", "localhost"});
+  ASSERT_TRUE(result.run) << result.error;
+  const TlsOptions& tls = result.options.models.connection.tls;
+  EXPECT_EQ(tls.ca_file, ca);
+  EXPECT_EQ(tls.cert_file, cert);
+  EXPECT_EQ(tls.key_file, key);
+  EXPECT_EQ(tls.server_name, "localhost");
+  EXPECT_TRUE(tls.Enabled());
+  result = Parse({"models", "--tls"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_TRUE(result.options.models.connection.tls.Enabled());
+}
+
+TEST(CliTest, BatchOptionsAsScriptsAndManifestsSpellThem) {
+  TempDir dir("cli_batch");
+  const std::string a = dir.path() + "/a.npy", b = dir.path() + "/b.npy";
+  std::ofstream(a) << "x";
+  std::ofstream(b) << "x";
+  // deploy/batch/indexed-job.yaml and tests/server/*.cc spellings.
+  CliParseResult result = Parse({"batch", "--target=dns:///microbatch-headless:8500", "--streams=2", "--model=mlp",
+                                 "--input=" + a, "--output=" + dir.path() + "/out/shard-3.npy", "--shard-index=3",
+                                 "--shard-count=4", "--chunk-rows=4096", "--resume"});
+  ASSERT_TRUE(result.run) << result.error;
+  ASSERT_EQ(result.options.command, Command::kBatch);
+  BatchOptions o = result.options.batch;
+  EXPECT_THAT(o.targets, ElementsAre("dns:///microbatch-headless:8500"));
+  EXPECT_EQ(o.streams, 2);
+  EXPECT_EQ(o.shard_index, 3);
+  EXPECT_EQ(o.shard_count, 4);
+  EXPECT_EQ(o.chunk_rows, 4096);
+  EXPECT_TRUE(o.resume);
+  EXPECT_EQ(o.window, 4);
+
+  result = Parse({"batch", "--target", "h1:1", "--target", "h2:2", "--model", "pair", "--input", "a=" + a,
+                  "--input", "b=" + b, "--output", "o.csv", "--outputs", "sum", "--outputs", "product", "--window",
+                  "8", "--job-id", "j"});
+  ASSERT_TRUE(result.run) << result.error;
+  o = result.options.batch;
+  EXPECT_THAT(o.targets, ElementsAre("h1:1", "h2:2"));
+  EXPECT_THAT(o.inputs, ElementsAre("a=" + a, "b=" + b));
+  EXPECT_THAT(o.outputs, ElementsAre("sum", "product"));
+  EXPECT_EQ(o.window, 8);
+  EXPECT_EQ(o.job_id, "j");
+  EXPECT_FALSE(o.resume);
+
+  result = Parse({"batch", "--model", "m", "--input", a, "--output", "o.npy"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_THAT(result.options.batch.targets, ElementsAre("localhost:8500"));
+}
+
+TEST(CliTest, BenchOptionsAsScriptsSpellThem) {
+  // scripts/bench.sh spellings.
+  CliParseResult result =
+      Parse({"bench", "--target", "localhost:1", "--metrics-url", "localhost:2", "--window-ms", "100",
+             "--warmup-ms", "50", "--max-windows", "3", "--format", "json", "--echo", "--model", "identity",
+             "--shape", "x=256", "--concurrency", "16,64", "--request-rate", "10,20.5", "--deadline-ms", "100",
+             "--plot", "p.svg", "--shape", "y=2,3"});
+  ASSERT_TRUE(result.run) << result.error;
+  ASSERT_EQ(result.options.command, Command::kBench);
+  const bench::BenchOptions& o = result.options.bench;
+  EXPECT_EQ(o.target, "localhost:1");
+  EXPECT_EQ(o.metrics_url, "localhost:2");
+  EXPECT_EQ(o.window_ms, 100);
+  EXPECT_EQ(o.warmup_ms, 50);
+  EXPECT_EQ(o.max_windows, 3);
+  EXPECT_EQ(o.format, "json");
+  EXPECT_TRUE(o.echo);
+  EXPECT_EQ(o.model, "identity");
+  EXPECT_THAT(o.concurrency, ElementsAre(16, 64));
+  EXPECT_THAT(o.request_rates, ElementsAre(10, 20.5));
+  EXPECT_EQ(o.deadline_ms, 100);
+  EXPECT_EQ(o.plot, "p.svg");
+  EXPECT_THAT(o.shapes, ElementsAre(Pair("x", ElementsAre(256)), Pair("y", ElementsAre(2, 3))));
+
+  result = Parse({"bench", "--model", "m"});
+  ASSERT_TRUE(result.run) << result.error;
+  const bench::BenchOptions defaults;
+  EXPECT_THAT(result.options.bench.concurrency, IsEmpty());  // RunBench: concurrency 1
+  EXPECT_EQ(result.options.bench.window_ms, defaults.window_ms);
+  EXPECT_EQ(result.options.bench.channels, 4);
+  EXPECT_EQ(result.options.bench.format, "table");
+  EXPECT_EQ(result.options.bench.seed, 1u);
+}
+
+}  // namespace
+}  // namespace microbatch
