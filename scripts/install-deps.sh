@@ -9,29 +9,45 @@ BUILD_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libtorch-dev libopenblas0-openmp
   libgtest-dev libgmock-dev libbenchmark-dev
-  libcivetweb-dev nlohmann-json3-dev
+  libmicrohttpd-dev prometheus-cpp-dev nlohmann-json3-dev
   libcli11-dev libcurl4-openssl-dev
-  prometheus curl procps
+  prometheus curl procps openssl
 )
 RUNTIME_PACKAGES=(
-  libgrpc++1.51 libprotobuf32 libabsl20220623 libtorch1.13 libopenblas0-openmp libcivetweb1 curl
-  libcurl4
+  libgrpc++1.51 libprotobuf32 libabsl20220623 libtorch1.13 libopenblas0-openmp
+  libmicrohttpd12 libprometheus-cpp-core1.0 curl libcurl4
 )
 
 packages=("${BUILD_PACKAGES[@]}")
 if [[ "${1:-}" == "--runtime-only" ]]; then packages=("${RUNTIME_PACKAGES[@]}"); fi
 
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+
+# A shared library whose bytes differ from its package's (a truncated or
+# overwritten libtorch_cpu.so was seen on a reused machine) breaks linking in
+# ways that look like our bug: reinstall such packages from the apt cache.
+damaged=()
+for p in libtorch1.13 libgrpc++1.51 libprotobuf32; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || continue
+  if dpkg --verify "$p" 2>/dev/null | awk '$1 ~ /5/ && $NF ~ /\.so/' | grep -q .; then damaged+=("$p"); fi
+done
+if ((${#damaged[@]} > 0)); then
+  echo "install-deps: reinstalling damaged ${damaged[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get install -y -qq --reinstall "${damaged[@]}" >/dev/null ||
+    { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq --reinstall "${damaged[@]}" >/dev/null; }
+fi
+
 if ((${#missing[@]} == 0)); then
   echo "install-deps: all ${#packages[@]} packages present"
   exit 0
 fi
-
-SUDO=""
-if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
 echo "install-deps: installing ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
