@@ -25,14 +25,32 @@ let passed = 0;
 const failures = [];
 const check = (ok, message) => (ok ? passed++ : failures.push(message));
 
-// ---- Interfaces from the models' .d.ts files: alias -> {prop: typeText}.
+// ---- Interfaces from the models' .d.ts files: alias -> {prop: typeText}, and
+// type aliases (IntOrString = string | number, ...): name -> typeText.
 const interfaces = new Map();
+const typeAliases = new Map();
 function scanTypes(dir) {
   for (const entry of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, entry.name);
     if (entry.isDirectory()) scanTypes(p);
     else if (entry.name.endsWith(".d.ts")) parseDts(fs.readFileSync(p, "utf8"));
   }
+}
+// Splits an object type's body into {prop: typeText} ("name"?: T; ...).
+function parseProps(body) {
+  body = body.replace(/\/\*\*[\s\S]*?\*\//g, "");
+  const props = {};
+  let d = 0, line = "";
+  for (const ch of body) {
+    if (ch === "{" || ch === "<" || ch === "(") d++;
+    if (ch === "}" || ch === ">" || ch === ")") d--;
+    if (ch === ";" && d === 0) {
+      const pm = line.trim().match(/^"?([^"?:]+)"?\??:\s*([\s\S]*)$/);
+      if (pm) props[pm[1]] = pm[2].trim();
+      line = "";
+    } else line += ch;
+  }
+  return props;
 }
 function parseDts(text) {
   const aliases = new Map();
@@ -42,6 +60,9 @@ function parseDts(text) {
       if (alias) aliases.set(local, alias);
     }
   }
+  for (const m of text.matchAll(/export type (\w+) = ([^;]+);/g)) {
+    if (!typeAliases.has(m[1])) typeAliases.set(m[1], m[2].trim());
+  }
   for (const m of text.matchAll(/export interface (\w+)(?:<[^>]*>)?(?: extends ([\w, ]+))? \{/g)) {
     let depth = 1, i = m.index + m[0].length, start = i;
     while (depth > 0 && i < text.length) {
@@ -49,18 +70,7 @@ function parseDts(text) {
       if (text[i] === "}") depth--;
       i++;
     }
-    const body = text.slice(start, i - 1).replace(/\/\*\*[\s\S]*?\*\//g, "");
-    const props = {};
-    let d = 0, line = "";
-    for (const ch of body) {
-      if (ch === "{" || ch === "<" || ch === "(") d++;
-      if (ch === "}" || ch === ">" || ch === ")") d--;
-      if (ch === ";" && d === 0) {
-        const pm = line.trim().match(/^"([^"]+)"\??:\s*([\s\S]*)$/);
-        if (pm) props[pm[1]] = pm[2].trim();
-        line = "";
-      } else line += ch;
-    }
+    const props = parseProps(text.slice(start, i - 1));
     // Models extend TypeMeta (apiVersion, kind).
     if (m[2] && m[2].includes("TypeMeta")) {
       props.apiVersion = "string";
@@ -70,28 +80,63 @@ function parseDts(text) {
     if (!interfaces.has(name)) interfaces.set(name, props);
     if (!interfaces.has(m[1])) interfaces.set(m[1], props);
   }
+  for (const [local, alias] of aliases) {
+    if (typeAliases.has(local) && !typeAliases.has(alias)) typeAliases.set(alias, typeAliases.get(local));
+  }
 }
 const nm = path.join(path.dirname(new URL(import.meta.url).pathname), "node_modules");
 scanTypes(path.join(nm, "kubernetes-models"));
 scanTypes(path.join(nm, "@kubernetes-models"));
 
-function checkFields(value, typeText, where) {
-  if (value === null || typeof value !== "object" || !typeText) return;
-  let t = typeText.trim();
-  const arr = t.match(/^Array<(\w+)>$/) ?? t.match(/^(\w+)\[\]$/);
-  if (arr && Array.isArray(value)) {
-    value.forEach((v, i) => checkFields(v, arr[1], `${where}[${i}]`));
+// Strict: every object node of a rendered object must be described by an
+// interface, an inline object type or a map type; a node whose type cannot be
+// resolved is itself a failure (it used to be skipped silently, so unknown
+// fields under it were accepted). Scalars are left to the schema validation.
+const SCALARS = /^(string|number|boolean|null|undefined|"[^"]*"|'[^']*'|-?[0-9.]+)$/;
+function splitTop(t, sep) {
+  const parts = [];
+  let d = 0, cur = "";
+  for (const ch of t) {
+    if ("{<([".includes(ch)) d++;
+    if ("}>)]".includes(ch)) d--;
+    if (ch === sep && d === 0) { parts.push(cur.trim()); cur = ""; } else cur += ch;
+  }
+  parts.push(cur.trim());
+  return parts.filter(Boolean);
+}
+function checkFields(value, typeText, where, seen = 0) {
+  if (value === null || typeof value !== "object") return;
+  let t = (typeText ?? "").trim();
+  if (seen > 20) return failures.push(`${where}: type ${t} does not resolve`);
+  const arr = t.match(/^Array<([\s\S]+)>$/) ?? t.match(/^(\w+)\[\]$/);
+  if (arr) {
+    if (!Array.isArray(value)) return failures.push(`${where}: expected a list`);
+    value.forEach((v, i) => checkFields(v, arr[1], `${where}[${i}]`, seen));
     return;
   }
-  if (!/^\w+$/.test(t) || Array.isArray(value)) return;  // unions, maps, inline objects: free-form
-  const props = interfaces.get(t);
-  if (!props) return;
+  if (Array.isArray(value)) return failures.push(`${where}: a list where ${t} is expected`);
+  const union = splitTop(t, "|");
+  if (union.length > 1) {
+    const objects = union.filter((u) => !SCALARS.test(u));
+    if (objects.length === 1) return checkFields(value, objects[0], where, seen + 1);
+    return failures.push(`${where}: cannot check the fields of an object of type ${t}`);
+  }
+  const map = t.match(/^\{\s*\[\w+: string\]:\s*([\s\S]+?);?\s*\}$/);
+  if (map) {
+    for (const [k, v] of Object.entries(value)) checkFields(v, map[1], `${where}.${k}`, seen);
+    return;
+  }
+  let props = null, label = t;
+  if (t.startsWith("{") && t.endsWith("}")) { props = parseProps(t.slice(1, -1)); label = "inline object"; }
+  else if (interfaces.has(t)) props = interfaces.get(t);
+  else if (typeAliases.has(t)) return checkFields(value, typeAliases.get(t), where, seen + 1);
+  if (!props) return failures.push(`${where}: no schema for the fields of ${t || "this object"}`);
   for (const [key, v] of Object.entries(value)) {
     if (!(key in props)) {
-      failures.push(`${where}: unknown field '${key}' (${t.replace(/^I/, "")})`);
+      failures.push(`${where}: unknown field '${key}' (${label.replace(/^I/, "")})`);
       continue;
     }
-    checkFields(v, props[key], `${where}.${key}`);
+    checkFields(v, props[key], `${where}.${key}`, seen);
   }
 }
 
