@@ -42,8 +42,14 @@ RUN if [ "$RUN_TESTS" = "1" ]; then \
       BUILD_TYPE="$BUILD_TYPE" JOBS="$JOBS" scripts/build.sh -DMICROBATCH_BUILD_TESTS=OFF -DMICROBATCH_BUILD_BENCH=OFF; \
     fi
 # The binaries and the libraries they load, OpenBLAS as the BLAS (checked).
+# Debian's libtorch_cpu.so.1.13 lists OpenCV, FFmpeg, ZeroMQ, LevelDB and
+# LMDB as DT_NEEDED but binds no symbol from them; they (and Qt, GDAL, ICU,
+# codecs behind them: ~290 MB) are replaced by empty stubs, which the script
+# proves harmless by starting every binary with LD_BIND_NOW=1 (and the smoke
+# test runs the server so).
 COPY scripts/collect-runtime-libs.sh scripts/collect-runtime-libs.sh
-RUN scripts/collect-runtime-libs.sh /runtime build/bin/microbatch-server build/bin/microbatch /usr/bin/curl
+RUN STUB_LIBS_RE='^lib(opencv_[a-z0-9_]+|avcodec|avformat|avutil|swscale|swresample|zmq|leveldb|lmdb)\.so' \
+    scripts/collect-runtime-libs.sh /runtime build/bin/microbatch-server build/bin/microbatch /usr/bin/curl
 
 FROM build AS models
 # 1 (default): demo models in /opt/microbatch/demo-models (the base

@@ -227,7 +227,7 @@ phase_smoke() {
   # Every binary finds every library, and the BLAS is OpenBLAS.
   local ldd_out
   ldd_out=$(pm run "${RUN_OPTS[@]}" --rm --read-only --cap-drop=ALL --entrypoint /bin/sh "$IMAGE" -c \
-    'for f in /usr/local/bin/microbatch-server /usr/local/bin/microbatch /usr/bin/curl; do echo "== $f"; ldd "$f" || echo "ldd failed: $f not found"; done')
+    'for f in /usr/local/bin/microbatch-server /usr/local/bin/microbatch /usr/bin/curl; do echo "== $f"; ldd "$f" || echo "ldd failed: $f not found"; LD_BIND_NOW=1 "$f" --help 2>&1 >/dev/null | grep -E "symbol lookup error|error while loading|undefined symbol" | sed "s/^/not found: /"; done')
   if echo "$ldd_out" | grep -q 'not found'; then echo "$ldd_out" | grep -B3 'not found' >&2; die "ldd: libraries not found"; fi
   # libblas.so.3 must be OpenBLAS's (Debian's openblas-openmp/libblas.so.3
   # is a thin library over libopenblas.so.0), not the reference BLAS.
@@ -246,7 +246,10 @@ phase_smoke() {
   period=$(yaml_int terminationGracePeriodSeconds "$DEPLOYMENT")
   prestop=$(grep -A3 'preStop:' "$DEPLOYMENT" | sed -n 's/.*"sleep", "\([0-9]*\)".*/\1/p')
   stop_timeout=$((period - ${prestop:-0}))
-  pm run "${RUN_OPTS[@]}" -d --name "$SMOKE_NAME" --read-only --cap-drop=ALL --security-opt no-new-privileges \
+  # LD_BIND_NOW=1: every symbol of every library resolved at start, so a
+  # library missing from the image (or a stub standing in for one that is
+  # used) fails here, not at the first call.
+  pm run "${RUN_OPTS[@]}" -d --name "$SMOKE_NAME" -e LD_BIND_NOW=1 --read-only --cap-drop=ALL --security-opt no-new-privileges \
     --tmpfs /tmp:rw,size=64m -p "127.0.0.1:$gport:8500" -p "127.0.0.1:$mport:8502" "$IMAGE" \
     --model_repository=/opt/microbatch/demo-models --drain_seconds="$drain" --shutdown_grace_seconds="$grace" \
     --log_format=json >/dev/null
@@ -266,6 +269,8 @@ phase_smoke() {
   echo "$inside" | grep -qi 'read-only' || die "root filesystem is writable: $inside"
   [[ $(pm inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$SMOKE_NAME") == true ]] || die "not --read-only"
   log "smoke: server runs as $uid:$gid, CapEff 0, root filesystem read-only"
+  # The BLAS the running server really mapped (not only what ldd promises).
+  pm exec "$SMOKE_NAME" grep -q 'libopenblas' /proc/1/maps || die "the running server has no libopenblas mapped"
 
   # Predict through the published port, numerically against known answers.
   if [[ -z ${CLIENT:-} && -x build/bin/microbatch ]]; then CLIENT=build/bin/microbatch; fi
