@@ -70,7 +70,10 @@ for bin in "$@"; do
     [[ $soname =~ $GLIBC ]] && continue
     skip=0
     IFS=: read -ra skip_dirs <<<"${COLLECT_SKIP_DIRS:-}"
-    for d in "${skip_dirs[@]}"; do [[ -n $d && $(readlink -f "$path") == "$d"/* ]] && skip=1; done
+    for d in "${skip_dirs[@]}"; do
+      [[ -n $d ]] || continue
+      [[ $(readlink -f "$path") == "$(readlink -f "$d")"/* || $path == "$d"/* ]] && skip=1
+    done
     ((skip)) && continue
     if [[ $path == "$stubs"/* ]]; then
       real_dir=/usr/lib/$multiarch

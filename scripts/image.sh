@@ -27,7 +27,8 @@
 # build), BASE_SOURCE (auto|pull|debootstrap), DEBIAN_MIRROR (from apt),
 # MICROBATCH_IMAGE_CACHE (/var/tmp/microbatch-image: the debootstrap tarball),
 # PODMAN_ROOT (/var/tmp/microbatch-podman: image storage and layer cache, kept
-# between runs so that a warm run rebuilds only what changed), STORAGE_DRIVER
+# between runs so that a warm run rebuilds only what changed; pruned above
+# MAX_STORAGE_GB, default 30), STORAGE_DRIVER
 # (overlay), CLIENT (the microbatch CLI used for Predict: build/bin/microbatch
 # if built, else the one inside the image, run in a second container).
 set -euo pipefail
@@ -176,6 +177,15 @@ phase_lint() {
 }
 
 phase_build() {
+  # Layer cache bound: every source change adds a ~3 GB build stage; past
+  # MAX_STORAGE_GB (default 30) the dangling layers are dropped first (the
+  # next build then starts from the dependency layer, if still tagged, or cold).
+  local used_gb
+  used_gb=$(du -sx --block-size=1G "$PODMAN_ROOT/storage" 2>/dev/null | cut -f1)
+  if ((${used_gb:-0} > ${MAX_STORAGE_GB:-30})); then
+    log "build: storage ${used_gb} GB > ${MAX_STORAGE_GB:-30} GB: podman image prune"
+    pm image prune -f >/dev/null
+  fi
   log "build: podman build -t $IMAGE (JOBS=$JOBS)"
   pm build --network host --format docker --layers --pull=never --build-arg JOBS="$JOBS" \
     -t "$IMAGE" -f Dockerfile . >"$CACHE/build.log" 2>&1 \
