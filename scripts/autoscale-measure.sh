@@ -54,3 +54,4 @@ for c in "${levels[@]}"; do
       (.latency_ms.p99 * 100 | round / 100)] | @tsv' "$WORK/bench.json")
   printf '%-11s %-10s %-9s %-9s %-12s %-12s %-12s\n' "$c" "$tput" "$p50" "$p99" "$inflight" "$queue" "$busy"
 done
+echo "uptime after: $(uptime)"
