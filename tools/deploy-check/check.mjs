@@ -1,15 +1,26 @@
 // Offline checks of microbatch's deployment files:
 //   node check.mjs --manifests a.yaml,b.yaml --dockerfiles Dockerfile,... \
-//     [--server-help FILE] [--client-help FILE] --repo DIR
+//     [--adapter-rules rules.yaml,...] [--server-help FILE] [--client-help FILE] --repo DIR
 // 1. every rendered object validates against the Kubernetes (and
 //    prometheus-operator) schemas of kubernetes-models;
 // 2. no unknown fields (those schemas accept them, the API server's strict
 //    decoding does not): property names are checked against the models'
-//    TypeScript interfaces, recursively;
-// 3. Dockerfiles parse, copy only files that exist, run scripts that exist,
-//    expose the server's ports, end as a non-root user with a HEALTHCHECK;
+//    TypeScript interfaces (named, inline, maps, aliases), recursively; a
+//    node whose type cannot be resolved is a failure, and a probe adds an
+//    unknown field at every object node of every rendered object and
+//    requires it to be reported (strict for every kind, by construction);
+// 3. Dockerfiles: dockerfile-lint.mjs (FROM names, numeric non-root USER =
+//    the manifests' uid:gid, no devel base in the final stage, LibTorch C++
+//    ABI, ARG placement, COPY sources, scripts, HEALTHCHECK, EXPOSE);
 // 4. cross-references: flags exist in the binaries' --help, probe ports are
-//    container ports, the grace period covers preStop + drain + shutdown.
+//    container ports, the grace period covers preStop + drain + shutdown;
+// 5. semantics, one rule per defect that once shipped: the PDB selects the
+//    server's pods; GPU pods set a CUDA device and init containers read only
+//    paths their image has; batch jobs' --output directory exists; the
+//    model repository is a subdirectory of its volume (lost+found) and the
+//    init containers fill it; pods run as the image's uid:gid; custom-metric
+//    HPAs use metrics an adapter rule serves, rules name exported metrics,
+//    and scale-down waits longer than a pod's warm-up.
 // Prints one line per failure and a summary; exits 1 on any failure.
 import fs from "node:fs";
 import path from "node:path";
