@@ -24,6 +24,8 @@
 // Prints one line per failure and a summary; exits 1 on any failure.
 import fs from "node:fs";
 import path from "node:path";
+import os from "node:os";
+import { spawnSync } from "node:child_process";
 import { createRequire } from "node:module";
 import YAML from "yaml";
 import { lintDockerfile } from "./dockerfile-lint.mjs";
@@ -338,6 +340,18 @@ for (const file of (args["adapter-rules"] ?? "").split(",").filter(Boolean)) {
     }
     check(/<<\.LabelMatchers>>/.test(rule.metricsQuery ?? "") && /<<\.GroupBy>>/.test(rule.metricsQuery ?? ""),
       `${where}: metricsQuery must use <<.LabelMatchers>> and <<.GroupBy>> (else every pod gets the same value)`);
+    // The PromQL parses: the adapter's templates expanded as it would for a
+    // pods metric, checked by promtool (installed with package prometheus).
+    if (spawnSync("promtool", ["--version"]).status === 0 && typeof rule.metricsQuery === "string") {
+      const seriesName = (rule.seriesQuery ?? "").match(/^\s*([a-zA-Z_:][\w:]*)/)?.[1] ?? "up";
+      const expr = rule.metricsQuery.replaceAll("<<.Series>>", seriesName)
+        .replaceAll("<<.LabelMatchers>>", 'namespace="ml",pod=~"a|b"').replaceAll("<<.GroupBy>>", "pod");
+      const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "adapter-"));
+      fs.writeFileSync(path.join(tmp, "rules.yml"), YAML.stringify({ groups: [{ name: "adapter", rules: [{ record: "adapter_query", expr }] }] }));
+      const r = spawnSync("promtool", ["check", "rules", path.join(tmp, "rules.yml")], { encoding: "utf8" });
+      check(r.status === 0, `${where}: metricsQuery is not valid PromQL (promtool): ${(r.stdout + r.stderr).split("\n").filter((l) => /error|FAILED/i.test(l)).join(" ")}`);
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
     const series = (rule.seriesQuery ?? "").match(/^\s*([a-zA-Z_:][\w:]*)/)?.[1] ?? "";
     let served = series;
     if (rule.name?.matches) served = series.replace(new RegExp(rule.name.matches), rule.name.as ?? "$0");

@@ -141,6 +141,10 @@ EOF
 expect adapter-rule-unknown-metric 'microbatch_requests_inflight is not a metric the server exports' <<'EOF'
 sed -i 's/microbatch_requests_in_flight{namespace/microbatch_requests_inflight{namespace/' deploy/overlays/autoscale/prometheus-adapter-rules.yaml
 EOF
+# (promtool comes with package prometheus, scripts/install-deps.sh)
+command -v promtool >/dev/null && expect adapter-rule-bad-promql 'metricsQuery is not valid PromQL' <<'EOF'
+sed -i 's/and on (<<.GroupBy>>)/and on <<.GroupBy>>/' deploy/overlays/autoscale/prometheus-adapter-rules.yaml
+EOF
 
 # ---- Dockerfiles.
 expect dockerfile-slim-surgery 'builds an image name from an ARG plus text' <<'EOF'
