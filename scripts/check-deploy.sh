@@ -39,7 +39,7 @@ if [[ ! -d "$TOOL/node_modules" ]]; then
 fi
 
 manifests=()
-for k in deploy/overlays/cpu deploy/overlays/gpu deploy/overlays/autoscale deploy/batch; do
+for k in deploy/overlays/cpu deploy/overlays/gpu deploy/overlays/autoscale deploy/overlays/tls deploy/batch; do
   name=$(echo "$k" | tr / _)
   render "$k" >"$OUT/$name.yaml"
   manifests+=("$OUT/$name.yaml")
