@@ -300,7 +300,8 @@ phase_smoke() {
   local metrics
   metrics=$(curl -fsS "http://127.0.0.1:$mport/metrics") || die "/metrics failed"
   echo "$metrics" | grep -q '^microbatch_model_ready{model="identity",version="1"} 1' || die "/metrics: identity not ready"
-  echo "$metrics" | grep -E '^microbatch_requests_total\{[^}]*method="Predict"[^}]*code="OK"' | awk '{s+=$2} END {exit !(s>=3)}' \
+  echo "$metrics" | grep '^microbatch_requests_total{' | grep 'method="Predict"' | grep 'code="OK"' |
+    awk '{s+=$2} END {exit !(s>=3)}' \
     || die "/metrics: fewer than 3 OK Predict requests counted"
   for m in microbatch_requests_in_flight microbatch_queue_requests microbatch_instances_busy microbatch_queue_wait_seconds_bucket; do
     echo "$metrics" | grep -q "^$m" || die "/metrics: no $m (the autoscaling overlay uses it)"
