@@ -11,6 +11,7 @@
 #include "server/backend/torch_backend.h"
 #include "server/service/server.h"
 #include "tests/server/server_process.h"
+#include "tests/server/loopback_server.h"
 #include "tests/server/test_util.h"
 
 namespace microbatch {
@@ -57,11 +58,8 @@ class BatchPredictTest : public ::testing::Test {
     DemoModelOptions models;
     models.models = {"mlp", "pair"};
     ASSERT_TRUE(WriteModelRepository(dir_->path() + "/models", models).ok());
-    ServerOptions options;
-    options.host = "127.0.0.1";
-    options.grpc_port = 0;
+    ServerOptions options = ::microbatch::testing::LoopbackOptions(dir_->path() + "/models");
     options.metrics_port = -1;
-    options.model_repository = dir_->path() + "/models";
     server_ = new InferenceServer(options);
     ASSERT_TRUE(server_->StartListening().ok());
     ASSERT_TRUE(server_->LoadModels().ok());

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "server/backend/demo_models.h"
 #include "server/service/server.h"
+#include "tests/server/loopback_server.h"
 #include "tests/server/test_util.h"
 
 namespace microbatch {
@@ -40,11 +41,8 @@ class HostileInputTest : public ::testing::Test {
     DemoModelOptions models;
     models.models = {"mlp"};
     ASSERT_TRUE(WriteModelRepository(dir_.path(), models).ok());
-    ServerOptions options;
-    options.host = "127.0.0.1";
-    options.grpc_port = 0;
+    ServerOptions options = ::microbatch::testing::LoopbackOptions(dir_.path());
     options.metrics_port = -1;
-    options.model_repository = dir_.path();
     server_ = std::make_unique<InferenceServer>(options);
     ASSERT_TRUE(server_->StartListening().ok());
     ASSERT_TRUE(server_->LoadModels().ok());
@@ -263,11 +261,8 @@ TEST(ReflectionTest, OnByDefaultAndOffByOption) {
   models.models = {"mlp"};
   ASSERT_TRUE(WriteModelRepository(dir.path(), models).ok());
   for (bool enabled : {true, false}) {
-    ServerOptions options;
-    options.host = "127.0.0.1";
-    options.grpc_port = 0;
+    ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
     options.metrics_port = -1;
-    options.model_repository = dir.path();
     options.enable_reflection = enabled;
     InferenceServer server(options);
     ASSERT_TRUE(server.StartListening().ok());

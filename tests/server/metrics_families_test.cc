@@ -12,6 +12,7 @@
 #include "server/backend/demo_models.h"
 #include "server/service/server.h"
 #include "tests/server/http_get.h"
+#include "tests/server/loopback_server.h"
 #include "tests/server/test_util.h"
 
 namespace microbatch {
@@ -64,11 +65,7 @@ TEST(MetricFamiliesTest, ExactSetOfFamiliesTypesAndLabels) {
   DemoModelOptions models;
   models.models = {"mlp"};
   ASSERT_TRUE(WriteModelRepository(dir.path(), models).ok());
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.grpc_port = 0;
-  options.metrics_port = 0;
-  options.model_repository = dir.path();
+  ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
   InferenceServer server(options);
   ASSERT_TRUE(server.StartListening().ok());
   ASSERT_TRUE(server.LoadModels().ok());

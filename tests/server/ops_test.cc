@@ -14,6 +14,7 @@
 #include "server/service/server.h"
 #include "tests/server/http_get.h"
 #include "tests/server/server_process.h"
+#include "tests/server/loopback_server.h"
 #include "tests/server/test_util.h"
 
 namespace microbatch {
@@ -76,11 +77,7 @@ max_queue_size: 2
 instance_count: 1
 intra_op_threads: 1
 )";
-    ServerOptions options;
-    options.host = "127.0.0.1";
-    options.grpc_port = 0;
-    options.metrics_port = 0;
-    options.model_repository = dir_.path();
+    ServerOptions options = ::microbatch::testing::LoopbackOptions(dir_.path());
     server_ = std::make_unique<InferenceServer>(options);
     ASSERT_TRUE(server_->StartListening().ok());
     ASSERT_TRUE(server_->LoadModels().ok());
@@ -177,11 +174,7 @@ TEST(DeadlineTest, RequestWhoseDeadlineCannotBeMetIsRefusedAtOnceAndCounted) {
   DemoModelOptions models;
   models.models = {"mlp"};
   ASSERT_TRUE(WriteModelRepository(dir.path(), models).ok());
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.grpc_port = 0;
-  options.metrics_port = 0;
-  options.model_repository = dir.path();
+  ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
   options.deadline_margin = absl::Seconds(2);  // far more than any deadline below
   InferenceServer server(options);
   ASSERT_TRUE(server.StartListening().ok());

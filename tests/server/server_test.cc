@@ -11,6 +11,7 @@
 #include "gtest/gtest.h"
 #include "server/backend/demo_models.h"
 #include "server/backend/torch_backend.h"
+#include "tests/server/loopback_server.h"
 #include "tests/server/test_util.h"
 
 namespace microbatch {
@@ -31,11 +32,7 @@ class ServerTest : public ::testing::Test {
     models.versions = 2;
     ASSERT_TRUE(WriteModelRepository(dir_->path(), models).ok());
     std::ofstream(dir_->path() + "/pair/config.pbtxt", std::ios::app) << "version_policy { all: true }\n";
-    ServerOptions options;
-    options.host = "127.0.0.1";
-    options.grpc_port = 0;
-    options.metrics_port = 0;
-    options.model_repository = dir_->path();
+    ServerOptions options = ::microbatch::testing::LoopbackOptions(dir_->path());
     server_ = new InferenceServer(options);
     ASSERT_TRUE(server_->StartListening().ok());
     ASSERT_TRUE(server_->LoadModels().ok());
@@ -322,11 +319,7 @@ TEST_F(ServerTest, ExpiredDeadlineIsNotRun) {
 TEST(HealthTest, NotServingUntilModelsAreWarm) {
   TempDir dir("health_test");
   ASSERT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.grpc_port = 0;
-  options.metrics_port = 0;
-  options.model_repository = dir.path();
+  ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
   InferenceServer server(options);
   ASSERT_TRUE(server.StartListening().ok());
   auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(

@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "server/backend/demo_models.h"
 #include "server/service/server.h"
+#include "tests/server/loopback_server.h"
 #include "tests/server/test_util.h"
 
 namespace microbatch {
@@ -71,11 +72,7 @@ class TlsTest : public ::testing::Test {
 
   // Starts a server with TLS; mTLS when `client_ca`.
   void Start(bool client_ca, bool metrics_tls = false) {
-    ServerOptions options;
-    options.host = "127.0.0.1";
-    options.grpc_port = 0;
-    options.metrics_port = 0;
-    options.model_repository = dir_.path() + "/models";
+    ServerOptions options = ::microbatch::testing::LoopbackOptions(dir_.path() + "/models");
     options.tls_cert_file = pki_.path("server.crt");
     options.tls_key_file = pki_.path("server.key");
     if (client_ca) options.tls_client_ca_file = pki_.path("ca.crt");
