@@ -6,12 +6,21 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/core/log.h"
+#include "server/core/text.h"
 #include "server/service/convert.h"
 #include "server/service/wire.h"
 
 namespace microbatch {
 
 constexpr char kResumeOffsetKey[] = "microbatch-resume-offset";
+
+namespace {
+// Job start/end lines: a client can open streams at any rate.
+RateLimitedLog& JobLog() {
+  static RateLimitedLog* log = new RateLimitedLog(20);
+  return *log;
+}
+}  // namespace
 // Largest row offset of a job: offsets and row counts stay far from int64
 // overflow (2^62 rows is more than any dataset).
 constexpr int64_t kMaxJobOffset = int64_t{1} << 62;
@@ -106,9 +115,10 @@ void BatchPredictReactor::AcceptChunk() {
     selected_outputs_ = std::move(*selected);
     next_offset_ = answered_offset_ = header.start_offset();
     have_header_ = true;
-    Log(LogLevel::kInfo, "batch_job_started",
-        {{"model", model_->name}, {"version", model_->version}, {"job_id", header.job_id()},
-         {"start_offset", header.start_offset()}, {"peer", context_->peer()}});
+    JobLog().Log(LogLevel::kInfo, "batch_job_started",
+                 {{"model", model_->name}, {"version", model_->version},
+                  {"job_id", ClientText(header.job_id())}, {"start_offset", header.start_offset()},
+                  {"peer", context_->peer()}});
     return;
   }
   if (!have_header_) {
@@ -303,7 +313,7 @@ void BatchPredictReactor::OnDone() {
     done_ = true;
     destroy = refs_ == 0;
     if (have_header_) {
-      Log(LogLevel::kInfo, "batch_job_ended",
+      JobLog().Log(LogLevel::kInfo, "batch_job_ended",
           {{"model", model_->name}, {"answered_offset", answered_offset_},
            {"status", final_status_.ToString()}});
     }
