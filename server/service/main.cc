@@ -56,8 +56,8 @@ ABSL_FLAG(bool, metrics_tls, false,
           "Serve the metrics/health port over HTTPS with --tls_cert/--tls_key");
 ABSL_FLAG(int64_t, memory_budget_mb, 1024,
           "MiB that requests may hold at once while decoded, queued, run and answered (Predict and "
-          "BatchPredict chunks; also gRPC's buffer quota); beyond it RESOURCE_EXHAUSTED. 0: "
-          "unlimited");
+          "BatchPredict chunks; gRPC's transport buffers get this plus two max messages); beyond "
+          "it RESOURCE_EXHAUSTED. 0: unlimited");
 ABSL_FLAG(int, max_concurrent_streams, 256, "Concurrent RPCs per client connection");
 ABSL_FLAG(int, http_threads, 4,
           "Worker threads of the metrics/health port; each watches many connections (epoll), so "

@@ -126,12 +126,16 @@ absl::Status InferenceServer::StartListening() {
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams);
   if (options_.memory_budget_bytes > 0) {
     // gRPC's own buffers (messages read but not yet handed to us) get a
-    // quota of the same size. Under pressure gRPC shrinks its buffers and, at
-    // worst, closes connections with GOAWAY (callers see UNAVAILABLE and
-    // retry): without it, 24 callers sending 8 MiB each grew the process by
-    // 387 MiB over a 48 MiB budget; with it, by 98 MiB.
+    // quota of the budget plus room for two of the largest messages, so that
+    // our budget refuses first, with a clear message and a resume offset,
+    // and the transport only steps in beyond it: under pressure gRPC shrinks
+    // its buffers and at worst resets streams or closes connections
+    // (RESOURCE_EXHAUSTED / UNAVAILABLE, retriable). Without a quota, 24
+    // callers sending 8 MiB each grew the process by 387 MiB over a 48 MiB
+    // budget (MemoryBoundTest); with it, by about 120 MiB.
     grpc::ResourceQuota quota("microbatch");
-    quota.Resize(static_cast<size_t>(options_.memory_budget_bytes));
+    quota.Resize(static_cast<size_t>(options_.memory_budget_bytes) +
+                 2 * static_cast<size_t>(options_.max_message_bytes));
     builder.SetResourceQuota(quota);
   }
   builder.SetMaxSendMessageSize(options_.max_message_bytes);

@@ -63,7 +63,8 @@ struct ServerOptions {
   int http_threads = 4;
   // Bytes that requests may hold at once while decoded, queued, run and
   // answered (Predict requests and BatchPredict chunks; see MemoryBudget);
-  // also the memory quota of gRPC's transport buffers. <= 0: unlimited.
+  // gRPC's transport buffers get a quota of this plus two max_message_bytes.
+  // <= 0: unlimited.
   // Default 1 GiB.
   int64_t memory_budget_bytes = int64_t{1} << 30;
   // Concurrent RPCs (streams) per client connection. Default 256.

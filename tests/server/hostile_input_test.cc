@@ -254,6 +254,46 @@ TEST_F(HostileInputTest, OffsetsThatWouldOverflowAreInvalidArgument) {
   ExpectChannelStillServes();
 }
 
+// A BatchPredict chunk that does not fit the server's memory budget ends the
+// stream with RESOURCE_EXHAUSTED and the offset to resume from; the chunks
+// before it were answered, and Predict on the same server still works.
+TEST(MemoryBudgetStreamTest, ChunkBeyondTheBudgetEndsWithAResumeOffset) {
+  TempDir dir("memory_budget_stream_test");
+  DemoModelOptions models;
+  models.models = {"mlp"};
+  ASSERT_TRUE(WriteModelRepository(dir.path(), models).ok());
+  ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
+  options.metrics_port = -1;
+  options.memory_budget_bytes = 1 << 20;
+  InferenceServer server(options);
+  ASSERT_TRUE(server.StartListening().ok());
+  ASSERT_TRUE(server.LoadModels().ok());
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  // 20,000 rows of 16 FP32 are 1.28 MB: with their decoded copy and outputs,
+  // past the 1 MiB budget.
+  RawStreamResult result = RunRawStream(
+      channel, {Encode(Header(0)), Encode(Chunk(0, 100)), Encode(Chunk(1, 20000)),
+                Encode(Chunk(2, 100))});
+  EXPECT_EQ(result.status.error_code(), grpc::RESOURCE_EXHAUSTED) << result.status.error_message();
+  EXPECT_THAT(result.status.error_message(), HasSubstr("memory budget"));
+  int64_t next = 0;
+  for (const v1::BatchChunkResult& r : result.results) {
+    EXPECT_EQ(r.offset(), next);
+    next += r.rows();
+  }
+  EXPECT_EQ(result.resume_offset, std::to_string(next));
+  EXPECT_LE(next, 100);
+  auto stub = v1::Inference::NewStub(channel);
+  v1::PredictRequest request;
+  request.set_model("mlp");
+  *request.add_inputs() = Fp32Tensor("x", {1, 16}, std::vector<float>(16, 0.5f));
+  v1::PredictResponse response;
+  grpc::ClientContext context;
+  EXPECT_TRUE(stub->Predict(&context, request, &response).ok());
+  server.Shutdown(absl::Seconds(1));
+}
+
 // Server reflection answers by default and can be turned off by flag.
 TEST(ReflectionTest, OnByDefaultAndOffByOption) {
   TempDir dir("reflection_test");
