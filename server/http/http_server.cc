@@ -135,7 +135,7 @@ absl::Status HttpServer::AddHealthHandlers(ReadinessFn readiness) {
 absl::Status HttpServer::Start(const HttpServerOptions& options) {
   if (started_) return absl::FailedPreconditionError("HttpServer already started");
   if (options.port < 0 || options.port > 65535 || options.num_threads < 1 ||
-      options.max_connections < 1) {
+      options.max_connections < 1 || options.max_connections_per_ip < 1) {
     return absl::InvalidArgumentError("HttpServer: invalid port, num_threads or max_connections");
   }
   const bool tls = !options.tls_key_pem.empty() && !options.tls_cert_pem.empty();
@@ -164,6 +164,7 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
       MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&address),
       MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(options.num_threads),
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections),
+      MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections_per_ip),
       MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
       MHD_OPTION_URI_LOG_CALLBACK, &RememberTarget, nullptr,
       MHD_OPTION_NOTIFY_COMPLETED, &ForgetRequest, nullptr,

@@ -48,9 +48,11 @@ struct HttpServerOptions {
   // slow (slowloris) connections hold no thread: a probe is answered as soon
   // as a thread is free of handlers. Default 4.
   int num_threads = 4;
-  // Connections open at once beyond which new ones are closed at accept.
-  // Default 1024.
+  // Connections open at once beyond which new ones are closed at accept, in
+  // all and from one IP address, so that one client cannot use up the
+  // connections the probes need. Defaults 1024 and 128.
   int max_connections = 1024;
+  int max_connections_per_ip = 128;
   // A connection idle (or sending nothing) for this long is closed. Rounded
   // up to whole seconds. Default 10 s.
   int request_timeout_ms = 10000;
