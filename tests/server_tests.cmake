@@ -9,6 +9,7 @@ add_executable(server_test
   server/metrics_families_test.cc
   server/hostile_input_test.cc
   server/tls_test.cc
+  server/chaos_test.cc
 )
 target_include_directories(server_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(server_test PRIVATE
