@@ -34,11 +34,15 @@ BatchPredictReactor::BatchPredictReactor(grpc::CallbackServerContext* context,
       metrics_(metrics),
       registry_(registry),
       window_(std::max(1, window)) {
+  // Registered before taking mu_: the registry's lock is always taken first
+  // (BatchStreamRegistry::BeginDrain pins reactors under it), never inside a
+  // reactor's.
+  const bool registered = repository != nullptr && registry_->Add(this);
   {
     MutexLock lock(&mu_);
     if (repository == nullptr) {
       FailStream(absl::UnavailableError("the server is still loading its models; retry shortly"));
-    } else if (!registry_->Add(this)) {
+    } else if (!registered) {
       FailStream(absl::UnavailableError("the server is shutting down; send the job elsewhere"));
     }
   }

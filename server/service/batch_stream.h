@@ -113,7 +113,9 @@ class BatchPredictReactor final
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// The live streams, so that a drain reaches all of them. Thread-safe.
+// The live streams, so that a drain reaches all of them. Thread-safe. Lock
+// order: the registry's lock, then a reactor's; a reactor never calls the
+// registry with its own lock held.
 class BatchStreamRegistry {
  public:
   // Returns false when draining already began (the stream should refuse).
