@@ -13,6 +13,7 @@
 # SKIP_SANITIZERS=1 or SKIP_FUZZ=1 leave out steps 2-3 or 4 (local use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+ROOT=$PWD
 JOBS=${JOBS:-$(nproc)}
 export JOBS
 
@@ -54,7 +55,7 @@ if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
   # Sanitizer runtime options, each explained in tests/sanitizers.md.
   ASAN_ENV=(
     "ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=0:strict_init_order=1:check_initialization_order=1:abort_on_error=0:halt_on_error=1"
-    "LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0"
+    "LSAN_OPTIONS=suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
     "UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1"
   )
   step "build ASan+UBSan"
@@ -69,7 +70,7 @@ if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
   ninja -C build-tsan -j "$JOBS" "${TSAN_TESTS[@]}"
   step "ctest TSan (core, metrics, http, service)"
   (cd build-tsan && \
-    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$PWD/../tests/tsan.supp" \
+    TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1 suppressions=$ROOT/tests/tsan.supp" \
     ctest --output-on-failure -j "$JOBS" --timeout 900 -L '^(core|metrics|http|service)$')
 fi
 
