@@ -9,6 +9,8 @@ add_executable(server_test
   server/metrics_families_test.cc
   server/hostile_input_test.cc
   server/tls_test.cc
+  server/server_flags_test.cc
+  server/memory_bound_test.cc
   server/chaos_test.cc
 )
 target_include_directories(server_test PRIVATE ${PROJECT_SOURCE_DIR})
@@ -16,6 +18,7 @@ target_link_libraries(server_test PRIVATE
   microbatch_service microbatch_demo_models microbatch_proto microbatch_client_lib GTest::gmock_main)
 target_compile_definitions(server_test PRIVATE
   MICROBATCH_SERVER_BIN="$<TARGET_FILE:microbatch-server>"
+  MICROBATCH_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
   MICROBATCH_CLI_BIN="$<TARGET_FILE:microbatch>")
 add_dependencies(server_test microbatch-server microbatch)
 gtest_discover_tests(server_test PROPERTIES LABELS server TIMEOUT 300 DISCOVERY_TIMEOUT 60)

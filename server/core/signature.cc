@@ -1,5 +1,8 @@
 #include "server/core/signature.h"
 
+#include <algorithm>
+#include <limits>
+
 #include "server/core/text.h"
 
 #include "absl/status/status.h"
@@ -154,6 +157,29 @@ absl::StatusOr<std::vector<int>> ResolveOutputs(const ModelSignature& signature,
     indices.push_back(found);
   }
   return indices;
+}
+
+int64_t EstimateOutputBytes(const ModelSignature& signature, const std::vector<int>& selected,
+                            int64_t rows, int64_t input_bytes) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+  int64_t total = 0;
+  for (int index : selected) {
+    const TensorSpec& spec = signature.outputs[index];
+    int64_t bytes = static_cast<int64_t>(DTypeSize(spec.dtype));
+    bool fixed = true;
+    for (int64_t d : spec.dims) {
+      if (d < 0) {
+        fixed = false;
+        break;
+      }
+      bytes = d != 0 && bytes > kMax / d ? kMax : bytes * d;
+    }
+    bytes = !fixed ? std::max<int64_t>(input_bytes, 0)
+            : rows != 0 && bytes > kMax / rows ? kMax
+                                               : bytes * rows;
+    total = total > kMax - bytes ? kMax : total + bytes;
+  }
+  return total;
 }
 
 }  // namespace microbatch

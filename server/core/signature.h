@@ -62,6 +62,13 @@ absl::StatusOr<ValidatedInputs> ValidateInputs(const ModelSignature& signature,
 absl::StatusOr<std::vector<int>> ResolveOutputs(const ModelSignature& signature,
                                                 absl::Span<const std::string> requested);
 
+// Bytes the outputs of `selected` (indices into signature.outputs) take for
+// `rows` rows, counting outputs whose dims are all fixed; outputs with a -1
+// dim count as much as the inputs' bytes per row (`input_bytes` / rows), the
+// usual case of an output shaped like its input. Saturates at INT64_MAX.
+int64_t EstimateOutputBytes(const ModelSignature& signature, const std::vector<int>& selected,
+                            int64_t rows, int64_t input_bytes);
+
 }  // namespace microbatch
 
 #endif  // MICROBATCH_SERVER_CORE_SIGNATURE_H_

@@ -23,15 +23,18 @@ struct BatchPredictReactor::Chunk {
   absl::Status status;
   absl::Time received;
   v1::BatchPredictResponse response;
+  MemoryBudget::Lease memory;  // the chunk's bytes and its results'
   bool ready() const { return pending_pieces == 0; }
 };
 
 BatchPredictReactor::BatchPredictReactor(grpc::CallbackServerContext* context,
                                          ModelRepository* repository, ServerMetrics* metrics,
-                                         BatchStreamRegistry* registry, int window)
+                                         MemoryBudget* budget, BatchStreamRegistry* registry,
+                                         int window)
     : context_(context),
       repository_(repository),
       metrics_(metrics),
+      budget_(budget),
       registry_(registry),
       window_(std::max(1, window)) {
   // Registered before taking mu_: the registry's lock is always taken first
@@ -135,6 +138,17 @@ void BatchPredictReactor::AcceptChunk() {
     window_chunks_.push_back(std::move(chunk));
     return;
   }
+  int64_t input_bytes = 0;
+  for (const TensorView& in : validated->inputs) input_bytes += static_cast<int64_t>(in.byte_size);
+  absl::StatusOr<MemoryBudget::Lease> memory = budget_->Reserve(
+      2 * input_bytes +
+      EstimateOutputBytes(model_->signature, selected_outputs_, validated->rows, input_bytes));
+  if (!memory.ok()) {
+    model_->metrics->RecordReject(RejectReason::kMemoryBudget);
+    FailStream(memory.status());
+    return;
+  }
+  chunk->memory = std::move(*memory);
   // Pre-size every selected output for the whole chunk; pieces copy in place.
   const int64_t piece_rows = model_->plan.config.max_batch_size();
   Chunk* raw = chunk.get();

@@ -35,6 +35,7 @@
 #include <memory>
 
 #include "microbatch/v1/inference.grpc.pb.h"
+#include "server/core/memory_budget.h"
 #include "server/core/sync.h"
 #include "server/service/batch_framing.h"
 #include "server/service/model_repository.h"
@@ -51,8 +52,12 @@ class BatchPredictReactor final
  public:
   // `repository` null means models are still loading (the stream is refused
   // with UNAVAILABLE). `registry` and `metrics` are not owned.
+  // `budget` (not owned) bounds the bytes of the chunks in flight, over all
+  // streams and Predict calls: a chunk that does not fit ends the stream with
+  // RESOURCE_EXHAUSTED and the offset to resume from.
   BatchPredictReactor(grpc::CallbackServerContext* context, ModelRepository* repository,
-                      ServerMetrics* metrics, BatchStreamRegistry* registry, int window);
+                      ServerMetrics* metrics, MemoryBudget* budget, BatchStreamRegistry* registry,
+                      int window);
 
   // Stops reading; ends the stream with UNAVAILABLE once in-flight chunks
   // are answered.
@@ -84,6 +89,7 @@ class BatchPredictReactor final
   grpc::CallbackServerContext* const context_;
   ModelRepository* const repository_;
   ServerMetrics* const metrics_;
+  MemoryBudget* const budget_;
   BatchStreamRegistry* const registry_;
   const int window_;
   std::atomic<bool> cancelled_{false};

@@ -28,6 +28,9 @@ std::optional<RejectReason> ReasonFor(const absl::Status& status) {
     case absl::StatusCode::kNotFound:
       return RejectReason::kInvalidInput;
     case absl::StatusCode::kResourceExhausted:
+      if (status.GetPayload(MemoryBudget::kExhaustedPayload).has_value()) {
+        return RejectReason::kMemoryBudget;
+      }
       return status.GetPayload(DynamicBatcher::kOverloadPayload).has_value()
                  ? RejectReason::kOverloaded
                  : RejectReason::kQueueFull;
@@ -58,6 +61,7 @@ RateLimitedLog& FailedLog() {
 struct PredictCall {
   v1::PredictRequest request;
   v1::PredictResponse response;
+  MemoryBudget::Lease memory;  // the request's and response's bytes
 };
 
 }  // namespace
@@ -116,6 +120,14 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
       ResolveOutputs((*model)->signature, std::vector<std::string>(request->outputs().begin(),
                                                                    request->outputs().end()));
   if (!selected.ok()) return fail(selected.status());
+  // The wire bytes and their decoded copy, and the outputs to come.
+  int64_t input_bytes = 0;
+  for (const TensorView& in : inputs->inputs) input_bytes += static_cast<int64_t>(in.byte_size);
+  absl::StatusOr<MemoryBudget::Lease> memory = budget_->Reserve(
+      2 * static_cast<int64_t>(request_body->Length()) +
+      EstimateOutputBytes((*model)->signature, *selected, inputs->rows, input_bytes));
+  if (!memory.ok()) return fail(memory.status());
+  call->memory = std::move(*memory);
 
   v1::PredictResponse* response = &call->response;
   response->set_model((*model)->name);
@@ -150,7 +162,8 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::BatchPredict(grpc::CallbackServerContext* context) {
-  return new BatchPredictReactor(context, repository_.load(), metrics_, &streams_, batch_window_);
+  return new BatchPredictReactor(context, repository_.load(), metrics_, budget_, &streams_,
+                                 batch_window_);
 }
 
 void FillMetadata(const ModelRepository& repository, const ServedModel& model,

@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "microbatch/v1/inference.grpc.pb.h"
+#include "server/core/memory_budget.h"
 #include "server/service/batch_stream.h"
 #include "server/service/model_repository.h"
 
@@ -25,8 +26,11 @@ class InferenceService final : public InferenceServiceBase {
  public:
   // `metrics` is not owned and must outlive the service. `batch_window` is
   // the number of chunks each BatchPredict stream may have in flight.
-  InferenceService(ServerMetrics* metrics, int batch_window)
-      : metrics_(metrics), batch_window_(batch_window) {}
+  // `budget` (not owned, must outlive the service) bounds the bytes that
+  // requests and chunks hold while they are decoded, queued, run and
+  // answered.
+  InferenceService(ServerMetrics* metrics, MemoryBudget* budget, int batch_window)
+      : metrics_(metrics), budget_(budget), batch_window_(batch_window) {}
   // BatchPredict streams stop reading and end with UNAVAILABLE once their
   // in-flight chunks are answered; new streams are refused.
   void BeginDrain() { streams_.BeginDrain(); }
@@ -55,6 +59,7 @@ class InferenceService final : public InferenceServiceBase {
   absl::StatusOr<ModelRepository*> Repository() const;
 
   ServerMetrics* const metrics_;
+  MemoryBudget* const budget_;
   const int batch_window_;
   BatchStreamRegistry streams_;
   std::atomic<ModelRepository*> repository_{nullptr};

@@ -54,6 +54,11 @@ ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle: when set, clients must present a certificate it signed (mTLS)");
 ABSL_FLAG(bool, metrics_tls, false,
           "Serve the metrics/health port over HTTPS with --tls_cert/--tls_key");
+ABSL_FLAG(int64_t, memory_budget_mb, 1024,
+          "MiB that requests may hold at once while decoded, queued, run and answered (Predict and "
+          "BatchPredict chunks; also gRPC's buffer quota); beyond it RESOURCE_EXHAUSTED. 0: "
+          "unlimited");
+ABSL_FLAG(int, max_concurrent_streams, 256, "Concurrent RPCs per client connection");
 ABSL_FLAG(int, http_threads, 4,
           "Worker threads of the metrics/health port; each watches many connections (epoll), so "
           "idle or slow clients hold none");
@@ -145,6 +150,8 @@ int main(int argc, char** argv) {
   options.tls_client_ca_file = absl::GetFlag(FLAGS_tls_client_ca);
   options.metrics_tls = absl::GetFlag(FLAGS_metrics_tls);
   options.http_threads = std::max(1, absl::GetFlag(FLAGS_http_threads));
+  options.memory_budget_bytes = std::max<int64_t>(0, absl::GetFlag(FLAGS_memory_budget_mb)) << 20;
+  options.max_concurrent_streams = std::max(1, absl::GetFlag(FLAGS_max_concurrent_streams));
   const int drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
   const int grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   Log(LogLevel::kInfo, "config",
@@ -166,6 +173,8 @@ int main(int argc, char** argv) {
        {"tls_client_ca", options.tls_client_ca_file},
        {"metrics_tls", options.metrics_tls ? "true" : "false"},
        {"http_threads", options.http_threads},
+       {"memory_budget_mb", options.memory_budget_bytes >> 20},
+       {"max_concurrent_streams", options.max_concurrent_streams},
        {"cores", std::thread::hardware_concurrency()}});
 
   microbatch::InferenceServer server(options);

@@ -260,15 +260,30 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Load(
   if (!fs::is_directory(root, ec)) {
     return absl::NotFoundError(absl::StrCat(options.root, ": model repository is not a directory"));
   }
+  // A model is a directory with a config.pbtxt. Anything else at the root
+  // (lost+found on a fresh volume, dot-directories, stray files) is skipped
+  // with a log line, never fatal.
   std::vector<fs::path> model_dirs;
   for (const auto& entry : fs::directory_iterator(root, ec)) {
-    if (entry.is_directory() && entry.path().filename().string()[0] != '.') {
-      model_dirs.push_back(entry.path());
+    const std::string name = entry.path().filename().string();
+    const char* skip = nullptr;
+    if (name.empty() || name[0] == '.') {
+      skip = "hidden";
+    } else if (!entry.is_directory(ec)) {
+      skip = "not a directory";
+    } else if (!fs::exists(entry.path() / "config.pbtxt", ec)) {
+      skip = "no config.pbtxt";
     }
+    if (skip != nullptr) {
+      Log(LogLevel::kInfo, "repository_entry_skipped", {{"entry", name}, {"reason", skip}});
+      continue;
+    }
+    model_dirs.push_back(entry.path());
   }
   std::sort(model_dirs.begin(), model_dirs.end());
   if (model_dirs.empty()) {
-    return absl::NotFoundError(absl::StrCat(options.root, ": no model directories found"));
+    return absl::NotFoundError(absl::StrCat(
+        options.root, ": no model directories found (a model is a directory with a config.pbtxt)"));
   }
 
   auto repository = std::make_unique<ModelRepository>();

@@ -61,6 +61,13 @@ struct ServerOptions {
   // Worker threads of the metrics/health HTTP port (each watches many
   // connections; idle or slow ones hold no thread). Default 4.
   int http_threads = 4;
+  // Bytes that requests may hold at once while decoded, queued, run and
+  // answered (Predict requests and BatchPredict chunks; see MemoryBudget);
+  // also the memory quota of gRPC's transport buffers. <= 0: unlimited.
+  // Default 1 GiB.
+  int64_t memory_budget_bytes = int64_t{1} << 30;
+  // Concurrent RPCs (streams) per client connection. Default 256.
+  int max_concurrent_streams = 256;
 };
 
 // Thread-safe. Start order: StartListening(), then LoadModels(); health is
@@ -103,9 +110,12 @@ class InferenceServer {
   ServerMetrics metrics_;
   HttpServer http_;
   std::atomic<bool> draining_{false};
-  InferenceService inference_{&metrics_, options_.batch_window_chunks};
+  MemoryBudget memory_budget_{options_.memory_budget_bytes};
+  InferenceService inference_{&metrics_, &memory_budget_, options_.batch_window_chunks};
   EchoService echo_;
   std::unique_ptr<ModelRepository> repository_;
+  // microbatch_memory_budget_bytes and microbatch_memory_in_use_bytes.
+  std::shared_ptr<prometheus::Collectable> memory_metrics_;
   std::unique_ptr<grpc::Server> server_;
   int grpc_port_ = 0;
   std::atomic<bool> ready_{false};

@@ -10,8 +10,8 @@ namespace microbatch {
 namespace {
 
 constexpr const char* kMethods[] = {"Predict", "BatchPredict"};
-constexpr const char* kReasons[] = {"queue_full", "deadline_exceeded", "cancelled",
-                                    "invalid_input", "overloaded"};
+constexpr const char* kReasons[] = {"queue_full",    "deadline_exceeded", "cancelled",
+                                    "invalid_input", "overloaded",        "memory_budget"};
 static_assert(sizeof(kReasons) / sizeof(kReasons[0]) == static_cast<size_t>(RejectReason::kCount));
 
 constexpr char kBuildVersion[] = "0.1.0";
@@ -88,7 +88,8 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                    .Name("microbatch_rejected_requests_total")
                    .Help("Requests answered without running, by reason: queue_full, overloaded "
                          "(refused: could not be answered before its deadline), "
-                         "deadline_exceeded and cancelled (while queued), invalid_input.")
+                         "deadline_exceeded and cancelled (while queued), invalid_input, "
+                         "memory_budget (the server's tensor byte budget was full).")
                    .Register(r);
   rows_ = &prometheus::BuildCounter()
                .Name("microbatch_inference_rows_total")

@@ -6,7 +6,8 @@
 //       BatchPredict chunks by final status code
 //   microbatch_rejected_requests_total{model,version,reason}   queue_full,
 //       overloaded (could not be answered before its deadline),
-//       deadline_exceeded, cancelled (none of these ran), invalid_input
+//       deadline_exceeded, cancelled (none of these ran), invalid_input,
+//       memory_budget (the server's tensor byte budget was full)
 //   microbatch_inference_rows_total, microbatch_batches_total  executed
 //   microbatch_batch_size_rows, microbatch_queue_wait_seconds,
 //   microbatch_compute_seconds, microbatch_request_duration_seconds{...,method}
@@ -15,7 +16,8 @@
 //   microbatch_instances, microbatch_requests_in_flight, microbatch_model_ready
 //   microbatch_model_load_seconds, microbatch_model_warmup_seconds
 //   microbatch_build_info{version,backend}, process_* (resident memory, CPU,
-//   fds, start time)
+//   fds, start time), microbatch_memory_budget_bytes and
+//   microbatch_memory_in_use_bytes (no labels; see server.cc)
 // Requests naming no served model are counted under model="" version="".
 // tests/server/metrics_families_test.cc pins this set of families and labels.
 #ifndef MICROBATCH_SERVER_SERVICE_SERVER_METRICS_H_
@@ -51,6 +53,7 @@ enum class RejectReason {
   kCancelled,
   kInvalidInput,
   kOverloaded,
+  kMemoryBudget,
   kCount  // not a reason
 };
 

@@ -256,5 +256,57 @@ TEST_F(HostileInputTest, OffsetsThatWouldOverflowAreInvalidArgument) {
   ExpectChannelStillServes();
 }
 
+// Server reflection answers by default and can be turned off by flag.
+TEST(ReflectionTest, OnByDefaultAndOffByOption) {
+  TempDir dir("reflection_test");
+  DemoModelOptions models;
+  models.models = {"mlp"};
+  ASSERT_TRUE(WriteModelRepository(dir.path(), models).ok());
+  for (bool enabled : {true, false}) {
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    options.grpc_port = 0;
+    options.metrics_port = -1;
+    options.model_repository = dir.path();
+    options.enable_reflection = enabled;
+    InferenceServer server(options);
+    ASSERT_TRUE(server.StartListening().ok());
+    auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.grpc_port()),
+                                       grpc::InsecureChannelCredentials());
+    grpc::GenericStub stub(channel);
+    grpc::CompletionQueue cq;
+    grpc::ClientContext context;
+    void* tag;
+    bool ok;
+    auto call = stub.PrepareCall(
+        &context, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo", &cq);
+    call->StartCall(reinterpret_cast<void*>(1));
+    cq.Next(&tag, &ok);
+    call->Write(Bytes(std::string("\x3a\x00", 2)), reinterpret_cast<void*>(2));  // list_services
+    cq.Next(&tag, &ok);
+    call->WritesDone(reinterpret_cast<void*>(3));
+    cq.Next(&tag, &ok);
+    grpc::ByteBuffer reply;
+    call->Read(&reply, reinterpret_cast<void*>(4));
+    cq.Next(&tag, &ok);
+    std::string bytes;
+    if (ok) {
+      std::vector<grpc::Slice> slices;
+      (void)reply.Dump(&slices);
+      for (const grpc::Slice& s : slices) bytes.append(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    grpc::Status status;
+    call->Finish(&status, reinterpret_cast<void*>(5));
+    cq.Next(&tag, &ok);
+    if (enabled) {
+      EXPECT_TRUE(status.ok()) << status.error_message();
+      EXPECT_THAT(bytes, HasSubstr("microbatch.v1.Inference"));
+    } else {
+      EXPECT_EQ(status.error_code(), grpc::UNIMPLEMENTED);
+    }
+    server.Shutdown(absl::Seconds(1));
+  }
+}
+
 }  // namespace
 }  // namespace microbatch

@@ -106,6 +106,8 @@ TEST(MetricFamiliesTest, ExactSetOfFamiliesTypesAndLabels) {
       {"microbatch_queue_capacity_requests", {"gauge", model}},
       {"microbatch_instances", {"gauge", model}},
       {"microbatch_model_ready", {"gauge", model}},
+      {"microbatch_memory_budget_bytes", {"gauge", {}}},
+      {"microbatch_memory_in_use_bytes", {"gauge", {}}},
       {"process_cpu_seconds_total", {"counter", {}}},
       {"process_resident_memory_bytes", {"gauge", {}}},
       {"process_virtual_memory_bytes", {"gauge", {}}},

@@ -165,6 +165,20 @@ output { name: "logits" dtype: FP32 dims: [4] dict_key: "logits" }
               HasSubstr("output 'logits' is bound to dict_key 'logits' but forward returned Tuple"));
 }
 
+// Regression: a freshly formatted volume has lost+found at its root, and a
+// repository there made the server exit 1.
+TEST_F(RepositoryLoadTest, NonModelEntriesAreSkipped) {
+  std::filesystem::create_directories(dir_.path() + "/lost+found");
+  std::filesystem::create_directories(dir_.path() + "/.snapshot/x");
+  std::filesystem::create_directories(dir_.path() + "/notes");
+  std::ofstream(dir_.path() + "/README.txt") << "stray file";
+  absl::StatusOr<std::unique_ptr<ModelRepository>> repository = ModelRepository::Load(options_);
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  ASSERT_EQ((*repository)->All().size(), 1u);
+  EXPECT_EQ((*repository)->All()[0]->name, "mlp");
+  (*repository)->Shutdown();
+}
+
 TEST_F(RepositoryLoadTest, EmptyRepositoryFails) {
   TempDir empty("empty_repository");
   options_.root = empty.path();

@@ -65,6 +65,7 @@ class ServerProcess {
     return port.empty() ? 0 : std::stoi(port);
   }
   void Signal(int signal) { kill(pid_, signal); }
+  pid_t pid() const { return pid_; }
   // Exit code, or -1 if still running after `timeout` (128+N for signal N).
   int Wait(std::chrono::seconds timeout) {
     const auto end = std::chrono::steady_clock::now() + timeout;
