@@ -17,13 +17,12 @@ if [[ ${#HARNESSES[@]} -eq 0 ]]; then
 fi
 
 CXX_CLANG=$(command -v clang++-14 || command -v clang++ || true)
-C_CLANG=$(command -v clang-14 || command -v clang || true)
 if [[ -z "$CXX_CLANG" ]]; then
   echo "fuzz: clang++-14 is required (apt-get install clang-14 libfuzzer-14-dev)" >&2
   exit 1
 fi
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER="$CXX_CLANG" \
-  -DCMAKE_C_COMPILER="$C_CLANG" -DMICROBATCH_FUZZ=ON >/dev/null
+  -DMICROBATCH_FUZZ=ON >/dev/null
 ninja -C "$BUILD_DIR" -j "${JOBS:-$(nproc)}" "${HARNESSES[@]}"
 
 mkdir -p "$BUILD_DIR/artifacts"
