@@ -84,6 +84,11 @@ absl::StatusOr<int64_t> CsvReader::ReadRows(int64_t count, DType dtype, std::str
                                                        " ('", columns_[i], "'): '", fields[i],
                                                        "' is not a number"));
       }
+      if (!FitsDType(dtype, value)) {
+        return absl::InvalidArgumentError(absl::StrCat(path_, ":", line_number_, ": column ", i + 1,
+                                                       " ('", columns_[i], "'): '", fields[i],
+                                                       "' is out of range for ", DTypeName(dtype)));
+      }
       StoreElement(dtype, value, out->data() + base, i);
     }
     ++read;

@@ -82,6 +82,15 @@ absl::StatusOr<Header> ReadHeader(std::istream& in, const std::string& path) {
   } else {
     return bad(6, absl::StrCat("unsupported .npy format version ", major));
   }
+  // The declared length comes from the file: check it against what the file
+  // holds before allocating (a 12-byte file may declare a 4 GiB header).
+  const std::streampos here = in.tellg();
+  in.seekg(0, std::ios::end);
+  const std::streamoff remaining = in.tellg() - here;
+  in.seekg(here);
+  if (here < 0 || remaining < 0 || header_len > static_cast<uint64_t>(remaining)) {
+    return bad(offset, "header is shorter than its declared length");
+  }
   std::string dict(header_len, '\0');
   if (!in.read(dict.data(), static_cast<std::streamsize>(header_len))) {
     return bad(offset, "header is shorter than its declared length");

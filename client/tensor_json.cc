@@ -1,6 +1,7 @@
 #include "client/tensor_json.h"
 
 #include <cmath>
+#include <limits>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -144,6 +145,42 @@ double ElementAsDouble(DType dtype, const char* data, size_t index) {
   return 0;
 }
 
+namespace {
+
+// Integer dtypes: the range [lo, hi) that truncated values must fall in.
+bool IntegerRange(DType dtype, double* lo, double* hi) {
+  switch (dtype) {
+    case DType::kInt64: *lo = -std::ldexp(1.0, 63); *hi = std::ldexp(1.0, 63); return true;
+    case DType::kInt32: *lo = -std::ldexp(1.0, 31); *hi = std::ldexp(1.0, 31); return true;
+    case DType::kInt16: *lo = -32768.0; *hi = 32768.0; return true;
+    case DType::kInt8: *lo = -128.0; *hi = 128.0; return true;
+    case DType::kUInt8: *lo = 0.0; *hi = 256.0; return true;
+    default: return false;
+  }
+}
+
+// `value` truncated and clamped into `dtype`'s range (NaN: 0), so that the
+// conversion to the integer type is defined.
+template <class T>
+T Saturate(DType dtype, double value) {
+  double lo, hi;
+  if (!IntegerRange(dtype, &lo, &hi) || std::isnan(value)) return 0;
+  const double t = std::trunc(value);
+  if (t < lo) return std::numeric_limits<T>::min();
+  if (t >= hi) return std::numeric_limits<T>::max();
+  return static_cast<T>(t);
+}
+
+}  // namespace
+
+bool FitsDType(DType dtype, double value) {
+  double lo, hi;
+  if (!IntegerRange(dtype, &lo, &hi)) return true;
+  if (std::isnan(value)) return false;
+  const double t = std::trunc(value);
+  return t >= lo && t < hi;
+}
+
 void StoreElement(DType dtype, double value, char* data, size_t index) {
   switch (dtype) {
     case DType::kFloat32: return Put<float>(static_cast<float>(value), data, index);
@@ -156,11 +193,11 @@ void StoreElement(DType dtype, double value, char* data, size_t index) {
       bits += 0x7fff + ((bits >> 16) & 1);  // round to nearest even
       return Put<uint16_t>(static_cast<uint16_t>(bits >> 16), data, index);
     }
-    case DType::kInt64: return Put<int64_t>(static_cast<int64_t>(value), data, index);
-    case DType::kInt32: return Put<int32_t>(static_cast<int32_t>(value), data, index);
-    case DType::kInt16: return Put<int16_t>(static_cast<int16_t>(value), data, index);
-    case DType::kInt8: return Put<int8_t>(static_cast<int8_t>(value), data, index);
-    case DType::kUInt8: return Put<uint8_t>(static_cast<uint8_t>(value), data, index);
+    case DType::kInt64: return Put<int64_t>(Saturate<int64_t>(dtype, value), data, index);
+    case DType::kInt32: return Put<int32_t>(Saturate<int32_t>(dtype, value), data, index);
+    case DType::kInt16: return Put<int16_t>(Saturate<int16_t>(dtype, value), data, index);
+    case DType::kInt8: return Put<int8_t>(Saturate<int8_t>(dtype, value), data, index);
+    case DType::kUInt8: return Put<uint8_t>(Saturate<uint8_t>(dtype, value), data, index);
     case DType::kBool: return Put<uint8_t>(value != 0 ? 1 : 0, data, index);
     case DType::kInvalid: break;
   }
@@ -181,7 +218,13 @@ absl::StatusOr<v1::Tensor> TensorFromJson(const std::string& name, const nlohman
   tensor.set_dtype(static_cast<v1::DataType>(dtype));
   for (int64_t d : shape) tensor.add_shape(d);
   std::string data(flat.size() * DTypeSize(dtype), '\0');
-  for (size_t i = 0; i < flat.size(); ++i) StoreElement(dtype, flat[i], data.data(), i);
+  for (size_t i = 0; i < flat.size(); ++i) {
+    if (!FitsDType(dtype, flat[i])) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", name, "': value ", flat[i],
+                                                     " is out of range for ", DTypeName(dtype)));
+    }
+    StoreElement(dtype, flat[i], data.data(), i);
+  }
   tensor.set_data(std::move(data));
   return tensor;
 }

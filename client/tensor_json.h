@@ -25,7 +25,14 @@ nlohmann::json TensorToJson(const v1::Tensor& tensor);
 
 // Element `index` of `data` (of `dtype`) as a double.
 double ElementAsDouble(DType dtype, const char* data, size_t index);
-// Writes `value` as element `index` of `data`, converted to `dtype`.
+// Whether `value` converts to `dtype` without overflow: for the integer
+// dtypes, not NaN and in the type's range after truncation toward zero;
+// always true for the floating-point dtypes and BOOL.
+bool FitsDType(DType dtype, double value);
+// Writes `value` as element `index` of `data`, converted to `dtype`. A value
+// that does not fit an integer dtype (FitsDType) is saturated to the type's
+// range (NaN to 0) rather than converted with undefined behavior; callers
+// reading user input check FitsDType first and report the value.
 void StoreElement(DType dtype, double value, char* data, size_t index);
 
 }  // namespace microbatch

@@ -21,9 +21,6 @@ RateLimitedLog& JobLog() {
   return *log;
 }
 }  // namespace
-// Largest row offset of a job: offsets and row counts stay far from int64
-// overflow (2^62 rows is more than any dataset).
-constexpr int64_t kMaxJobOffset = int64_t{1} << 62;
 
 // A chunk read from the stream and not yet written back.
 struct BatchPredictReactor::Chunk {
@@ -49,11 +46,15 @@ BatchPredictReactor::BatchPredictReactor(grpc::CallbackServerContext* context,
       budget_(budget),
       registry_(registry),
       window_(std::max(1, window)) {
+  // Registered before taking mu_: the registry's lock is always taken first
+  // (BatchStreamRegistry::BeginDrain pins reactors under it), never inside a
+  // reactor's.
+  const bool registered = repository != nullptr && registry_->Add(this);
   {
     MutexLock lock(&mu_);
     if (repository == nullptr) {
       FailStream(absl::UnavailableError("the server is still loading its models; retry shortly"));
-    } else if (!registry_->Add(this)) {
+    } else if (!registered) {
       FailStream(absl::UnavailableError("the server is shutting down; send the job elsewhere"));
     }
   }
@@ -82,17 +83,17 @@ void BatchPredictReactor::OnReadDone(bool ok) {
 void BatchPredictReactor::AcceptChunk() {
   v1::BatchPredictRequest message;
   if (absl::Status decoded = ParseBody(read_buffer_, &message); !decoded.ok()) {
-    FailStream(absl::InvalidArgumentError(
-        absl::StrCat("message ", next_sequence_ + (have_header_ ? 1 : 0), " of the stream: ",
-                     decoded.message())));
+    FailStream(absl::InvalidArgumentError(absl::StrCat(
+        "message ", framing_.next_message_index(), " of the stream: ", decoded.message())));
     return;
   }
   read_buffer_.Clear();
-  if (message.has_header()) {
-    if (have_header_) {
-      FailStream(absl::InvalidArgumentError("a second BatchJobHeader; send it only first"));
-      return;
-    }
+  absl::StatusOr<BatchFraming::Kind> kind = framing_.Classify(message);
+  if (!kind.ok()) {
+    FailStream(kind.status());
+    return;
+  }
+  if (*kind == BatchFraming::Kind::kHeader) {
     const v1::BatchJobHeader& header = message.header();
     absl::StatusOr<ServedModel*> model = repository_->Find(header.model(), header.version());
     if (!model.ok()) {
@@ -106,54 +107,32 @@ void BatchPredictReactor::AcceptChunk() {
       FailStream(selected.status());
       return;
     }
-    if (header.start_offset() < 0 || header.start_offset() > kMaxJobOffset) {
-      FailStream(absl::InvalidArgumentError(absl::StrCat(
-          "start_offset must be in [0, ", kMaxJobOffset, "], got ", header.start_offset())));
+    if (absl::Status accepted = framing_.AcceptHeader(header); !accepted.ok()) {
+      FailStream(accepted);
       return;
     }
     model_ = *model;
     selected_outputs_ = std::move(*selected);
-    next_offset_ = answered_offset_ = header.start_offset();
-    have_header_ = true;
+    answered_offset_ = framing_.start_offset();
     JobLog().Log(LogLevel::kInfo, "batch_job_started",
                  {{"model", model_->name}, {"version", model_->version},
                   {"job_id", ClientText(header.job_id())}, {"start_offset", header.start_offset()},
                   {"peer", context_->peer()}});
     return;
   }
-  if (!have_header_) {
-    FailStream(absl::InvalidArgumentError(
-        "the first BatchPredict message must be a BatchJobHeader"));
-    return;
-  }
-  if (!message.has_chunk()) {
-    FailStream(absl::InvalidArgumentError("empty BatchPredictRequest"));
-    return;
-  }
-  if (message.chunk().sequence() != next_sequence_) {
-    FailStream(absl::InvalidArgumentError(absl::StrCat("chunk sequence ", message.chunk().sequence(),
-                                                       ", expected ", next_sequence_)));
-    return;
-  }
-  // The rows the client sent, as it counts them, even when the chunk is bad;
-  // checked before any arithmetic on the offset.
-  const auto& sent = message.chunk().inputs();
-  const int64_t sent_rows =
-      (!sent.empty() && sent[0].shape_size() > 0 && sent[0].shape(0) > 0) ? sent[0].shape(0) : 0;
-  if (sent_rows > kMaxJobOffset - next_offset_) {
-    FailStream(absl::InvalidArgumentError(absl::StrCat(
-        "chunk sequence ", next_sequence_, ": ", sent_rows, " rows after offset ", next_offset_,
-        " would pass the largest job offset ", kMaxJobOffset)));
+  // The rows the client sent, as it counts them, even when the chunk is bad.
+  absl::StatusOr<ChunkPosition> position = framing_.AcceptChunk(message.chunk());
+  if (!position.ok()) {
+    FailStream(position.status());
     return;
   }
   auto chunk = std::make_unique<Chunk>();
   chunk->request.Swap(&message);
-  chunk->sequence = next_sequence_++;
-  chunk->offset = next_offset_;
+  chunk->sequence = position->sequence;
+  chunk->offset = position->offset;
   chunk->received = absl::Now();
   const auto& inputs = chunk->request.chunk().inputs();
-  chunk->rows = sent_rows;
-  next_offset_ += chunk->rows;
+  chunk->rows = position->rows;
   v1::BatchChunkResult* result = chunk->response.mutable_result();
   result->set_sequence(chunk->sequence);
   result->set_offset(chunk->offset);
@@ -312,7 +291,7 @@ void BatchPredictReactor::OnDone() {
     MutexLock lock(&mu_);
     done_ = true;
     destroy = refs_ == 0;
-    if (have_header_) {
+    if (framing_.have_header()) {
       JobLog().Log(LogLevel::kInfo, "batch_job_ended",
           {{"model", model_->name}, {"answered_offset", answered_offset_},
            {"status", final_status_.ToString()}});
@@ -335,7 +314,7 @@ void BatchPredictReactor::Pump() {
       // but not answered are dropped, and the status says where to resume.
       if (!writing_) {
         action = Action::kFinish;
-        if (have_header_) {
+        if (framing_.have_header()) {
           context_->AddTrailingMetadata(kResumeOffsetKey, absl::StrCat(answered_offset_));
           finish = ToGrpcStatus(absl::Status(
               finish_status_->code(),

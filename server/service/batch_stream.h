@@ -37,6 +37,7 @@
 #include "microbatch/v1/inference.grpc.pb.h"
 #include "server/core/memory_budget.h"
 #include "server/core/sync.h"
+#include "server/service/batch_framing.h"
 #include "server/service/model_repository.h"
 
 namespace microbatch {
@@ -99,9 +100,8 @@ class BatchPredictReactor final
   grpc::ByteBuffer write_buffer_ ABSL_GUARDED_BY(mu_);
   ServedModel* model_ ABSL_GUARDED_BY(mu_) = nullptr;
   std::vector<int> selected_outputs_ ABSL_GUARDED_BY(mu_);
-  bool have_header_ ABSL_GUARDED_BY(mu_) = false;
-  int64_t next_sequence_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t next_offset_ ABSL_GUARDED_BY(mu_) = 0;
+  // Header, sequence numbers and row offsets of the messages read.
+  BatchFraming framing_ ABSL_GUARDED_BY(mu_);
   // Offset just past the last chunk written back.
   int64_t answered_offset_ ABSL_GUARDED_BY(mu_) = 0;
   std::deque<std::unique_ptr<Chunk>> window_chunks_ ABSL_GUARDED_BY(mu_);
@@ -119,7 +119,9 @@ class BatchPredictReactor final
   bool done_ ABSL_GUARDED_BY(mu_) = false;
 };
 
-// The live streams, so that a drain reaches all of them. Thread-safe.
+// The live streams, so that a drain reaches all of them. Thread-safe. Lock
+// order: the registry's lock, then a reactor's; a reactor never calls the
+// registry with its own lock held.
 class BatchStreamRegistry {
  public:
   // Returns false when draining already began (the stream should refuse).

@@ -21,10 +21,10 @@ struct CliRun {
 };
 
 // Runs the CLI with `args` (shell words); stderr goes to a temp file of this
-// process (ctest runs the tests of this file in parallel processes).
+// process (ctest -j runs every test of this file in its own process at once).
 CliRun RunCli(const std::string& args) {
   const std::string err_file =
-      ::testing::TempDir() + "/cli_binary_test." + std::to_string(getpid()) + ".stderr";
+      ::testing::TempDir() + "/cli_binary_test." + std::to_string(::getpid()) + ".stderr";
   FILE* p = popen((std::string(MICROBATCH_CLI_BIN) + " " + args + " 2>" + err_file).c_str(), "r");
   CliRun run;
   char buf[4096];
@@ -35,6 +35,7 @@ CliRun RunCli(const std::string& args) {
     while (size_t n = fread(buf, 1, sizeof(buf), f)) run.err.append(buf, n);
     fclose(f);
   }
+  std::remove(err_file.c_str());
   return run;
 }
 

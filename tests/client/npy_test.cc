@@ -1,7 +1,11 @@
 #include "client/npy.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <fstream>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/test_util.h"
@@ -85,6 +89,46 @@ TEST(NpyTest, MalformedFilesNameFileAndOffset) {
   ASSERT_TRUE(ok.ok()) << ok.status();
   EXPECT_EQ((*ok)->dtype(), DType::kInt64);
   EXPECT_EQ((*ok)->row_bytes(), 24u);
+}
+
+}  // namespace
+}  // namespace microbatch
+
+namespace microbatch {
+namespace {
+
+// This process's address space now, from /proc/self/statm (pages).
+uint64_t AddressSpaceBytes() {
+  std::ifstream statm("/proc/self/statm");
+  uint64_t pages = 0;
+  statm >> pages;
+  return pages * static_cast<uint64_t>(sysconf(_SC_PAGESIZE));
+}
+
+// Opens `path` with at most 1 GiB more address space than now; exits 0 when
+// the reader refused it as a truncated header.
+[[noreturn]] void OpenWithLittleMemoryAndExit(const std::string& path) {
+  const rlim_t limit = AddressSpaceBytes() + (rlim_t{1} << 30);
+  rlimit rl{limit, limit};
+  setrlimit(RLIMIT_AS, &rl);
+  absl::StatusOr<std::unique_ptr<NpyReader>> reader = NpyReader::Open(path);
+  absl::StatusOr<int64_t> rows = CountCompleteRows(path);
+  const bool ok = !reader.ok() && reader.status().code() == absl::StatusCode::kInvalidArgument &&
+                  absl::StrContains(reader.status().message(),
+                                    "header is shorter than its declared length") &&
+                  !rows.ok();
+  std::exit(ok ? 0 : 3);
+}
+
+// Found by fuzz_npy: a v2/v3 header declares its length in 4 bytes, and the
+// reader allocated that many bytes before checking the file holds them (a
+// 12-byte file made the CLI allocate 4 GiB, or die of bad_alloc). Run with
+// at most 1 GiB more address space: the old code could not pass.
+TEST(NpyTest, DeclaredHeaderLongerThanTheFileIsAnErrorWithoutAllocatingIt) {
+  TempDir dir("npy_header_len");
+  const std::string path = dir.path() + "/huge_header.npy";
+  std::ofstream(path, std::ios::binary) << std::string("\x93NUMPY\x02\x00\xff\xff\xff\xff{'descr'", 20);
+  EXPECT_EXIT(OpenWithLittleMemoryAndExit(path), ::testing::ExitedWithCode(0), "");
 }
 
 }  // namespace

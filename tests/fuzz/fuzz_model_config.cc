@@ -1,0 +1,55 @@
+// config.pbtxt parsing and planning: the fuzz input is written to a file and
+// read by ParseModelConfig; a config that parses goes through PlanModel.
+// Checks the plan's invariants (every default filled, limits in range,
+// forward_arg a permutation, one binding per output). Links the torch-free
+// fake backend (tests/service/fake_torch_backend.cc) in place of LibTorch:
+// planning never loads a model.
+#include <set>
+
+#include "absl/strings/match.h"
+
+#include "server/service/model_repository.h"
+#include "tests/fuzz/fuzz_util.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  using namespace microbatch;
+  const std::string path = fuzz::WriteTempFile("-config.pbtxt", data, size);
+  absl::StatusOr<v1::ModelConfig> config = ParseModelConfig(path);
+  if (!config.ok()) {
+    FUZZ_CHECK(config.status().code() == absl::StatusCode::kInvalidArgument);
+    FUZZ_CHECK(absl::StartsWith(config.status().message(), path));
+    return 0;
+  }
+  for (int default_threads : {0, 3}) {
+    absl::StatusOr<ModelPlan> plan = PlanModel(*config, "m", path, default_threads);
+    if (!plan.ok()) {
+      FUZZ_CHECK(plan.status().code() == absl::StatusCode::kInvalidArgument);
+      FUZZ_CHECK(absl::StartsWith(plan.status().message(), path + ": "));
+      continue;
+    }
+    const v1::ModelConfig& c = plan->config;
+    FUZZ_CHECK(c.name() == "m");
+    FUZZ_CHECK(c.platform() == "torchscript");
+    FUZZ_CHECK(c.max_batch_size() >= 1 && c.max_queue_size() >= 1 && c.instance_count() >= 1);
+    FUZZ_CHECK(c.intra_op_threads() >= 1);
+    FUZZ_CHECK(plan->batcher.max_batch_size == c.max_batch_size());
+    FUZZ_CHECK(plan->batcher.max_queue_delay >= absl::ZeroDuration());
+    FUZZ_CHECK(!plan->warmup_batch_sizes.empty());
+    for (int s : plan->warmup_batch_sizes) FUZZ_CHECK(s >= 1 && s <= c.max_batch_size());
+    const TorchModelSpec& spec = plan->spec;
+    FUZZ_CHECK(spec.signature.inputs.size() == static_cast<size_t>(c.input_size()));
+    FUZZ_CHECK(spec.forward_arg.size() == spec.signature.inputs.size());
+    FUZZ_CHECK(std::set<int>(spec.forward_arg.begin(), spec.forward_arg.end()).size() ==
+               spec.forward_arg.size());
+    for (int arg : spec.forward_arg) FUZZ_CHECK(arg >= 0 && arg < c.input_size());
+    FUZZ_CHECK(spec.outputs.size() == spec.signature.outputs.size());
+    FUZZ_CHECK(!spec.signature.outputs.empty());
+    for (const auto* list : {&spec.signature.inputs, &spec.signature.outputs}) {
+      for (const TensorSpec& t : *list) {
+        FUZZ_CHECK(t.dtype != DType::kInvalid && !t.name.empty());
+        for (int64_t d : t.dims) FUZZ_CHECK(d >= 1 || d == -1);
+      }
+    }
+  }
+  return 0;
+}

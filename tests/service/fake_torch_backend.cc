@@ -1,0 +1,113 @@
+// A stand-in for server/backend/torch_backend.cc with the same functions and
+// no LibTorch, linked instead of it into the service tests that run under
+// ThreadSanitizer (LibTorch and its OpenMP runtime are not instrumented) and
+// into the model-config fuzzer.
+//
+// LoadTorchInstance() needs the model.pt file to exist (its content is not
+// read) and returns an instance computing, for every declared output k (in
+// signature order) and row element j, `(k + 2) * x[j % row_elements(x)]`
+// where x is the first input when it is FP32; other outputs are zeros. A
+// model file whose content is "fail" gives instances whose Run() returns
+// INTERNAL.
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <sstream>
+#include <thread>
+
+#include "absl/strings/str_cat.h"
+#include "server/backend/torch_backend.h"
+
+namespace microbatch {
+namespace {
+
+class FakeTorchInstance final : public ModelInstance {
+ public:
+  FakeTorchInstance(ModelSignature signature, bool fail)
+      : signature_(std::move(signature)), fail_(fail) {}
+
+  absl::StatusOr<std::vector<TensorView>> Run(absl::Span<const TensorView> inputs) override {
+    if (fail_) return absl::InternalError("fake model: asked to fail");
+    if (inputs.size() != signature_.inputs.size()) {
+      return absl::InternalError("fake model: wrong number of inputs");
+    }
+    const int64_t rows = inputs[0].rows();
+    const float* x = nullptr;
+    size_t x_row_elements = 0;
+    if (inputs[0].dtype == DType::kFloat32 && rows > 0) {
+      x = static_cast<const float*>(inputs[0].data);
+      x_row_elements = inputs[0].row_bytes() / sizeof(float);
+    }
+    std::vector<TensorView> outputs;
+    for (size_t k = 0; k < signature_.outputs.size(); ++k) {
+      const TensorSpec& spec = signature_.outputs[k];
+      TensorView out;
+      out.dtype = spec.dtype;
+      out.shape = {rows};
+      int64_t row_elements = 1;
+      for (int64_t d : spec.dims) {
+        out.shape.push_back(d < 0 ? 1 : d);
+        row_elements *= d < 0 ? 1 : d;
+      }
+      auto storage =
+          std::make_shared<std::vector<char>>(rows * row_elements * DTypeSize(spec.dtype), 0);
+      if (spec.dtype == DType::kFloat32 && x != nullptr && x_row_elements > 0) {
+        float* y = reinterpret_cast<float*>(storage->data());
+        for (int64_t r = 0; r < rows; ++r) {
+          for (int64_t j = 0; j < row_elements; ++j) {
+            y[r * row_elements + j] =
+                static_cast<float>(k + 2) * x[r * x_row_elements + j % x_row_elements];
+          }
+        }
+      }
+      out.data = storage->data();
+      out.byte_size = storage->size();
+      out.owner = storage;
+      outputs.push_back(std::move(out));
+    }
+    // A little model time, so that batches overlap with the RPC threads.
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    return outputs;
+  }
+
+ private:
+  const ModelSignature signature_;
+  const bool fail_;
+};
+
+}  // namespace
+
+bool TorchCudaAvailable() { return false; }
+
+absl::StatusOr<std::unique_ptr<ModelInstance>> LoadTorchInstance(const TorchModelSpec& spec) {
+  std::ifstream in(spec.path);
+  if (!in) return absl::NotFoundError(absl::StrCat(spec.path, ": no such model file"));
+  if (spec.device != "cpu") {
+    return absl::FailedPreconditionError(absl::StrCat("device '", spec.device, "': fake backend"));
+  }
+  std::stringstream content;
+  content << in.rdbuf();
+  return std::make_unique<FakeTorchInstance>(spec.signature, content.str() == "fail");
+}
+
+absl::Status WarmUp(ModelInstance& instance, const ModelSignature& signature,
+                    const std::vector<int>& batch_sizes) {
+  for (int rows : batch_sizes) {
+    std::vector<std::vector<char>> storage(signature.inputs.size());
+    std::vector<TensorView> inputs(signature.inputs.size());
+    for (size_t i = 0; i < signature.inputs.size(); ++i) {
+      const TensorSpec& spec = signature.inputs[i];
+      inputs[i].dtype = spec.dtype;
+      inputs[i].shape = {rows};
+      for (int64_t d : spec.dims) inputs[i].shape.push_back(d < 0 ? 1 : d);
+      storage[i].assign(*ElementCount(inputs[i].shape) * DTypeSize(spec.dtype), 0);
+      inputs[i].data = storage[i].data();
+      inputs[i].byte_size = storage[i].size();
+    }
+    absl::StatusOr<std::vector<TensorView>> outputs = instance.Run(inputs);
+    if (!outputs.ok()) return outputs.status();
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace microbatch
