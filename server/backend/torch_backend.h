@@ -9,6 +9,7 @@
 
 #include "absl/status/statusor.h"
 #include "server/core/batcher.h"
+#include "server/core/warm_up.h"  // WarmUp, used with the instances made here
 #include "server/core/signature.h"
 
 namespace microbatch {
@@ -48,11 +49,6 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> LoadTorchInstance(const TorchMode
 // True when LibTorch was built with CUDA and sees at least one GPU.
 bool TorchCudaAvailable();
 
-// Runs `instance` once for each batch size with all-zero inputs (variable
-// dimensions set to 1), so that first-call compilation and allocation happen
-// before real traffic.
-absl::Status WarmUp(ModelInstance& instance, const ModelSignature& signature,
-                    const std::vector<int>& batch_sizes);
 
 }  // namespace microbatch
 

@@ -90,24 +90,4 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> LoadTorchInstance(const TorchMode
   return std::make_unique<FakeTorchInstance>(spec.signature, content.str() == "fail");
 }
 
-absl::Status WarmUp(ModelInstance& instance, const ModelSignature& signature,
-                    const std::vector<int>& batch_sizes) {
-  for (int rows : batch_sizes) {
-    std::vector<std::vector<char>> storage(signature.inputs.size());
-    std::vector<TensorView> inputs(signature.inputs.size());
-    for (size_t i = 0; i < signature.inputs.size(); ++i) {
-      const TensorSpec& spec = signature.inputs[i];
-      inputs[i].dtype = spec.dtype;
-      inputs[i].shape = {rows};
-      for (int64_t d : spec.dims) inputs[i].shape.push_back(d < 0 ? 1 : d);
-      storage[i].assign(*ElementCount(inputs[i].shape) * DTypeSize(spec.dtype), 0);
-      inputs[i].data = storage[i].data();
-      inputs[i].byte_size = storage[i].size();
-    }
-    absl::StatusOr<std::vector<TensorView>> outputs = instance.Run(inputs);
-    if (!outputs.ok()) return outputs.status();
-  }
-  return absl::OkStatus();
-}
-
 }  // namespace microbatch
