@@ -49,6 +49,8 @@ log() { echo "image: $*" >&2; }
 die() { echo "image: FAIL $*" >&2; exit 1; }
 now() { date +%s; }
 
+# podman, runc, debootstrap, jq: installed here on a fresh machine.
+scripts/install-deps.sh --image >&2
 for cmd in podman curl jq; do
   command -v "$cmd" >/dev/null || die "$cmd is required (apt-get install -y --no-install-recommends podman runc curl jq)"
 done

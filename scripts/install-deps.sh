@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Installs everything microbatch needs to build, test and run, from Debian 12.
 # Safe to run again; does nothing when all packages are present.
-# Usage: scripts/install-deps.sh [--runtime-only]
+# Usage: scripts/install-deps.sh [--runtime-only | --test | --image]
+#   (none)          what building and running needs (scripts/demo.sh)
+#   --test          and what scripts/test.sh needs beyond it: clang and
+#                   libFuzzer (fuzz harnesses)
+#   --image         what scripts/image.sh needs: podman, runc, debootstrap, jq
+#   --runtime-only  the shared libraries the server and client load
 set -euo pipefail
 
 BUILD_PACKAGES=(
@@ -18,8 +23,16 @@ RUNTIME_PACKAGES=(
   libmicrohttpd12 libprometheus-cpp-core1.0 curl libcurl4
 )
 
-packages=("${BUILD_PACKAGES[@]}")
-if [[ "${1:-}" == "--runtime-only" ]]; then packages=("${RUNTIME_PACKAGES[@]}"); fi
+TEST_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14)
+IMAGE_PACKAGES=(podman runc buildah debootstrap jq curl ca-certificates)
+
+case "${1:-}" in
+  "") packages=("${BUILD_PACKAGES[@]}") ;;
+  --test) packages=("${BUILD_PACKAGES[@]}" "${TEST_PACKAGES[@]}") ;;
+  --image) packages=("${IMAGE_PACKAGES[@]}") ;;
+  --runtime-only) packages=("${RUNTIME_PACKAGES[@]}") ;;
+  *) echo "usage: scripts/install-deps.sh [--runtime-only | --test | --image]" >&2; exit 2 ;;
+esac
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi

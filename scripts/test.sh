@@ -43,7 +43,7 @@ summary() {
 trap summary EXIT
 
 step "install deps"
-scripts/install-deps.sh
+scripts/install-deps.sh --test
 
 step "build"
 scripts/build.sh
