@@ -13,7 +13,7 @@
 #include "absl/time/time.h"
 #include "server/service/inference_service.h"
 #include "server/http/http_server.h"
-#include "server/service/model_repository.h"
+#include "server/service/model_manager.h"
 #include "server/v2/grpc_service.h"
 #include "server/v2/rest_api.h"
 #include "server/service/server_metrics.h"
@@ -78,6 +78,9 @@ struct ServerOptions {
   // and 256.
   int64_t http_max_body_bytes = int64_t{64} << 20;
   int http_max_infer_in_flight = 256;
+  // How the model repository changes while the server runs (poll or
+  // explicit, poll interval, unload grace, startup models).
+  ModelControlOptions model_control;
 };
 
 // Thread-safe. Start order: StartListening(), then LoadModels(); health is
@@ -110,7 +113,7 @@ class InferenceServer {
   // Models loaded and warmed, and not draining.
   bool ready() const { return ready_.load(); }
   // Null before LoadModels() succeeded.
-  const ModelRepository* repository() const { return repository_.get(); }
+  ModelManager* models() const { return models_.get(); }
 
  private:
   void SetServing(bool serving);
@@ -127,7 +130,7 @@ class InferenceServer {
   v2::GrpcService v2_grpc_{&engine_, [this] { return ready_.load(); }};
   v2::RestApi v2_rest_{&engine_, [this] { return ready_.load(); }};
   EchoService echo_;
-  std::unique_ptr<ModelRepository> repository_;
+  std::unique_ptr<ModelManager> models_;
   // microbatch_memory_budget_bytes and microbatch_memory_in_use_bytes.
   std::shared_ptr<prometheus::Collectable> memory_metrics_;
   std::unique_ptr<grpc::Server> server_;

@@ -119,7 +119,7 @@ grpc::ServerUnaryReactor* GrpcService::ModelMetadata(grpc::CallbackServerContext
     if (!spec.ok()) return spec.status();
     absl::StatusOr<std::shared_ptr<ServedModel>> model = engine_->Find(*spec);
     if (!model.ok()) return model.status();
-    absl::StatusOr<ModelRepository*> repository = engine_->Repository();
+    absl::StatusOr<ModelManager*> repository = engine_->Models();
     if (!repository.ok()) return repository.status();
     const ServedModel& served = **model;
     response->set_name(served.name);

@@ -180,7 +180,7 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
     return respond(Health(ready_(), 400));
   }
   if (!model.ok()) return respond(ErrorFor(model.status()));
-  absl::StatusOr<ModelRepository*> repository = engine_->Repository();
+  absl::StatusOr<ModelManager*> repository = engine_->Models();
   if (!repository.ok()) return respond(ErrorFor(repository.status()));
   respond(Json(ModelMetadataJson(**model, (*repository)->Versions((*model)->name))));
 }
