@@ -141,6 +141,7 @@ absl::Status InferenceServer::StartListening() {
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   builder.RegisterService(&inference_);
   builder.RegisterService(&v2_grpc_);
+  builder.RegisterService(&model_control_);
   if (options_.enable_echo) builder.RegisterService(&echo_);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || grpc_port_ == 0) {
