@@ -48,6 +48,7 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
   inference.model.name = request.model();
   inference.model.version = request.version();
   inference.id = request.request_id();
+  inference.routing_key = RoutingKey(*context, request.request_id());
   inference.received = received;
   inference.wire_bytes = static_cast<int64_t>(request_body->Length());
   inference.outputs.assign(request.outputs().begin(), request.outputs().end());

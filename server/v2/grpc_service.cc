@@ -164,6 +164,7 @@ grpc::ServerUnaryReactor* GrpcService::ModelInfer(grpc::CallbackServerContext* c
   inference.method = RpcMethod::kModelInfer;
   inference.model = std::move(*spec);
   inference.id = request.id();
+  inference.routing_key = RoutingKey(*context, request.id());
   inference.received = received;
   inference.wire_bytes = static_cast<int64_t>(request_body->Length());
   for (const auto& output : request.outputs()) {

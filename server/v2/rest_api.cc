@@ -263,6 +263,8 @@ void RestApi::Infer(HttpRequest request, ModelSpec spec, HttpResponder respond) 
   inference.method = RpcMethod::kRestInfer;
   inference.model = std::move(spec);
   inference.id = call->parsed.id;
+  auto key = request.headers.find("x-routing-key");
+  inference.routing_key = key != request.headers.end() ? key->second : call->parsed.id;
   inference.received = received;
   inference.wire_bytes = static_cast<int64_t>(call->body.size());
   inference.input_error = parsed;
