@@ -156,7 +156,7 @@ VersionStatus LifecycleManager::StatusOf(const std::string& model, int64_t versi
   status.version = version;
   status.state = slot.state;
   status.reason = slot.reason;
-  status.error = slot.error;
+  status.error = absl::Status(slot.error_code, slot.error_message);
   status.aspired = slot.aspired;
   status.reload_pending = slot.reload_pending;
   return status;
@@ -401,7 +401,8 @@ void LifecycleManager::RunLoad(std::string model, int64_t version, std::string c
     --loads_running_;
     if (result.ok()) {
       s.has_failed_config = false;
-      s.error = absl::OkStatus();
+      s.error_code = absl::StatusCode::kOk;
+      s.error_message.clear();
       s.loaded_config = config;
       if (s.state == VersionState::kReady) {
         // A reload: the new load serves from the next snapshot on, the old
@@ -424,7 +425,8 @@ void LifecycleManager::RunLoad(std::string model, int64_t version, std::string c
     } else {
       s.has_failed_config = true;
       s.failed_config = config;
-      s.error = result.status();
+      s.error_code = result.status().code();
+      s.error_message = std::string(result.status().message());
       if (s.state == VersionState::kReady) {
         s.reload_pending = false;
         s.reason = absl::StrCat("reload failed, the previous load still serves: ",
