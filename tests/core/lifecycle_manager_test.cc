@@ -214,6 +214,7 @@ TEST(LifecycleManagerTest, VersionMissingForLessThanTheGracePeriodIsNotUnloaded)
   EXPECT_THAT(manager.GetStatus("mlp", 1)->reason, HasSubstr("grace period"));
   // ...and the next that sees it again: it never unloads.
   ASSERT_TRUE(manager.SetAspiredVersions("mlp", Aspire({1, 2})).ok());
+  EXPECT_EQ(manager.GetStatus("mlp", 1)->reason, "");
   clock.Advance(absl::Seconds(20));
   absl::SleepFor(absl::Milliseconds(20));
   EXPECT_EQ(StateOf(manager, "mlp", 1), VersionState::kReady);
@@ -282,7 +283,7 @@ TEST(LifecycleManagerTest, UnloadDrainsBeforeTheHandleIsDropped) {
                        return s.state == VersionState::kUnloading;
                      }, Soon()).ok());
   EXPECT_EQ(manager.Snapshot()->Find("mlp"), nullptr);  // out of the snapshot first
-  const absl::Time until = absl::Now() + absl::Milliseconds(50);
+  const absl::Time until = absl::Now() + absl::Seconds(20);
   while (!v1->draining() && absl::Now() < until) absl::SleepFor(absl::Milliseconds(1));
   EXPECT_TRUE(v1->draining());  // refuses new work...
   EXPECT_FALSE(v1->BeginWork());
@@ -392,7 +393,7 @@ TEST(LifecycleManagerTest, RelabelIsAtomicFastAndLoadsNothing) {
   std::atomic<bool> stop{false};
   std::atomic<int> errors{0};
   std::vector<std::thread> requests;
-  for (int t = 0; t < 2; ++t) {
+  for (int t = 0; t < 1; ++t) {
     requests.emplace_back([&] {
       while (!stop) {
         std::shared_ptr<const ServingSnapshot> s = manager.Snapshot();

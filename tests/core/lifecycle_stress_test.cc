@@ -134,7 +134,9 @@ class LifecycleStressTest : public ::testing::Test {
       bound = deadline + kCallBound;
       absl::Status s = manager.AwaitReady(model, version(), deadline);
       // Never before the deadline unless it is decided.
-      if (s.code() == absl::StatusCode::kDeadlineExceeded) EXPECT_GE(absl::Now(), deadline);
+      if (s.code() == absl::StatusCode::kDeadlineExceeded) {
+        EXPECT_GE(absl::Now(), deadline);
+      }
     }
     if (absl::Now() > bound) ++counters_.slow_calls;
   }
@@ -208,6 +210,8 @@ TEST_F(LifecycleStressTest, RandomOperationsWithConcurrentRequests) {
     if (s->generation() <= last_published.load()) ++out_of_order;
     last_published = s->generation();
   };
+  std::atomic<int64_t> drains{0};
+  loader.OnDrain([&](testing::FakeVersion*) { ++drains; });
   LifecycleManager manager(&loader, options);
 
   std::atomic<bool> stop{false};
@@ -239,6 +243,9 @@ TEST_F(LifecycleStressTest, RandomOperationsWithConcurrentRequests) {
   stop = true;
   for (std::thread& t : requests) t.join();
 
+  std::cout << "operations acknowledged " << counters_.acknowledged << ", loads "
+            << loader.total_loads() << ", drains " << drains << ", requests routed "
+            << counters_.routed << ", snapshots " << manager.Snapshot()->generation() << std::endl;
   EXPECT_EQ(counters_.refused, 0) << "a version acquired from a snapshot refused work";
   EXPECT_EQ(counters_.bad_tables, 0);
   EXPECT_EQ(counters_.slow_calls, 0);
@@ -294,7 +301,9 @@ TEST_F(LifecycleStressTest, RandomOperationsWithConcurrentRequests) {
     for (const auto& [v, handle] : served->versions) {
       in_snapshot.insert(v);
       EXPECT_FALSE(AsFake(handle)->draining()) << "version " << v;
-      if (e.aspired.count(v) > 0) EXPECT_EQ(AsFake(handle)->config(), e.config) << "version " << v;
+      if (e.aspired.count(v) > 0) {
+        EXPECT_EQ(AsFake(handle)->config(), e.config) << "version " << v;
+      }
     }
     EXPECT_EQ(in_snapshot, ready);
     EXPECT_EQ(served->routing.spec(), e.routing);

@@ -212,7 +212,9 @@ TEST(RouteTest, RaisingACanaryWeightOnlyMovesKeysFromStableToIt) {
     std::vector<int64_t> after = Assign(Table({1, 2}, spec), n);
     int64_t on_canary = 0;
     for (int i = 0; i < n; ++i) {
-      if (!before.empty() && before[i] == 2) EXPECT_EQ(after[i], 2) << "key moved back at " << weight;
+      if (!before.empty() && before[i] == 2) {
+        EXPECT_EQ(after[i], 2) << "key moved back at " << weight;
+      }
       if (after[i] == 2) ++on_canary;
     }
     EXPECT_GE(on_canary, previous_moved);
@@ -241,8 +243,12 @@ TEST(RouteTest, RaisingOneOfSeveralCanariesNeverMovesKeysBackToStable) {
   spec.canary = {{2, 3000}, {3, 500}};
   std::vector<int64_t> raised_first = Assign(Table({1, 2, 3}, spec), n);
   for (int i = 0; i < n; ++i) {
-    if (base[i] == 2) EXPECT_EQ(raised_first[i], 2);
-    if (base[i] != 1) EXPECT_NE(raised_first[i], 1);
+    if (base[i] == 2) {
+      EXPECT_EQ(raised_first[i], 2);
+    }
+    if (base[i] != 1) {
+      EXPECT_NE(raised_first[i], 1);
+    }
   }
 }
 

@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
 #include "server/core/lifecycle/thread_pool.h"
 #include "server/core/log.h"
@@ -48,6 +49,8 @@ class SnapshotTracker {
 namespace {
 
 constexpr size_t kMaxNamesInErrors = 8;
+// Starts the reason of a READY version that is no longer aspired.
+constexpr absl::string_view kNotAspired = "not aspired; ";
 
 std::string NameList(const std::vector<std::string>& names) {
   if (names.empty()) return "none";
@@ -153,7 +156,7 @@ VersionStatus LifecycleManager::StatusOf(const std::string& model, int64_t versi
   status.version = version;
   status.state = slot.state;
   status.reason = slot.reason;
-  status.error = slot.error;
+  status.error = absl::Status(slot.error_code, slot.error_message);
   status.aspired = slot.aspired;
   status.reload_pending = slot.reload_pending;
   return status;
@@ -213,6 +216,7 @@ void LifecycleManager::Reconcile(const std::string& model, ModelSlot& m) {
         SetState(model, version, s, VersionState::kLoading, "queued");
       } else if (s.state == VersionState::kReady && !s.load_running) {
         s.reload_pending = s.loaded_config != m.config && may_load;
+        if (absl::StartsWith(s.reason, kNotAspired)) s.reason.clear();  // aspired again
       }
     } else {
       if (s.state == VersionState::kLoading && !s.load_running) {
@@ -261,20 +265,20 @@ void LifecycleManager::Reconcile(const std::string& model, ModelSlot& m) {
   for (auto& [version, s] : m.versions) {
     if (s.state != VersionState::kReady || s.aspired) continue;
     if (s.load_running) {
-      s.reason = "not aspired; unloads once its reload ends";
+      s.reason = absl::StrCat(kNotAspired, "unloads once its reload ends");
       continue;
     }
     if (referenced.count(version) > 0) {
-      s.reason = "not aspired; kept while a label, canary or shadow names it";
+      s.reason = absl::StrCat(kNotAspired, "kept while a label, canary or shadow names it");
       continue;
     }
     if (any_aspired && !aspired_ready) {
-      s.reason = "not aspired; kept until an aspired version is ready";
+      s.reason = absl::StrCat(kNotAspired, "kept until an aspired version is ready");
       continue;
     }
     const absl::Time due = s.unaspired_since + options_.unload_grace;
     if (!s.skip_grace && now < due) {
-      s.reason = absl::StrCat("not aspired; unloads at the end of its grace period, ",
+      s.reason = absl::StrCat(kNotAspired, "unloads at the end of its grace period, ",
                               absl::FormatTime(due));
       m.next_wake = std::min(m.next_wake, due);
       continue;
@@ -397,7 +401,8 @@ void LifecycleManager::RunLoad(std::string model, int64_t version, std::string c
     --loads_running_;
     if (result.ok()) {
       s.has_failed_config = false;
-      s.error = absl::OkStatus();
+      s.error_code = absl::StatusCode::kOk;
+      s.error_message.clear();
       s.loaded_config = config;
       if (s.state == VersionState::kReady) {
         // A reload: the new load serves from the next snapshot on, the old
@@ -420,7 +425,8 @@ void LifecycleManager::RunLoad(std::string model, int64_t version, std::string c
     } else {
       s.has_failed_config = true;
       s.failed_config = config;
-      s.error = result.status();
+      s.error_code = result.status().code();
+      s.error_message = std::string(result.status().message());
       if (s.state == VersionState::kReady) {
         s.reload_pending = false;
         s.reason = absl::StrCat("reload failed, the previous load still serves: ",

@@ -267,7 +267,11 @@ class LifecycleManager {
   struct VersionSlot {
     VersionState state = VersionState::kUnavailable;
     std::string reason;
-    absl::Status error;
+    // The last load's error, kept as code and text: an absl::Status shared
+    // between threads is reference-counted inside Debian's abseil, which
+    // ThreadSanitizer cannot see.
+    absl::StatusCode error_code = absl::StatusCode::kOk;
+    std::string error_message;
     std::shared_ptr<LoadedVersion> handle;  // READY
     std::string loaded_config;              // the config `handle` was loaded with
     bool has_failed_config = false;         // the last load with failed_config failed

@@ -12,7 +12,8 @@
 
 namespace microbatch::lifecycle {
 
-// A value type; the default is "latest 1".
+// A value type (thread-compatible); the default is "latest 1". The functions
+// below are pure and thread-safe.
 struct VersionPolicy {
   enum class Kind { kLatest, kAll, kSpecific };
 
