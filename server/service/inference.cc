@@ -98,6 +98,9 @@ struct InferenceEngine::Call {
   std::vector<int> selected;
   MemoryBudget::Lease memory;
   std::shared_ptr<Shadow> shadow;  // null unless mirrored
+  // The task of a request waiting for its twin's answer (response cache);
+  // run only if the twin fails.
+  std::unique_ptr<BatchTask> deferred;
 };
 
 namespace {
@@ -171,7 +174,49 @@ double ElementAt(DType dtype, const std::string& data, size_t i) {
   }
 }
 
+// The cache key of a request: its validated inputs (dtype, shape, bytes) in
+// signature order. The answer holds every output, so the outputs asked for
+// are not part of the key.
+std::string CacheKey(const std::vector<TensorView>& inputs) {
+  size_t size = 8;
+  for (const TensorView& in : inputs) size += 16 + 8 * in.shape.size() + in.byte_size;
+  std::string key;
+  key.reserve(size);
+  auto put = [&key](int64_t v) { key.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
+  put(static_cast<int64_t>(inputs.size()));
+  for (const TensorView& in : inputs) {
+    put(static_cast<int64_t>(in.dtype));
+    put(static_cast<int64_t>(in.shape.size()));
+    for (int64_t d : in.shape) put(d);
+    put(static_cast<int64_t>(in.byte_size));
+    key.append(static_cast<const char*>(in.data), in.byte_size);
+  }
+  return key;
+}
+
+// A copy of every output of one task, to cache.
+std::shared_ptr<const CachedResponse> CopyAnswer(const TaskOutputs& outputs) {
+  std::vector<DType> dtypes;
+  std::vector<std::vector<int64_t>> shapes;
+  std::vector<absl::string_view> bytes;
+  for (size_t i = 0; i < outputs.size(); ++i) {
+    dtypes.push_back(outputs.dtype(i));
+    shapes.push_back(outputs.shape(i));
+    bytes.push_back(outputs.data(i));
+  }
+  return CachedResponse::Copy(dtypes, shapes, bytes, outputs.rows());
+}
+
 }  // namespace
+
+void InferenceEngine::AnswerFromCache(Call* call, const CachedResponse& answer) {
+  TaskOutputs outputs(&answer.outputs, 0, answer.rows);
+  absl::Status status = absl::OkStatus();
+  if (call->callbacks.on_outputs) {
+    status = call->callbacks.on_outputs(InferenceResult{*call->model, call->selected, outputs});
+  }
+  Finish(call, std::move(status));
+}
 
 void InferenceEngine::Shadow::Done() {
   std::vector<Output> served, mirrored;
@@ -378,9 +423,15 @@ void InferenceEngine::Infer(InferenceRequest request, InferenceCallbacks callbac
   task.priority = request.priority;
   task.deadline = request.deadline;
   task.is_cancelled = std::move(request.is_cancelled);
-  task.done = [this, call](const absl::Status& status, const TaskOutputs& outputs,
-                           const BatchInfo& info) {
+  ResponseCache* cache = served.cache.get();
+  // The flight this request leads, once the cache says so.
+  auto flight = cache != nullptr ? std::make_shared<std::shared_ptr<ResponseCache::Flight>>() : nullptr;
+  task.done = [this, call, cache, flight](const absl::Status& status, const TaskOutputs& outputs,
+                                          const BatchInfo& info) {
     call->metrics->RecordQueueWait(info.queue_wait);
+    if (flight != nullptr && *flight != nullptr) {
+      cache->Complete(*flight, status.ok() ? CopyAnswer(outputs) : nullptr);
+    }
     absl::Status final_status = status;
     if (status.ok() && call->callbacks.on_outputs) {
       final_status = call->callbacks.on_outputs(InferenceResult{*call->model, call->selected, outputs});
@@ -395,6 +446,38 @@ void InferenceEngine::Infer(InferenceRequest request, InferenceCallbacks callbac
     }
     Finish(call, std::move(final_status));
   };
+  if (cache != nullptr) {
+    const absl::Time start = absl::Now();
+    // A joined request may be answered (and `call` freed) by another thread
+    // as soon as Find returns: after it, touch `call` only when not joined.
+    ModelMetrics* metrics = call->metrics;
+    std::string key = CacheKey(task.inputs);
+    // Stored before the lookup: the twin may finish (and fail) at once.
+    call->deferred = std::make_unique<BatchTask>(std::move(task));
+    ResponseCache::Lookup lookup =
+        cache->Find(std::move(key), [this, call](std::shared_ptr<const CachedResponse> answer) {
+          if (answer != nullptr) {
+            call->deferred.reset();
+            return AnswerFromCache(call, *answer);
+          }
+          // The twin failed: run this request itself.
+          absl::Status queued = call->model->batcher->Enqueue(std::move(*call->deferred));
+          if (!queued.ok()) Finish(call, queued);
+        });
+    metrics->RecordCacheLookup(lookup.hit != nullptr ? CacheResult::kHit
+                                     : lookup.joined       ? CacheResult::kJoined
+                                                           : CacheResult::kMiss,
+                                     absl::Now() - start);
+    if (lookup.hit != nullptr) {
+      call->deferred.reset();
+      routed->snapshot.reset();
+      return AnswerFromCache(call, *lookup.hit);
+    }
+    if (lookup.joined) return;  // answered by the waiter
+    *flight = std::move(lookup.lead);
+    task = std::move(*call->deferred);
+    call->deferred.reset();
+  }
   if (routed->shadow != nullptr) {
     call->shadow = StartShadow(std::move(routed->shadow), request.inputs, served);
   }
@@ -404,6 +487,7 @@ void InferenceEngine::Infer(InferenceRequest request, InferenceCallbacks callbac
   routed->snapshot.reset();
   // A refused task's `done` was not called: answer here.
   if (!queued.ok()) {
+    if (flight != nullptr && *flight != nullptr) cache->Complete(*flight, nullptr);
     if (std::shared_ptr<Shadow> shadow = std::move(call->shadow)) shadow->Done();
     Finish(call, queued);
   }

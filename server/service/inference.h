@@ -97,6 +97,11 @@ struct InferenceEngineOptions {
 // Thread-safe. Until SetModels() is called every request fails with
 // UNAVAILABLE.
 //
+// Response cache: a version whose config enables it answers a request whose
+// inputs (names, dtypes, shapes, bytes) equal an earlier request's from the
+// cache, without queueing; a request whose twin is running waits for that
+// run (single flight) and runs itself only if that run fails.
+//
 // Shadows: a request routed with a shadow version (ModelManager::Route) is
 // also run there, at bulk priority, on its own copy of the inputs, after
 // the caller's answer is unaffected; when both have answered, their outputs
@@ -130,6 +135,8 @@ class InferenceEngine {
   struct Shadow;
   // Records `status`, frees the call and calls on_done.
   void Finish(Call* call, absl::Status status);
+  // Answers `call` from a cached answer.
+  void AnswerFromCache(Call* call, const CachedResponse& answer);
   // Mirrors the validated request to `shadow`; null when not mirrored.
   std::shared_ptr<Shadow> StartShadow(std::shared_ptr<ServedModel> shadow,
                                       absl::Span<const RequestTensor> inputs,

@@ -153,6 +153,9 @@ absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& input, const std::str
   if (c.max_queue_delay_microseconds() < 0) return error("max_queue_delay_microseconds must be >= 0");
   if (c.max_queue_size() == 0) c.set_max_queue_size(kDefaultMaxQueueSize);
   if (c.max_queue_size() < 1) return error("max_queue_size must be >= 1, got ", c.max_queue_size());
+  if (c.response_cache().max_bytes() < 0) {
+    return error("response_cache.max_bytes must be >= 0, got ", c.response_cache().max_bytes());
+  }
   if (c.instance_count() == 0) c.set_instance_count(1);
   if (c.instance_count() < 1) return error("instance_count must be >= 1, got ", c.instance_count());
   if (c.device().empty()) c.set_device("cpu");
@@ -301,6 +304,11 @@ absl::StatusOr<std::shared_ptr<ServedModel>> LoadServedModel(const ModelPlan& pl
   model->warmup_time = absl::Now() - warm_start;
   metrics->RecordLoad(name, version, model->load_time, model->warmup_time);
   model->batcher = std::make_unique<DynamicBatcher>(model->plan.batcher, std::move(instances));
+  if (model->plan.config.response_cache().max_bytes() > 0) {
+    ResponseCacheOptions cache;
+    cache.max_bytes = model->plan.config.response_cache().max_bytes();
+    model->cache = std::make_unique<ResponseCache>(cache);
+  }
   const v1::ModelConfig& c = model->plan.config;
   Log(LogLevel::kInfo, "model_loaded",
       {{"model", name},

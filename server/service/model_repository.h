@@ -21,6 +21,7 @@
 #include "server/core/batcher.h"
 #include "server/core/clock.h"
 #include "server/core/lifecycle/manager.h"
+#include "server/core/response_cache.h"
 #include "server/core/signature.h"
 #include "server/service/server_metrics.h"
 
@@ -62,6 +63,9 @@ struct ServedModel final : public lifecycle::LoadedVersion {
   absl::Duration warmup_time;
   // Never null.
   ModelMetrics* metrics = nullptr;
+  // Null unless the config asks for a response cache. Dropped with the
+  // version, entries included.
+  std::unique_ptr<ResponseCache> cache;
 };
 
 struct RepositoryOptions {

@@ -226,6 +226,13 @@ absl::Status InferenceServer::LoadModels() {
         state.queue_capacity = model.plan.config.max_queue_size();
         state.instances = model.plan.config.instance_count();
         state.ready = true;
+        if (model.cache != nullptr) {
+          const ResponseCache::Stats cache = model.cache->stats();
+          state.has_cache = true;
+          state.cache_bytes = cache.bytes;
+          state.cache_entries = cache.entries;
+          state.cache_evictions = cache.evictions;
+        }
       }
       states.push_back(std::move(state));
     }

@@ -46,6 +46,19 @@ prometheus::MetricFamily GaugeFamily(const char* name, const char* help,
   return family;
 }
 
+// A counter family read at scrape time, one sample per model version.
+prometheus::MetricFamily CounterFamily(const char* name, const char* help,
+                                       const std::vector<ModelState>& states,
+                                       double (*value)(const ModelState&)) {
+  prometheus::MetricFamily family = GaugeFamily(name, help, states, value);
+  family.type = prometheus::MetricType::Counter;
+  for (prometheus::ClientMetric& metric : family.metric) {
+    metric.counter.value = metric.gauge.value;
+    metric.gauge.value = 0;
+  }
+  return family;
+}
+
 // microbatch_model_version_state: 1 for each version's current state.
 prometheus::MetricFamily VersionStateFamily(const std::vector<ModelState>& states) {
   prometheus::MetricFamily family;
@@ -104,6 +117,11 @@ void ModelMetrics::RecordShadowCompared(int64_t rows, int64_t argmax_mismatches,
   shadow_rows_->Increment(static_cast<double>(rows));
   shadow_mismatches_->Increment(static_cast<double>(argmax_mismatches));
   shadow_diff_->Observe(max_abs_diff);
+}
+
+void ModelMetrics::RecordCacheLookup(CacheResult result, absl::Duration lookup) {
+  cache_lookups_[static_cast<size_t>(result)]->Increment();
+  cache_lookup_seconds_->Observe(absl::ToDoubleSeconds(lookup));
 }
 
 void ModelMetrics::RecordShadowError() { shadow_errors_->Increment(); }
@@ -192,6 +210,16 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                       .Help("Per mirrored request, the largest absolute difference between a "
                             "shadow output element and the served one.")
                       .Register(r);
+  cache_lookups_ = &prometheus::BuildCounter()
+                        .Name("microbatch_cache_lookups_total")
+                        .Help("Response-cache lookups by result: hit (answered from the cache), "
+                              "miss (run, then cached), joined (waited for an identical request "
+                              "already running).")
+                        .Register(r);
+  cache_lookup_seconds_ = &prometheus::BuildHistogram()
+                               .Name("microbatch_cache_lookup_seconds")
+                               .Help("Time to build the key and look it up in the response cache.")
+                               .Register(r);
   prometheus::BuildGauge()
       .Name("microbatch_build_info")
       .Help("Build information; the value is always 1.")
@@ -218,9 +246,10 @@ std::vector<prometheus::MetricFamily> ServerMetrics::CollectModelStates() const 
   if (!states_fn) return {};
   const std::vector<ModelState> all = states_fn();
   // Queue and instance gauges exist for loaded versions only.
-  std::vector<ModelState> states;
+  std::vector<ModelState> states, cached;
   for (const ModelState& state : all) {
     if (state.ready) states.push_back(state);
+    if (state.ready && state.has_cache) cached.push_back(state);
   }
   return {
       GaugeFamily("microbatch_queue_requests", "Requests waiting in the batcher's queue.", states,
@@ -238,6 +267,13 @@ std::vector<prometheus::MetricFamily> ServerMetrics::CollectModelStates() const 
                   "1 when the model version is loaded, warmed and serving.", all,
                   [](const ModelState& s) { return s.ready ? 1.0 : 0.0; }),
       VersionStateFamily(all),
+      GaugeFamily("microbatch_cache_bytes", "Bytes held by the response cache (keys and outputs).",
+                  cached, [](const ModelState& s) { return static_cast<double>(s.cache_bytes); }),
+      GaugeFamily("microbatch_cache_entries", "Answers held by the response cache.", cached,
+                  [](const ModelState& s) { return static_cast<double>(s.cache_entries); }),
+      CounterFamily("microbatch_cache_evictions_total",
+                    "Answers evicted from the response cache (least recently used first).", cached,
+                    [](const ModelState& s) { return static_cast<double>(s.cache_evictions); }),
   };
 }
 
@@ -270,6 +306,12 @@ ModelMetrics* ServerMetrics::ForModel(const std::string& model, int64_t version)
   m.shadow_dropped_ = &shadow_requests_->Add(With(labels, "result", "dropped"));
   m.shadow_rows_ = &shadow_rows_->Add(labels);
   m.shadow_mismatches_ = &shadow_mismatches_->Add(labels);
+  m.cache_lookups_[0] = &cache_lookups_->Add(With(labels, "result", "hit"));
+  m.cache_lookups_[1] = &cache_lookups_->Add(With(labels, "result", "miss"));
+  m.cache_lookups_[2] = &cache_lookups_->Add(With(labels, "result", "joined"));
+  m.cache_lookup_seconds_ = &cache_lookup_seconds_->Add(
+      labels, prometheus::Histogram::BucketBoundaries{1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4,
+                                                      2e-4, 5e-4, 1e-3, 1e-2});
   m.shadow_diff_ = &shadow_diff_->Add(
       labels, prometheus::Histogram::BucketBoundaries{0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1,
                                                       1, 10, 100});

@@ -66,6 +66,9 @@ enum class RejectReason {
   kCount  // not a reason
 };
 
+// How a response-cache lookup went.
+enum class CacheResult { kHit = 0, kMiss = 1, kJoined = 2 };
+
 // Handles to one model version's metrics. Created once by ServerMetrics, then
 // used from any thread without a shared lock: counters and gauges are atomics;
 // a histogram child locks only itself.
@@ -86,6 +89,8 @@ class ModelMetrics {
   // A shadow run that failed (its error), or was dropped under load.
   void RecordShadowError();
   void RecordShadowDropped();
+  // A response-cache lookup and how long it took.
+  void RecordCacheLookup(CacheResult result, absl::Duration lookup);
 
  private:
   friend class ServerMetrics;
@@ -106,6 +111,8 @@ class ModelMetrics {
   prometheus::Counter* shadow_rows_ = nullptr;
   prometheus::Counter* shadow_mismatches_ = nullptr;
   prometheus::Histogram* shadow_diff_ = nullptr;
+  std::array<prometheus::Counter*, 3> cache_lookups_{};
+  prometheus::Histogram* cache_lookup_seconds_ = nullptr;
   prometheus::Family<prometheus::Counter>* requests_family_ = nullptr;
   std::string model_;
   std::string version_;
@@ -121,6 +128,11 @@ struct ModelState {
   bool ready = false;
   // The lifecycle state ("READY", "LOADING", "FAILED", ...).
   std::string state = "READY";
+  // Response cache (READY versions whose config enables it).
+  bool has_cache = false;
+  int64_t cache_bytes = 0;
+  int64_t cache_entries = 0;
+  int64_t cache_evictions = 0;
 };
 
 // Thread-safe.
@@ -176,6 +188,8 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>* shadow_rows_;
   prometheus::Family<prometheus::Counter>* shadow_mismatches_;
   prometheus::Family<prometheus::Histogram>* shadow_diff_;
+  prometheus::Family<prometheus::Counter>* cache_lookups_;
+  prometheus::Family<prometheus::Histogram>* cache_lookup_seconds_;
 
   mutable Mutex mu_;
   ModelStatesFn states_ ABSL_GUARDED_BY(mu_);

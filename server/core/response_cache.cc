@@ -1,0 +1,129 @@
+#include "server/core/response_cache.h"
+
+#include <cstring>
+#include <iterator>
+#include <utility>
+
+#define XXH_INLINE_ALL
+#include <xxhash.h>
+
+namespace microbatch {
+
+class ResponseCache::Flight {
+ public:
+  std::string key;
+  uint64_t hash = 0;
+  std::vector<Waiter> waiters;  // guarded by the cache's mu_
+  bool completed = false;       // guarded by the cache's mu_
+};
+
+std::shared_ptr<const CachedResponse> CachedResponse::Copy(
+    absl::Span<const DType> dtypes, absl::Span<const std::vector<int64_t>> shapes,
+    absl::Span<const absl::string_view> bytes, int64_t rows) {
+  auto response = std::make_shared<CachedResponse>();
+  size_t total = 0;
+  for (absl::string_view b : bytes) total += (b.size() + 63) / 64 * 64;  // keep each output aligned
+  response->storage.resize(total);
+  response->rows = rows;
+  size_t offset = 0;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    std::memcpy(response->storage.data() + offset, bytes[i].data(), bytes[i].size());
+    TensorView view;
+    view.dtype = dtypes[i];
+    view.shape = shapes[i];
+    view.data = response->storage.data() + offset;
+    view.byte_size = bytes[i].size();
+    response->outputs.push_back(std::move(view));
+    offset += (bytes[i].size() + 63) / 64 * 64;
+  }
+  return response;
+}
+
+ResponseCache::ResponseCache(ResponseCacheOptions options) : options_(std::move(options)) {}
+
+ResponseCache::~ResponseCache() = default;
+
+ResponseCache::Lookup ResponseCache::Find(std::string key, Waiter waiter) {
+  const uint64_t hash =
+      options_.hash ? options_.hash(key) : XXH3_64bits(key.data(), key.size());
+  Lookup result;
+  MutexLock lock(&mu_);
+  auto [begin, end] = index_.equal_range(hash);
+  for (auto it = begin; it != end; ++it) {
+    if (it->second->key == key) {
+      lru_.splice(lru_.begin(), lru_, it->second);
+      ++stats_.hits;
+      result.hit = it->second->answer;
+      return result;
+    }
+  }
+  auto [fbegin, fend] = flights_.equal_range(hash);
+  for (auto it = fbegin; it != fend; ++it) {
+    if (it->second->key == key) {
+      it->second->waiters.push_back(std::move(waiter));
+      ++stats_.joined;
+      result.joined = true;
+      return result;
+    }
+  }
+  auto flight = std::make_shared<Flight>();
+  flight->key = std::move(key);
+  flight->hash = hash;
+  flights_.emplace(hash, flight);
+  ++stats_.misses;
+  result.lead = std::move(flight);
+  return result;
+}
+
+void ResponseCache::Complete(const std::shared_ptr<Flight>& flight,
+                             std::shared_ptr<const CachedResponse> answer) {
+  std::vector<Waiter> waiters;
+  {
+    MutexLock lock(&mu_);
+    if (flight->completed) return;
+    flight->completed = true;
+    auto [begin, end] = flights_.equal_range(flight->hash);
+    for (auto it = begin; it != end; ++it) {
+      if (it->second == flight) {
+        flights_.erase(it);
+        break;
+      }
+    }
+    waiters = std::move(flight->waiters);
+    if (answer != nullptr) {
+      const int64_t bytes = static_cast<int64_t>(flight->key.size() + answer->storage.size());
+      if (bytes <= options_.max_bytes) {
+        lru_.push_front(Entry{flight->key, flight->hash, answer, bytes});
+        index_.emplace(flight->hash, lru_.begin());
+        stats_.bytes += bytes;
+        ++stats_.entries;
+        EvictLocked();
+      }
+    }
+  }
+  for (Waiter& waiter : waiters) waiter(answer);
+}
+
+void ResponseCache::EvictLocked() {
+  while (stats_.bytes > options_.max_bytes && !lru_.empty()) {
+    Entry& victim = lru_.back();
+    auto [begin, end] = index_.equal_range(victim.hash);
+    for (auto it = begin; it != end; ++it) {
+      if (it->second == std::prev(lru_.end())) {
+        index_.erase(it);
+        break;
+      }
+    }
+    stats_.bytes -= victim.bytes;
+    --stats_.entries;
+    ++stats_.evictions;
+    lru_.pop_back();
+  }
+}
+
+ResponseCache::Stats ResponseCache::stats() const {
+  MutexLock lock(&mu_);
+  return stats_;
+}
+
+}  // namespace microbatch
