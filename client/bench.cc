@@ -201,7 +201,7 @@ class Runner {
 
 // The dims after the batch dim of `input` in the payload: --shape's, else the
 // metadata's with -1 read as 1.
-absl::StatusOr<std::vector<int64_t>> PayloadRowDims(const BenchOptions& options, const TensorSpec& input) {
+absl::StatusOr<std::vector<int64_t>> PayloadRowDims(const BenchOptions& options, const DeclaredTensor& input) {
   const int rank = static_cast<int>(input.shape.size());
   auto shape = options.shapes.find(input.name);
   if (shape == options.shapes.end()) {
@@ -225,10 +225,10 @@ absl::StatusOr<std::vector<int64_t>> PayloadRowDims(const BenchOptions& options,
 
 // The inputs every call sends: `rows` rows of random values shaped by the
 // metadata and --shape.
-absl::StatusOr<std::vector<v1::Tensor>> BuildInputs(const BenchOptions& options, const ModelSignature& signature) {
+absl::StatusOr<std::vector<v1::Tensor>> BuildInputs(const BenchOptions& options, const ModelInfo& signature) {
   for (const auto& [name, dims] : options.shapes) {
     const bool known = std::any_of(signature.inputs.begin(), signature.inputs.end(),
-                                   [&](const TensorSpec& in) { return in.name == name; });
+                                   [&](const DeclaredTensor& in) { return in.name == name; });
     if (!known) {
       return absl::InvalidArgumentError(
           absl::StrCat("--shape ", name, ": model '", signature.name, "' has no such input"));
@@ -236,7 +236,7 @@ absl::StatusOr<std::vector<v1::Tensor>> BuildInputs(const BenchOptions& options,
   }
   std::vector<v1::Tensor> tensors;
   uint64_t seed = options.seed;
-  for (const TensorSpec& input : signature.inputs) {
+  for (const DeclaredTensor& input : signature.inputs) {
     absl::StatusOr<std::vector<int64_t>> dims = PayloadRowDims(options, input);
     if (!dims.ok()) return dims.status();
     v1::Tensor tensor;
@@ -262,7 +262,7 @@ absl::Status RpcError(const char* rpc, const grpc::Status& status) {
 
 // What the run needs from the model's metadata.
 struct BenchModel {
-  ModelSignature signature;
+  ModelInfo signature;
   std::string version;         // the version that serves (for the /metrics labels)
   int64_t max_batch_size = 0;  // 0: unknown (only v1 says)
 };
@@ -314,9 +314,9 @@ absl::StatusOr<BenchModel> FetchModel(const BenchOptions& options, const Channel
     http.timeout_ms = 10000;
     absl::StatusOr<std::unique_ptr<HttpClient>> client = HttpClient::Create(http);
     if (!client.ok()) return client.status();
-    absl::StatusOr<HttpResponse> response = (*client)->Get(RestModelPath(options.model, V2Version(options.version)));
+    absl::StatusOr<HttpReply> response = (*client)->Get(RestModelPath(options.model, V2Version(options.version)));
     if (!response.ok()) return response.status();
-    absl::StatusOr<ModelSignature> signature = ParseRestModelMetadata(response->status, response->body);
+    absl::StatusOr<ModelInfo> signature = ParseRestModelMetadata(response->status, response->body);
     if (!signature.ok()) return absl::Status(signature.status().code(),
                                              absl::StrCat("model metadata: ", signature.status().message()));
     model.signature = std::move(*signature);

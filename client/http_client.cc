@@ -149,14 +149,14 @@ HttpClient::~HttpClient() {
   curl_slist_free_all(static_cast<curl_slist*>(json_headers_));
 }
 
-absl::StatusOr<HttpResponse> HttpClient::Get(absl::string_view path) {
+absl::StatusOr<HttpReply> HttpClient::Get(absl::string_view path) {
   CURL* curl = static_cast<CURL*>(curl_);
   curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, nullptr);
   return Perform("GET", endpoint_.Url(path));
 }
 
-absl::StatusOr<HttpResponse> HttpClient::Post(absl::string_view path, absl::string_view json_body) {
+absl::StatusOr<HttpReply> HttpClient::Post(absl::string_view path, absl::string_view json_body) {
   CURL* curl = static_cast<CURL*>(curl_);
   curl_easy_setopt(curl, CURLOPT_POST, 1L);
   curl_easy_setopt(curl, CURLOPT_POSTFIELDS, json_body.data());
@@ -165,7 +165,7 @@ absl::StatusOr<HttpResponse> HttpClient::Post(absl::string_view path, absl::stri
   return Perform("POST", endpoint_.Url(path));
 }
 
-absl::StatusOr<HttpResponse> HttpClient::Perform(const char* method, const std::string& url) {
+absl::StatusOr<HttpReply> HttpClient::Perform(const char* method, const std::string& url) {
   CURL* curl = static_cast<CURL*>(curl_);
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   body_.clear();
@@ -177,7 +177,7 @@ absl::StatusOr<HttpResponse> HttpClient::Perform(const char* method, const std::
     if (code == CURLE_OPERATION_TIMEDOUT) return absl::DeadlineExceededError(message);
     return absl::UnavailableError(message);
   }
-  HttpResponse response;
+  HttpReply response;
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &response.status);
   response.body = std::move(body_);
   body_ = std::string();

@@ -64,7 +64,7 @@ class HttpEndpoint {
   int64_t connect_timeout_ms_ = 0;
 };
 
-struct HttpResponse {
+struct HttpReply {
   long status = 0;
   std::string body;
 };
@@ -80,14 +80,14 @@ class HttpClient {
   // Any HTTP status is a response; errors are transport failures naming the
   // method and URL: DEADLINE_EXCEEDED for a timeout, UNAVAILABLE otherwise
   // (refused, TLS failure, ...).
-  absl::StatusOr<HttpResponse> Get(absl::string_view path);
-  absl::StatusOr<HttpResponse> Post(absl::string_view path, absl::string_view json_body);
+  absl::StatusOr<HttpReply> Get(absl::string_view path);
+  absl::StatusOr<HttpReply> Post(absl::string_view path, absl::string_view json_body);
 
   const HttpEndpoint& endpoint() const { return endpoint_; }
 
  private:
   HttpClient(HttpEndpoint endpoint, void* curl);
-  absl::StatusOr<HttpResponse> Perform(const char* method, const std::string& url);
+  absl::StatusOr<HttpReply> Perform(const char* method, const std::string& url);
 
   const HttpEndpoint endpoint_;
   void* const curl_;       // CURL*

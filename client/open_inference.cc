@@ -318,13 +318,13 @@ absl::StatusOr<v1::Tensor> RestOutput(const nlohmann::json& output, size_t posit
   return tensor;
 }
 
-std::vector<TensorSpec> RestTensorSpecs(const nlohmann::json& object, const char* key) {
-  std::vector<TensorSpec> specs;
+std::vector<DeclaredTensor> RestTensorSpecs(const nlohmann::json& object, const char* key) {
+  std::vector<DeclaredTensor> specs;
   auto it = object.find(key);
   if (it == object.end() || !it->is_array()) return specs;
   for (const auto& t : *it) {
     if (!t.is_object()) continue;
-    TensorSpec spec;
+    DeclaredTensor spec;
     spec.name = StringMember(t, "name");
     spec.datatype = StringMember(t, "datatype");
     spec.dtype = DTypeFromName(spec.datatype).value_or(DType::kInvalid);
@@ -437,12 +437,12 @@ absl::StatusOr<InferResult> ParseModelInferResponse(const inference::ModelInferR
   return result;
 }
 
-ModelSignature SignatureFromV1(const v1::ModelMetadata& metadata) {
-  ModelSignature signature;
+ModelInfo SignatureFromV1(const v1::ModelMetadata& metadata) {
+  ModelInfo signature;
   signature.name = metadata.name();
   for (int64_t v : metadata.versions()) signature.versions.push_back(absl::StrCat(v));
   auto specs = [](const auto& tensors) {
-    std::vector<TensorSpec> out;
+    std::vector<DeclaredTensor> out;
     for (const auto& t : tensors) {
       const DType dtype = static_cast<DType>(t.dtype());
       out.push_back({t.name(), DTypeName(dtype), DTypeSize(dtype) > 0 ? dtype : DType::kInvalid,
@@ -455,12 +455,12 @@ ModelSignature SignatureFromV1(const v1::ModelMetadata& metadata) {
   return signature;
 }
 
-ModelSignature SignatureFromV2(const inference::ModelMetadataResponse& metadata) {
-  ModelSignature signature;
+ModelInfo SignatureFromV2(const inference::ModelMetadataResponse& metadata) {
+  ModelInfo signature;
   signature.name = metadata.name();
   signature.versions.assign(metadata.versions().begin(), metadata.versions().end());
   auto specs = [](const auto& tensors) {
-    std::vector<TensorSpec> out;
+    std::vector<DeclaredTensor> out;
     for (const auto& t : tensors) {
       out.push_back({t.name(), t.datatype(), DTypeFromName(t.datatype()).value_or(DType::kInvalid),
                      {t.shape().begin(), t.shape().end()}});
@@ -568,11 +568,11 @@ absl::StatusOr<InferResult> ParseRestInferResponse(long http_status, absl::strin
   return result;
 }
 
-absl::StatusOr<ModelSignature> ParseRestModelMetadata(long http_status, absl::string_view body) {
+absl::StatusOr<ModelInfo> ParseRestModelMetadata(long http_status, absl::string_view body) {
   if (http_status < 200 || http_status >= 300) return RestError(http_status, body);
   absl::StatusOr<nlohmann::json> json = ParseJsonBody(body, "model metadata");
   if (!json.ok()) return json.status();
-  ModelSignature signature;
+  ModelInfo signature;
   signature.name = StringMember(*json, "name");
   if (auto versions = json->find("versions"); versions != json->end() && versions->is_array()) {
     for (const auto& v : *versions) {

@@ -62,7 +62,7 @@ struct InferResult {
 
 // A declared input or output of a model. dtype is kInvalid for a datatype
 // the client has no DType for (`datatype` keeps the server's string).
-struct TensorSpec {
+struct DeclaredTensor {
   std::string name;
   std::string datatype;
   DType dtype = DType::kInvalid;
@@ -70,15 +70,15 @@ struct TensorSpec {
 };
 
 // A model's metadata, whatever the protocol.
-struct ModelSignature {
+struct ModelInfo {
   std::string name;
   std::vector<std::string> versions;
-  std::vector<TensorSpec> inputs;
-  std::vector<TensorSpec> outputs;
+  std::vector<DeclaredTensor> inputs;
+  std::vector<DeclaredTensor> outputs;
 };
 
 // The signature of microbatch.v1 metadata (versions as text).
-ModelSignature SignatureFromV1(const v1::ModelMetadata& metadata);
+ModelInfo SignatureFromV1(const v1::ModelMetadata& metadata);
 
 // INVALID_ARGUMENT naming the tensor when its dtype is invalid, a dimension
 // is negative, or `data` is not exactly elements x element size bytes.
@@ -102,7 +102,7 @@ absl::StatusOr<inference::ModelInferRequest> BuildModelInferRequest(const InferR
 absl::StatusOr<InferResult> ParseModelInferResponse(const inference::ModelInferResponse& response);
 
 // The signature of a ModelMetadataResponse.
-ModelSignature SignatureFromV2(const inference::ModelMetadataResponse& metadata);
+ModelInfo SignatureFromV2(const inference::ModelMetadataResponse& metadata);
 
 // ---------------------------------------------------------------------------
 // REST (HTTP/JSON).
@@ -135,7 +135,7 @@ absl::StatusOr<InferResult> ParseRestInferResponse(long http_status, absl::strin
 // The signature in a 2xx answer to GET RestModelPath: {"name","versions",
 // "platform","inputs":[{"name","datatype","shape"}],"outputs":[...]};
 // RestError for other statuses, INTERNAL when the body does not decode.
-absl::StatusOr<ModelSignature> ParseRestModelMetadata(long http_status, absl::string_view body);
+absl::StatusOr<ModelInfo> ParseRestModelMetadata(long http_status, absl::string_view body);
 
 // The status of a non-2xx answer: the code of HttpStatusToCode and the
 // message "HTTP <status>: <error>", where <error> is the body's "error"

@@ -65,13 +65,13 @@ absl::StatusOr<v1::Tensor> TensorFromNpy(const std::string& name, const std::str
 }
 
 // The model's signature, fetched on first use (only JSON inputs need it).
-using SignatureSource = std::function<absl::StatusOr<ModelSignature>()>;
+using SignatureSource = std::function<absl::StatusOr<ModelInfo>()>;
 
 // A JSON value for the declared input `name`.
 absl::StatusOr<v1::Tensor> TensorFromJsonText(const std::string& name, const std::string& text,
-                                              const ModelSignature& signature) {
-  const TensorSpec* declared = nullptr;
-  for (const TensorSpec& in : signature.inputs) {
+                                              const ModelInfo& signature) {
+  const DeclaredTensor* declared = nullptr;
+  for (const DeclaredTensor& in : signature.inputs) {
     if (in.name == name) declared = &in;
   }
   if (declared == nullptr) {
@@ -88,7 +88,7 @@ absl::StatusOr<v1::Tensor> TensorFromJsonText(const std::string& name, const std
 
 // Every --input (name=FILE.npy or name=JSON), in order.
 absl::StatusOr<std::vector<v1::Tensor>> InputTensors(const PredictOptions& options, const SignatureSource& source) {
-  std::optional<ModelSignature> signature;
+  std::optional<ModelInfo> signature;
   std::vector<v1::Tensor> tensors;
   for (const std::string& input : options.inputs) {
     const size_t eq = input.find('=');
@@ -102,7 +102,7 @@ absl::StatusOr<std::vector<v1::Tensor>> InputTensors(const PredictOptions& optio
       tensor = TensorFromNpy(name, value);
     } else {
       if (!signature) {
-        absl::StatusOr<ModelSignature> fetched = source();
+        absl::StatusOr<ModelInfo> fetched = source();
         if (!fetched.ok()) return fetched.status();
         signature = std::move(*fetched);
       }
@@ -144,7 +144,7 @@ absl::StatusOr<Outcome> PredictV1(const PredictOptions& options) {
     grpc::Status status = (*stub)->GetModelMetadata(&context, metadata_request, &metadata);
     if (!status.ok()) return RpcError(status);
   }
-  const ModelSignature signature = SignatureFromV1(metadata);
+  const ModelInfo signature = SignatureFromV1(metadata);
   absl::StatusOr<std::vector<v1::Tensor>> inputs = InputTensors(options, [&] { return signature; });
   if (!inputs.ok()) return inputs.status();
 
@@ -176,7 +176,7 @@ absl::StatusOr<Outcome> PredictV2(const PredictOptions& options) {
   auto stub = inference::GRPCInferenceService::NewStub(Channel(options.connection, *channels));
   const std::string version = options.version_label.empty() ? V2Version(options.version) : options.version_label;
   absl::StatusOr<std::vector<v1::Tensor>> inputs =
-      InputTensors(options, [&]() -> absl::StatusOr<ModelSignature> {
+      InputTensors(options, [&]() -> absl::StatusOr<ModelInfo> {
         inference::ModelMetadataRequest request;
         request.set_name(options.model);
         request.set_version(version);
@@ -215,10 +215,10 @@ absl::StatusOr<Outcome> PredictRest(const PredictOptions& options) {
   if (!client.ok()) return client.status();
   const std::string version = options.version_label.empty() ? V2Version(options.version) : options.version_label;
   absl::StatusOr<std::vector<v1::Tensor>> inputs =
-      InputTensors(options, [&]() -> absl::StatusOr<ModelSignature> {
-        absl::StatusOr<HttpResponse> response = (*client)->Get(RestModelPath(options.model, version));
+      InputTensors(options, [&]() -> absl::StatusOr<ModelInfo> {
+        absl::StatusOr<HttpReply> response = (*client)->Get(RestModelPath(options.model, version));
         if (!response.ok()) return Named(response.status());
-        absl::StatusOr<ModelSignature> signature = ParseRestModelMetadata(response->status, response->body);
+        absl::StatusOr<ModelInfo> signature = ParseRestModelMetadata(response->status, response->body);
         if (!signature.ok()) return Named(signature.status());
         return signature;
       });
@@ -227,7 +227,7 @@ absl::StatusOr<Outcome> PredictRest(const PredictOptions& options) {
   if (!body.ok()) return body.status();
 
   const absl::Time start = absl::Now();
-  absl::StatusOr<HttpResponse> response = (*client)->Post(RestInferPath(options.model, version), *body);
+  absl::StatusOr<HttpReply> response = (*client)->Post(RestInferPath(options.model, version), *body);
   Outcome outcome;
   outcome.latency = absl::Now() - start;
   if (!response.ok()) return Named(response.status());

@@ -25,14 +25,17 @@ gtest_discover_tests(server_test PROPERTIES LABELS server TIMEOUT 300 DISCOVERY_
 
 # The microbatch CLI without a server: files, the command line (in process
 # and the real binary), TLS channels (with an in-process gRPC server), the
-# /metrics scraper (with a loopback HTTP server).
+# /metrics scraper (with a loopback HTTP server), the Open Inference Protocol
+# codecs, and v1/v2/REST against stand-in front ends (fake_front_ends.h).
 add_executable(client_test
   client/batch_io_test.cc
   client/channel_test.cc
   client/cli_binary_test.cc
   client/cli_test.cc
+  client/front_ends_test.cc
   client/metrics_scraper_test.cc
   client/npy_test.cc
+  client/open_inference_test.cc
   client/tensor_json_test.cc
 )
 target_include_directories(client_test PRIVATE ${PROJECT_SOURCE_DIR})
