@@ -6,16 +6,29 @@
 #include <sys/socket.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cctype>
+#include <cstdlib>
+#include <mutex>
 #include <cstring>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "server/core/log.h"
 
 namespace microbatch {
-namespace {
 
-using Handlers = std::map<std::string, std::unique_ptr<HttpHandler>>;
+struct HttpServer::State {
+  std::map<std::string, std::unique_ptr<HttpHandler>> exact;
+  std::map<std::string, std::unique_ptr<AsyncHttpHandler>> prefixes;
+  int64_t max_body_bytes = 0;
+  int max_async_in_flight = 0;
+  std::atomic<int64_t> async_in_flight{0};
+};
+
+namespace {
 
 bool IsValidPath(const std::string& path) {
   return !path.empty() && path[0] == '/' &&
@@ -25,10 +38,24 @@ bool IsValidPath(const std::string& path) {
          });
 }
 
-// What libmicrohttpd keeps per request between calls of the access handler:
-// the request line's target as the client sent it (with the query string).
+// Where an asynchronous request's answer waits for its connection: shared by
+// the request's state and its responder.
+struct AsyncSlot {
+  std::mutex mu;
+  bool suspended = false;  // guarded by mu
+  bool answered = false;   // guarded by mu
+  HttpResponse response;   // guarded by mu; set when answered
+  MHD_Connection* connection = nullptr;
+};
+
+// What libmicrohttpd keeps per request between calls of the access handler.
 struct RequestState {
-  std::string target;
+  std::string target;  // the request line's target, with the query string
+  bool started = false;
+  const AsyncHttpHandler* async = nullptr;
+  HttpRequest request;  // of an asynchronous request, until it is handed over
+  bool too_large = false;
+  std::shared_ptr<AsyncSlot> slot;  // once handed over
 };
 
 // MHD_OPTION_URI_LOG_CALLBACK: called first for every request; its result
@@ -50,35 +77,165 @@ MHD_Result Respond(MHD_Connection* connection, const HttpResponse& response) {
       response.body.size(), const_cast<char*>(response.body.data()), MHD_RESPMEM_MUST_COPY);
   if (reply == nullptr) return MHD_NO;
   MHD_add_response_header(reply, MHD_HTTP_HEADER_CONTENT_TYPE, response.content_type.c_str());
+  for (const auto& [name, value] : response.headers) {
+    MHD_add_response_header(reply, name.c_str(), value.c_str());
+  }
   const MHD_Result queued =
       MHD_queue_response(connection, static_cast<unsigned>(response.status), reply);
   MHD_destroy_response(reply);
   return queued;
 }
 
-// The access handler: runs the handler registered for the exact path.
-MHD_Result Dispatch(void* handlers, MHD_Connection* connection, const char* url,
-                    const char* method, const char*, const char*, size_t* upload_data_size,
-                    void** state) {
-  if (*upload_data_size != 0) {
-    *upload_data_size = 0;  // bodies are not used: discard them
-    return MHD_YES;
+HttpResponse JsonError(int status, const std::string& message) {
+  HttpResponse response;
+  response.status = status;
+  response.content_type = "application/json";
+  std::string escaped;
+  for (char c : message) {
+    if (c == '"' || c == '\\') escaped += '\\';
+    if (static_cast<unsigned char>(c) >= 0x20) escaped += c;
   }
-  const std::string target = *state != nullptr ? static_cast<RequestState*>(*state)->target : url;
+  response.body = "{\"error\":\"" + escaped + "\"}";
+  return response;
+}
+
+MHD_Result CollectHeader(void* headers, MHD_ValueKind, const char* key, const char* value) {
+  std::string name = key != nullptr ? key : "";
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  (*static_cast<std::map<std::string, std::string>*>(headers))[name] = value != nullptr ? value : "";
+  return MHD_YES;
+}
+
+// The asynchronous handler whose prefix is the longest one matching `path`
+// at a '/' boundary; null if none.
+const AsyncHttpHandler* FindPrefix(const HttpServer::State& server, const std::string& path) {
+  const AsyncHttpHandler* best = nullptr;
+  size_t best_length = 0;
+  for (const auto& [prefix, handler] : server.prefixes) {
+    if (path.compare(0, prefix.size(), prefix) == 0 &&
+        (path.size() == prefix.size() || path[prefix.size()] == '/') && prefix.size() >= best_length) {
+      best = handler.get();
+      best_length = prefix.size();
+    }
+  }
+  return best;
+}
+
+// The first call for a request: its headers are in.
+MHD_Result Start(HttpServer::State& server, MHD_Connection* connection, RequestState& state,
+                 const char* url, const char* method, size_t* upload_data_size) {
+  state.started = true;
   HttpRequest request;
   request.method = method != nullptr ? method : "";
   request.path = url != nullptr ? url : "";
-  const size_t question = target.find('?');
-  if (question != std::string::npos) request.query = target.substr(question + 1);
-  const auto& registered = *static_cast<const Handlers*>(handlers);
-  auto it = registered.find(request.path);
-  if (it == registered.end()) {
+  const size_t question = state.target.find('?');
+  if (question != std::string::npos) request.query = state.target.substr(question + 1);
+  auto exact = server.exact.find(request.path);
+  if (exact != server.exact.end()) {
+    *upload_data_size = 0;  // bodies are not used: discard them
+    return Respond(connection, (*exact->second)(request));
+  }
+  state.async = FindPrefix(server, request.path);
+  if (state.async == nullptr) {
     HttpResponse not_found;
     not_found.status = 404;
     not_found.body = "not found";
     return Respond(connection, not_found);
   }
-  return Respond(connection, (*it->second)(request));
+  MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader, &request.headers);
+  auto length = request.headers.find("content-length");
+  if (length != request.headers.end()) {
+    char* end = nullptr;
+    const unsigned long long bytes = std::strtoull(length->second.c_str(), &end, 10);
+    if (bytes > static_cast<unsigned long long>(server.max_body_bytes)) {
+      return Respond(connection,
+                     JsonError(413, absl::StrCat("request body of ", bytes,
+                                                 " bytes exceeds the server's limit of ",
+                                                 server.max_body_bytes, " bytes")));
+    }
+    request.body.reserve(static_cast<size_t>(bytes));
+  }
+  state.request = std::move(request);
+  return MHD_YES;
+}
+
+// Hands a complete asynchronous request to its handler; answers at once when
+// the handler did, else suspends the connection until the responder runs.
+MHD_Result HandOver(HttpServer::State& server, MHD_Connection* connection, RequestState& state) {
+  if (state.too_large) {
+    return Respond(connection, JsonError(413, absl::StrCat("request body exceeds the server's limit of ",
+                                                           server.max_body_bytes, " bytes")));
+  }
+  if (server.async_in_flight.fetch_add(1) >= server.max_async_in_flight) {
+    server.async_in_flight.fetch_sub(1);
+    return Respond(connection,
+                   JsonError(503, absl::StrCat("the server is answering ", server.max_async_in_flight,
+                                               " requests on this port already; retry shortly")));
+  }
+  auto slot = std::make_shared<AsyncSlot>();
+  slot->connection = connection;
+  state.slot = slot;
+  HttpResponder respond = [slot](HttpResponse response) {
+    std::lock_guard<std::mutex> lock(slot->mu);
+    if (slot->answered) return;  // a second answer is ignored
+    slot->answered = true;
+    slot->response = std::move(response);
+    if (slot->suspended) MHD_resume_connection(slot->connection);
+  };
+  (*state.async)(std::move(state.request), std::move(respond));
+  std::unique_lock<std::mutex> lock(slot->mu);
+  if (slot->answered) {
+    HttpResponse response = std::move(slot->response);
+    lock.unlock();
+    server.async_in_flight.fetch_sub(1);
+    return Respond(connection, response);
+  }
+  slot->suspended = true;
+  MHD_suspend_connection(connection);
+  return MHD_YES;
+}
+
+// The access handler, called once with the headers, once per piece of body,
+// once when the body is complete and, for an asynchronous request, once more
+// after its answer resumed the connection.
+MHD_Result Dispatch(void* server_state, MHD_Connection* connection, const char* url,
+                    const char* method, const char*, const char* upload_data,
+                    size_t* upload_data_size, void** request_state) {
+  auto& server = *static_cast<HttpServer::State*>(server_state);
+  auto* state = static_cast<RequestState*>(*request_state);
+  if (state == nullptr) {  // no URI log callback ran: should not happen
+    state = new RequestState;
+    state->target = url != nullptr ? url : "";
+    *request_state = state;
+  }
+  if (!state->started) return Start(server, connection, *state, url, method, upload_data_size);
+  if (state->async == nullptr) {
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (*upload_data_size != 0) {
+    if (!state->too_large) {
+      if (static_cast<int64_t>(state->request.body.size() + *upload_data_size) > server.max_body_bytes) {
+        state->too_large = true;
+        std::string().swap(state->request.body);
+      } else {
+        state->request.body.append(upload_data, *upload_data_size);
+      }
+    }
+    *upload_data_size = 0;
+    return MHD_YES;
+  }
+  if (state->slot != nullptr) {  // resumed: the answer is in
+    HttpResponse response;
+    {
+      std::lock_guard<std::mutex> lock(state->slot->mu);
+      response = std::move(state->slot->response);
+    }
+    server.async_in_flight.fetch_sub(1);
+    return Respond(connection, response);
+  }
+  return HandOver(server, connection, *state);
 }
 
 // libmicrohttpd's own errors (a connection it could not accept, ...); rare,
@@ -94,18 +251,29 @@ void LogDaemonError(void*, const char* format, va_list args) {
 
 }  // namespace
 
-HttpServer::HttpServer() = default;
+HttpServer::HttpServer() : state_(std::make_unique<State>()) {}
 
 HttpServer::~HttpServer() { Stop(); }
 
 absl::Status HttpServer::AddHandler(const std::string& path, HttpHandler handler) {
   if (started_) return absl::FailedPreconditionError("HttpServer already started");
   if (!IsValidPath(path)) return absl::InvalidArgumentError(absl::StrCat("invalid path ", path));
-  if (!handlers_.emplace(path, std::make_unique<HttpHandler>(std::move(handler))).second) {
+  if (!state_->exact.emplace(path, std::make_unique<HttpHandler>(std::move(handler))).second) {
     return absl::AlreadyExistsError(absl::StrCat("a handler for ", path, " exists"));
   }
   return absl::OkStatus();
 }
+
+absl::Status HttpServer::AddPrefixHandler(const std::string& prefix, AsyncHttpHandler handler) {
+  if (started_) return absl::FailedPreconditionError("HttpServer already started");
+  if (!IsValidPath(prefix)) return absl::InvalidArgumentError(absl::StrCat("invalid prefix ", prefix));
+  if (!state_->prefixes.emplace(prefix, std::make_unique<AsyncHttpHandler>(std::move(handler))).second) {
+    return absl::AlreadyExistsError(absl::StrCat("a handler for ", prefix, " exists"));
+  }
+  return absl::OkStatus();
+}
+
+int64_t HttpServer::async_in_flight() const { return state_->async_in_flight.load(); }
 
 absl::Status HttpServer::AddMetricsHandler(std::function<std::string()> expose) {
   return AddHandler("/metrics", [expose = std::move(expose)](const HttpRequest&) {
@@ -135,9 +303,14 @@ absl::Status HttpServer::AddHealthHandlers(ReadinessFn readiness) {
 absl::Status HttpServer::Start(const HttpServerOptions& options) {
   if (started_) return absl::FailedPreconditionError("HttpServer already started");
   if (options.port < 0 || options.port > 65535 || options.num_threads < 1 ||
-      options.max_connections < 1 || options.max_connections_per_ip < 1) {
-    return absl::InvalidArgumentError("HttpServer: invalid port, num_threads or max_connections");
+      options.max_connections < 1 || options.max_connections_per_ip < 1 ||
+      options.max_body_bytes < 0 || options.max_async_in_flight < 1) {
+    return absl::InvalidArgumentError(
+        "HttpServer: invalid port, num_threads, max_connections, max_body_bytes or "
+        "max_async_in_flight");
   }
+  state_->max_body_bytes = options.max_body_bytes;
+  state_->max_async_in_flight = options.max_async_in_flight;
   const bool tls = !options.tls_key_pem.empty() && !options.tls_cert_pem.empty();
   if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
     return absl::UnavailableError("HttpServer: this libmicrohttpd has no TLS support");
@@ -151,24 +324,31 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
   }
   tls_key_pem_ = options.tls_key_pem;
   tls_cert_pem_ = options.tls_cert_pem;
-  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+  unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                   MHD_ALLOW_SUSPEND_RESUME;
   if (tls) flags |= MHD_USE_TLS;
   const unsigned timeout_s = static_cast<unsigned>((std::max(options.request_timeout_ms, 1) + 999) / 1000);
+  // One thread is the daemon's own: a pool of 0 or 1 draws a warning.
+  MHD_OptionItem pool_options[] = {
+      {options.num_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END,
+       static_cast<intptr_t>(options.num_threads), nullptr},
+      {MHD_OPTION_END, 0, nullptr},
+  };
   MHD_OptionItem tls_options[] = {
       {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, const_cast<char*>(tls_key_pem_.c_str())},
       {MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(tls_cert_pem_.c_str())},
       {MHD_OPTION_END, 0, nullptr},
   };
   daemon_ = MHD_start_daemon(
-      flags, static_cast<uint16_t>(options.port), nullptr, nullptr, &Dispatch, &handlers_,
+      flags, static_cast<uint16_t>(options.port), nullptr, nullptr, &Dispatch, state_.get(),
+      MHD_OPTION_EXTERNAL_LOGGER, &LogDaemonError, nullptr,  // first, as libmicrohttpd asks
       MHD_OPTION_SOCK_ADDR, reinterpret_cast<sockaddr*>(&address),
-      MHD_OPTION_THREAD_POOL_SIZE, static_cast<unsigned>(options.num_threads),
+      MHD_OPTION_ARRAY, pool_options,
       MHD_OPTION_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections),
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections_per_ip),
       MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
       MHD_OPTION_URI_LOG_CALLBACK, &RememberTarget, nullptr,
       MHD_OPTION_NOTIFY_COMPLETED, &ForgetRequest, nullptr,
-      MHD_OPTION_EXTERNAL_LOGGER, &LogDaemonError, nullptr,
       MHD_OPTION_LISTENING_ADDRESS_REUSE, 0u,  // a busy port fails, as it should
       MHD_OPTION_ARRAY, tls_options,
       MHD_OPTION_END);
@@ -189,6 +369,11 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
 
 void HttpServer::Stop() {
   if (daemon_ == nullptr) return;
+  // Suspended connections must be resumed (answered) before the daemon stops.
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (state_->async_in_flight.load() > 0 && absl::Now() < give_up) {
+    absl::SleepFor(absl::Milliseconds(1));
+  }
   MHD_stop_daemon(daemon_);
   daemon_ = nullptr;
 }

@@ -98,7 +98,7 @@ class BatchPredictReactor final
   grpc::ByteBuffer read_buffer_;
   // The encoded chunk result being written.
   grpc::ByteBuffer write_buffer_ ABSL_GUARDED_BY(mu_);
-  ServedModel* model_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::shared_ptr<ServedModel> model_ ABSL_GUARDED_BY(mu_);
   std::vector<int> selected_outputs_ ABSL_GUARDED_BY(mu_);
   // Header, sequence numbers and row offsets of the messages read.
   BatchFraming framing_ ABSL_GUARDED_BY(mu_);

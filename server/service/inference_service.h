@@ -8,6 +8,7 @@
 #include "microbatch/v1/inference.grpc.pb.h"
 #include "server/core/memory_budget.h"
 #include "server/service/batch_stream.h"
+#include "server/service/inference.h"
 #include "server/service/model_repository.h"
 
 namespace microbatch {
@@ -19,7 +20,7 @@ using InferenceServiceBase = v1::Inference::WithRawCallbackMethod_Predict<
         v1::Inference::WithRawCallbackMethod_GetModelMetadata<
             v1::Inference::WithRawCallbackMethod_ListModels<v1::Inference::Service>>>>;
 
-// Thread-safe. Until SetRepository() is called every RPC fails with
+// Thread-safe. Until the engine has a repository every RPC fails with
 // UNAVAILABLE. Requests are validated before they are queued; each gets its
 // own status and nothing it does affects other requests.
 class InferenceService final : public InferenceServiceBase {
@@ -29,8 +30,10 @@ class InferenceService final : public InferenceServiceBase {
   // `budget` (not owned, must outlive the service) bounds the bytes that
   // requests and chunks hold while they are decoded, queued, run and
   // answered.
-  InferenceService(ServerMetrics* metrics, MemoryBudget* budget, int batch_window)
-      : metrics_(metrics), budget_(budget), batch_window_(batch_window) {}
+  // `engine` (not owned, must outlive the service) runs Predict calls.
+  InferenceService(InferenceEngine* engine, ServerMetrics* metrics, MemoryBudget* budget,
+                   int batch_window)
+      : engine_(engine), metrics_(metrics), budget_(budget), batch_window_(batch_window) {}
   // BatchPredict streams stop reading and end with UNAVAILABLE once their
   // in-flight chunks are answered; new streams are refused.
   void BeginDrain() { streams_.BeginDrain(); }
@@ -39,9 +42,6 @@ class InferenceService final : public InferenceServiceBase {
   void StopAccepting() { accepting_.store(false); }
   // Predict calls and BatchPredict streams accepted and not yet finished.
   int64_t in_flight() { return in_flight_.load() + streams_.size(); }
-
-  // `repository` is not owned and must outlive the service's RPCs.
-  void SetRepository(ModelRepository* repository) { repository_.store(repository); }
 
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
                                     const grpc::ByteBuffer* request,
@@ -56,13 +56,11 @@ class InferenceService final : public InferenceServiceBase {
                                        grpc::ByteBuffer* response) override;
 
  private:
-  absl::StatusOr<ModelRepository*> Repository() const;
-
+  InferenceEngine* const engine_;
   ServerMetrics* const metrics_;
   MemoryBudget* const budget_;
   const int batch_window_;
   BatchStreamRegistry streams_;
-  std::atomic<ModelRepository*> repository_{nullptr};
   std::atomic<bool> accepting_{true};
   std::atomic<int64_t> in_flight_{0};
 };

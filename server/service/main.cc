@@ -22,8 +22,8 @@
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on (gRPC and metrics)");
 ABSL_FLAG(int, grpc_port, 8500, "gRPC listen port (0 picks a free port)");
 ABSL_FLAG(int, metrics_port, 8502,
-          "HTTP port for /metrics (Prometheus), /healthz (live) and /readyz (ready); 0 picks a "
-          "free port, -1 disables");
+          "HTTP port for /metrics (Prometheus), /healthz (live), /readyz (ready) and the KServe "
+          "v2 REST API under /v2; 0 picks a free port, -1 disables");
 ABSL_FLAG(std::string, model_repository, "", "Model repository directory (required)");
 ABSL_FLAG(int, default_intra_op_threads, 0,
           "Intra-op threads per model instance when its config sets none (0: cores / "
@@ -62,6 +62,11 @@ ABSL_FLAG(int, max_concurrent_streams, 256, "Concurrent RPCs per client connecti
 ABSL_FLAG(int, http_threads, 4,
           "Worker threads of the metrics/health port; each watches many connections (epoll), so "
           "idle or slow clients hold none");
+ABSL_FLAG(int64_t, http_max_body_mb, 64,
+          "Largest KServe v2 REST request body in MiB; larger ones are answered 413 unread");
+ABSL_FLAG(int, http_max_infer_in_flight, 256,
+          "KServe v2 REST infer requests in flight (queued or running; they hold no HTTP thread) "
+          "beyond which new ones are answered 503");
 
 namespace {
 
@@ -152,6 +157,8 @@ int main(int argc, char** argv) {
   options.http_threads = std::max(1, absl::GetFlag(FLAGS_http_threads));
   options.memory_budget_bytes = std::max<int64_t>(0, absl::GetFlag(FLAGS_memory_budget_mb)) << 20;
   options.max_concurrent_streams = std::max(1, absl::GetFlag(FLAGS_max_concurrent_streams));
+  options.http_max_body_bytes = std::max<int64_t>(1, absl::GetFlag(FLAGS_http_max_body_mb)) << 20;
+  options.http_max_infer_in_flight = std::max(1, absl::GetFlag(FLAGS_http_max_infer_in_flight));
   const int drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
   const int grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   Log(LogLevel::kInfo, "config",
@@ -175,6 +182,8 @@ int main(int argc, char** argv) {
        {"http_threads", options.http_threads},
        {"memory_budget_mb", options.memory_budget_bytes >> 20},
        {"max_concurrent_streams", options.max_concurrent_streams},
+       {"http_max_body_mb", options.http_max_body_bytes >> 20},
+       {"http_max_infer_in_flight", options.http_max_infer_in_flight},
        {"cores", std::thread::hardware_concurrency()}});
 
   microbatch::InferenceServer server(options);

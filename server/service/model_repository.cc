@@ -307,7 +307,7 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Load(
     if (!versions.ok()) return versions.status();
 
     for (int64_t version : *versions) {
-      auto model = std::make_unique<ServedModel>();
+      auto model = std::make_shared<ServedModel>();
       model->name = name;
       model->version = version;
       model->plan = *plan;
@@ -358,7 +358,7 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Load(
   return repository;
 }
 
-absl::StatusOr<ServedModel*> ModelRepository::Find(absl::string_view name, int64_t version) const {
+absl::StatusOr<std::shared_ptr<ServedModel>> ModelRepository::Find(absl::string_view name, int64_t version) const {
   auto it = models_.find(name);
   if (it == models_.end()) {
     std::vector<std::string> names;
@@ -366,20 +366,20 @@ absl::StatusOr<ServedModel*> ModelRepository::Find(absl::string_view name, int64
     return absl::NotFoundError(absl::StrCat("model '", ClientText(name), "' is not served; models: ",
                                             absl::StrJoin(names, ", ")));
   }
-  if (version == 0) return it->second.rbegin()->second.get();
+  if (version == 0) return it->second.rbegin()->second;
   auto v = it->second.find(version);
   if (v == it->second.end()) {
     return absl::NotFoundError(absl::StrCat("model '", ClientText(name), "' has no served version ", version,
                                             "; served versions: [",
                                             absl::StrJoin(Versions(name), ","), "]"));
   }
-  return v->second.get();
+  return v->second;
 }
 
-std::vector<const ServedModel*> ModelRepository::All() const {
-  std::vector<const ServedModel*> all;
+std::vector<std::shared_ptr<const ServedModel>> ModelRepository::All() const {
+  std::vector<std::shared_ptr<const ServedModel>> all;
   for (const auto& [name, versions] : models_) {
-    for (const auto& [v, model] : versions) all.push_back(model.get());
+    for (const auto& [v, model] : versions) all.push_back(model);
   }
   return all;
 }

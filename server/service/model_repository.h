@@ -83,11 +83,12 @@ class ModelRepository {
   // model under options.root.
   static absl::StatusOr<std::unique_ptr<ModelRepository>> Load(const RepositoryOptions& options);
 
-  // `version` 0 selects the highest served version. NOT_FOUND names what
-  // exists.
-  absl::StatusOr<ServedModel*> Find(absl::string_view name, int64_t version) const;
+  // A handle to a served version: `version` 0 selects the highest served
+  // version. NOT_FOUND names what exists. The handle keeps the version's
+  // memory alive for as long as the caller holds it.
+  absl::StatusOr<std::shared_ptr<ServedModel>> Find(absl::string_view name, int64_t version) const;
   // Every served version, ordered by name then version.
-  std::vector<const ServedModel*> All() const;
+  std::vector<std::shared_ptr<const ServedModel>> All() const;
   // Served versions of `name`, ascending.
   std::vector<int64_t> Versions(absl::string_view name) const;
 
@@ -97,7 +98,7 @@ class ModelRepository {
  private:
   std::unique_ptr<ServerMetrics> own_metrics_;
   // name -> version -> model
-  std::map<std::string, std::map<int64_t, std::unique_ptr<ServedModel>>, std::less<>> models_;
+  std::map<std::string, std::map<int64_t, std::shared_ptr<ServedModel>>, std::less<>> models_;
 };
 
 }  // namespace microbatch

@@ -140,6 +140,7 @@ absl::Status InferenceServer::StartListening() {
   }
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   builder.RegisterService(&inference_);
+  builder.RegisterService(&v2_grpc_);
   if (options_.enable_echo) builder.RegisterService(&echo_);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || grpc_port_ == 0) {
@@ -154,10 +155,13 @@ absl::Status InferenceServer::StartListening() {
         return {false, draining_.load() ? "draining" : "loading models"};
       });
     }
+    if (s.ok()) s = v2_rest_.Register(&http_);
     HttpServerOptions http_options;
     http_options.host = options_.host;
     http_options.port = options_.metrics_port;
     http_options.num_threads = options_.http_threads;
+    http_options.max_body_bytes = options_.http_max_body_bytes;
+    http_options.max_async_in_flight = options_.http_max_infer_in_flight;
     if (s.ok() && options_.metrics_tls) {
       if (options_.tls_cert_file.empty() || options_.tls_key_file.empty()) {
         s = absl::InvalidArgumentError("--metrics_tls needs --tls_cert and --tls_key");
@@ -203,11 +207,11 @@ absl::Status InferenceServer::LoadModels() {
       ModelRepository::Load(repository_options);
   if (!repository.ok()) return repository.status();
   repository_ = std::move(*repository);
-  inference_.SetRepository(repository_.get());
+  engine_.SetRepository(repository_.get());
   const ModelRepository* served = repository_.get();
   metrics_.WatchModels([served] {
     std::vector<ModelState> states;
-    for (const ServedModel* model : served->All()) {
+    for (const auto& model : served->All()) {
       ModelState state;
       state.model = model->name;
       state.version = model->version;
@@ -245,10 +249,15 @@ void InferenceServer::Shutdown(absl::Duration grace) {
     // connections.
     const absl::Time start = absl::Now();
     inference_.StopAccepting();
-    while (inference_.in_flight() > 0 && absl::Now() < start + grace) {
+    v2_grpc_.StopAccepting();
+    v2_rest_.StopAccepting();
+    auto in_flight = [this] {
+      return inference_.in_flight() + v2_grpc_.in_flight() + v2_rest_.in_flight();
+    };
+    while (in_flight() > 0 && absl::Now() < start + grace) {
       absl::SleepFor(absl::Milliseconds(2));
     }
-    const int64_t unfinished = inference_.in_flight();
+    const int64_t unfinished = in_flight();
     server_->Shutdown(absl::ToChronoTime(absl::Now()));
     server_->Wait();
     Log(LogLevel::kInfo, "grpc_stopped",

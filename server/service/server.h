@@ -14,6 +14,8 @@
 #include "server/service/inference_service.h"
 #include "server/http/http_server.h"
 #include "server/service/model_repository.h"
+#include "server/v2/grpc_service.h"
+#include "server/v2/rest_api.h"
 #include "server/service/server_metrics.h"
 
 namespace microbatch {
@@ -69,6 +71,13 @@ struct ServerOptions {
   int64_t memory_budget_bytes = int64_t{1} << 30;
   // Concurrent RPCs (streams) per client connection. Default 256.
   int max_concurrent_streams = 256;
+  // KServe v2 REST on the HTTP port: largest infer body accepted (larger
+  // ones get 413 unread), and infer requests in flight beyond which new ones
+  // get 503. An infer request holds no HTTP thread while it is queued or
+  // run, so /healthz, /readyz and /metrics stay answered. Defaults 64 MiB
+  // and 256.
+  int64_t http_max_body_bytes = int64_t{64} << 20;
+  int http_max_infer_in_flight = 256;
 };
 
 // Thread-safe. Start order: StartListening(), then LoadModels(); health is
@@ -79,8 +88,9 @@ class InferenceServer {
   explicit InferenceServer(ServerOptions options);
   ~InferenceServer();
 
-  // Starts gRPC (Inference, Health, reflection; Echo if enabled) with health
-  // NOT_SERVING, and the metrics endpoint. Fails when a port cannot be bound.
+  // Starts gRPC (microbatch.v1 Inference, KServe v2 GRPCInferenceService,
+  // Health, reflection; Echo if enabled) with health NOT_SERVING, and the
+  // HTTP port (metrics, health, KServe v2 REST). Fails when a port cannot be bound.
   absl::Status StartListening();
   // Loads and warms every model, then sets health SERVING. On error the server
   // stays NOT_SERVING and the caller should exit.
@@ -112,7 +122,10 @@ class InferenceServer {
   HttpServer http_;
   std::atomic<bool> draining_{false};
   MemoryBudget memory_budget_{options_.memory_budget_bytes};
-  InferenceService inference_{&metrics_, &memory_budget_, options_.batch_window_chunks};
+  InferenceEngine engine_{&metrics_, &memory_budget_};
+  InferenceService inference_{&engine_, &metrics_, &memory_budget_, options_.batch_window_chunks};
+  v2::GrpcService v2_grpc_{&engine_, [this] { return ready_.load(); }};
+  v2::RestApi v2_rest_{&engine_, [this] { return ready_.load(); }};
   EchoService echo_;
   std::unique_ptr<ModelRepository> repository_;
   // microbatch_memory_budget_bytes and microbatch_memory_in_use_bytes.

@@ -9,7 +9,8 @@
 namespace microbatch {
 namespace {
 
-constexpr const char* kMethods[] = {"Predict", "BatchPredict"};
+constexpr const char* kMethods[] = {"Predict", "BatchPredict", "ModelInfer", "RestInfer"};
+static_assert(sizeof(kMethods) / sizeof(kMethods[0]) == static_cast<size_t>(RpcMethod::kCount));
 constexpr const char* kReasons[] = {"queue_full",    "deadline_exceeded", "cancelled",
                                     "invalid_input", "overloaded",        "memory_budget"};
 static_assert(sizeof(kReasons) / sizeof(kReasons[0]) == static_cast<size_t>(RejectReason::kCount));
@@ -45,6 +46,8 @@ prometheus::MetricFamily GaugeFamily(const char* name, const char* help,
 
 }  // namespace
 
+const char* RpcMethodName(RpcMethod method) { return kMethods[static_cast<int>(method)]; }
+
 void ModelMetrics::RecordRequest(RpcMethod method, absl::StatusCode code, absl::Duration duration) {
   const int m = static_cast<int>(method);
   const int c = static_cast<int>(code);
@@ -60,7 +63,7 @@ void ModelMetrics::RecordRequest(RpcMethod method, absl::StatusCode code, absl::
   }
   counter->Increment();
   duration_[m]->Observe(absl::ToDoubleSeconds(duration));
-  if (method == RpcMethod::kPredict) in_flight_->Decrement();
+  if (method != RpcMethod::kBatchPredict) in_flight_->Decrement();
 }
 
 void ModelMetrics::RecordReject(RejectReason reason) {
@@ -182,7 +185,7 @@ ModelMetrics* ServerMetrics::ForModel(const std::string& model, int64_t version)
   m.model_ = model;
   m.version_ = v;
   m.requests_family_ = requests_;
-  for (int method = 0; method < 2; ++method) {
+  for (int method = 0; method < static_cast<int>(RpcMethod::kCount); ++method) {
     m.duration_[method] =
         &duration_->Add(With(labels, "method", kMethods[method]), metrics::LatencySecondsBuckets());
   }

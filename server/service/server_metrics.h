@@ -46,7 +46,16 @@
 
 namespace microbatch {
 
-enum class RpcMethod { kPredict = 0, kBatchPredict = 1 };
+// The request kinds metrics tell apart (the `method` label).
+enum class RpcMethod {
+  kPredict = 0,      // microbatch.v1 Predict
+  kBatchPredict = 1, // microbatch.v1 BatchPredict (one per chunk)
+  kModelInfer = 2,   // inference.GRPCInferenceService/ModelInfer (KServe v2)
+  kRestInfer = 3,    // POST /v2/models/.../infer (KServe v2 REST)
+  kCount             // not a method
+};
+// "Predict", "BatchPredict", "ModelInfer", "RestInfer".
+const char* RpcMethodName(RpcMethod method);
 enum class RejectReason {
   kQueueFull = 0,
   kDeadlineExceeded,
@@ -74,8 +83,9 @@ class ModelMetrics {
  private:
   friend class ServerMetrics;
   static constexpr int kCodes = 17;
-  std::array<std::array<std::atomic<prometheus::Counter*>, kCodes>, 2> requests_{};
-  std::array<prometheus::Histogram*, 2> duration_{};
+  static constexpr int kMethodCount = static_cast<int>(RpcMethod::kCount);
+  std::array<std::array<std::atomic<prometheus::Counter*>, kCodes>, kMethodCount> requests_{};
+  std::array<prometheus::Histogram*, kMethodCount> duration_{};
   std::array<prometheus::Counter*, static_cast<size_t>(RejectReason::kCount)> rejected_{};
   prometheus::Counter* rows_ = nullptr;
   prometheus::Counter* batches_ = nullptr;

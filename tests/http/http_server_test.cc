@@ -6,6 +6,9 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
+#include <memory>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -247,6 +250,203 @@ TEST(HttpServerHandlerTest, RejectsBadRegistrations) {
   options.host = "not-an-address";
   EXPECT_EQ(server.Start(options).code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(server.port(), 0);
+}
+
+// Sends `raw` (a whole HTTP/1.1 request) and reads until the server closes.
+Reply SendRaw(int port, const std::string& raw_request) {
+  Reply reply;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return reply;
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd);
+    return reply;
+  }
+  size_t sent = 0;
+  while (sent < raw_request.size()) {
+    const ssize_t n = send(fd, raw_request.data() + sent, raw_request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may answer (413) and close early
+    sent += static_cast<size_t>(n);
+  }
+  std::string raw;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) raw.append(buf, n);
+  close(fd);
+  const size_t end = raw.find("\r\n\r\n");
+  if (raw.compare(0, 9, "HTTP/1.1 ") != 0 || end == std::string::npos) return reply;
+  reply.status = std::stoi(raw.substr(9, 3));
+  reply.head = raw.substr(0, end);
+  reply.body = raw.substr(end + 4);
+  return reply;
+}
+
+Reply Post(int port, const std::string& path, const std::string& body,
+           const std::string& extra_headers = "") {
+  return SendRaw(port, "POST " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
+                           extra_headers + "Content-Length: " + std::to_string(body.size()) +
+                           "\r\n\r\n" + body);
+}
+
+// Answers every request from another thread after `delay`, echoing what the
+// handler saw.
+class DelayedAnswers {
+ public:
+  explicit DelayedAnswers(std::chrono::milliseconds delay) : delay_(delay) {}
+  ~DelayedAnswers() { Join(); }
+  void Join() {
+    for (auto& t : threads_) t.join();
+    threads_.clear();
+  }
+  AsyncHttpHandler Handler() {
+    return [this](HttpRequest request, HttpResponder respond) {
+      std::lock_guard<std::mutex> lock(mu_);
+      pending_++;
+      threads_.emplace_back([this, request = std::move(request), respond = std::move(respond)] {
+        std::this_thread::sleep_for(delay_);
+        HttpResponse response;
+        response.status = 201;
+        response.body = request.method + " " + request.path + " " + request.body + " " +
+                        (request.headers.count("x-test") ? request.headers.at("x-test") : "-");
+        response.headers.emplace_back("X-Answered", "later");
+        pending_--;
+        respond(std::move(response));
+      });
+    };
+  }
+  int pending() const { return pending_.load(); }
+
+ private:
+  std::chrono::milliseconds delay_;
+  std::mutex mu_;
+  std::vector<std::thread> threads_;
+  std::atomic<int> pending_{0};
+};
+
+TEST(HttpServerAsyncTest, AnswersLaterWithoutHoldingTheOnlyThread) {
+  DelayedAnswers answers(std::chrono::milliseconds(500));
+  HttpServer server;
+  ASSERT_TRUE(server.AddHealthHandlers([] { return std::make_pair(true, std::string()); }).ok());
+  ASSERT_TRUE(server.AddPrefixHandler("/v2", answers.Handler()).ok());
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  options.num_threads = 1;
+  ASSERT_TRUE(server.Start(options).ok());
+  std::vector<std::thread> clients;
+  std::vector<Reply> replies(4);
+  for (int i = 0; i < 4; ++i) {
+    clients.emplace_back([&, i] {
+      replies[i] = Post(server.port(), "/v2/models/m/infer", "body" + std::to_string(i),
+                        "X-Test: yes\r\n");
+    });
+  }
+  // While four answers are pending, the one thread still answers probes.
+  while (server.async_in_flight() < 4) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  Reply health = Fetch(server.port(), "/healthz");
+  EXPECT_EQ(health.status, 200);
+  EXPECT_GT(answers.pending(), 0) << "the probe waited for the slow answers";
+  for (auto& t : clients) t.join();
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(replies[i].status, 201);
+    EXPECT_EQ(replies[i].body, "POST /v2/models/m/infer body" + std::to_string(i) + " yes");
+    EXPECT_THAT(replies[i].head, HasSubstr("X-Answered: later"));
+  }
+  EXPECT_EQ(server.async_in_flight(), 0);
+}
+
+TEST(HttpServerAsyncTest, RoutesExactThenLongestPrefixAtSlashBoundaries) {
+  HttpServer server;
+  auto named = [](std::string name) {
+    return [name](HttpRequest, HttpResponder respond) {
+      HttpResponse response;
+      response.body = name;
+      respond(std::move(response));  // answered inside the handler
+    };
+  };
+  ASSERT_TRUE(server.AddHandler("/v2/health/live", [](const HttpRequest&) {
+                      HttpResponse r;
+                      r.body = "exact";
+                      return r;
+                    }).ok());
+  ASSERT_TRUE(server.AddPrefixHandler("/v2", named("v2")).ok());
+  ASSERT_TRUE(server.AddPrefixHandler("/v2/models", named("models")).ok());
+  EXPECT_EQ(server.AddPrefixHandler("/v2", named("again")).code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(server.AddPrefixHandler("v2", named("bad")).code(), absl::StatusCode::kInvalidArgument);
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  ASSERT_TRUE(server.Start(options).ok());
+  EXPECT_EQ(Fetch(server.port(), "/v2/health/live").body, "exact");
+  EXPECT_EQ(Fetch(server.port(), "/v2").body, "v2");
+  EXPECT_EQ(Fetch(server.port(), "/v2/health/ready").body, "v2");
+  EXPECT_EQ(Fetch(server.port(), "/v2/models/x/infer").body, "models");
+  EXPECT_EQ(Fetch(server.port(), "/v2/modelsx").body, "v2");
+  EXPECT_EQ(Fetch(server.port(), "/v2x").status, 404);
+  EXPECT_EQ(server.AddPrefixHandler("/v3", named("late")).code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST(HttpServerAsyncTest, BodiesOverTheLimitAre413AndTheServerGoesOn) {
+  HttpServer server;
+  ASSERT_TRUE(server.AddPrefixHandler("/v2", [](HttpRequest request, HttpResponder respond) {
+                      HttpResponse response;
+                      response.body = std::to_string(request.body.size());
+                      respond(std::move(response));
+                    }).ok());
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  options.max_body_bytes = 1000;
+  ASSERT_TRUE(server.Start(options).ok());
+  EXPECT_EQ(Post(server.port(), "/v2/x", std::string(1000, 'a')).body, "1000");
+  Reply declared = Post(server.port(), "/v2/x", std::string(5000, 'a'));
+  EXPECT_EQ(declared.status, 413);
+  EXPECT_THAT(declared.body, HasSubstr("request body of 5000 bytes exceeds the server's limit of 1000 bytes"));
+  // Chunked: no length up front, cut off while it is read.
+  std::string chunked = "POST /v2/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                        "Transfer-Encoding: chunked\r\n\r\n";
+  for (int i = 0; i < 6; ++i) chunked += "258\r\n" + std::string(600, 'b') + "\r\n";
+  chunked += "0\r\n\r\n";
+  Reply streamed = SendRaw(server.port(), chunked);
+  EXPECT_EQ(streamed.status, 413);
+  EXPECT_EQ(Post(server.port(), "/v2/x", "ok").body, "2");
+}
+
+TEST(HttpServerAsyncTest, TooManyInFlightIs503) {
+  DelayedAnswers answers(std::chrono::milliseconds(400));
+  HttpServer server;
+  ASSERT_TRUE(server.AddPrefixHandler("/v2", answers.Handler()).ok());
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  options.max_async_in_flight = 2;
+  ASSERT_TRUE(server.Start(options).ok());
+  std::vector<std::thread> clients;
+  std::vector<Reply> replies(2);
+  for (int i = 0; i < 2; ++i) {
+    clients.emplace_back([&, i] { replies[i] = Post(server.port(), "/v2/a", "x"); });
+  }
+  while (server.async_in_flight() < 2) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  Reply refused = Post(server.port(), "/v2/a", "x");
+  EXPECT_EQ(refused.status, 503);
+  EXPECT_THAT(refused.body, HasSubstr("retry shortly"));
+  for (auto& t : clients) t.join();
+  for (const Reply& r : replies) EXPECT_EQ(r.status, 201);
+}
+
+TEST(HttpServerAsyncTest, StopWaitsForPendingAnswers) {
+  DelayedAnswers answers(std::chrono::milliseconds(300));
+  auto server = std::make_unique<HttpServer>();
+  ASSERT_TRUE(server->AddPrefixHandler("/v2", answers.Handler()).ok());
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  ASSERT_TRUE(server->Start(options).ok());
+  Reply reply;
+  std::thread client([&] { reply = Post(server->port(), "/v2/a", "x"); });
+  while (server->async_in_flight() < 1) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  server->Stop();
+  client.join();
+  EXPECT_EQ(reply.status, 201);
+  answers.Join();
 }
 
 }  // namespace

@@ -336,6 +336,8 @@ TEST(ReflectionTest, OnByDefaultAndOffByOption) {
     if (enabled) {
       EXPECT_TRUE(status.ok()) << status.error_message();
       EXPECT_THAT(bytes, HasSubstr("microbatch.v1.Inference"));
+      // grpcurl finds the KServe v2 service too.
+      EXPECT_THAT(bytes, HasSubstr("inference.GRPCInferenceService"));
     } else {
       EXPECT_EQ(status.error_code(), grpc::UNIMPLEMENTED);
     }

@@ -13,6 +13,7 @@
 #include "server/backend/demo_models.h"
 #include "server/service/server.h"
 #include "tests/server/http_get.h"
+#include "tests/server/metrics_text.h"
 #include "tests/server/server_process.h"
 #include "tests/server/loopback_server.h"
 #include "tests/server/test_util.h"
@@ -25,38 +26,10 @@ using ::microbatch::testing::Fp32Tensor;
 using ::microbatch::testing::FreePort;
 using ::microbatch::testing::HttpGet;
 using ::microbatch::testing::InferenceStub;
+using ::microbatch::testing::Sample;
 using ::microbatch::testing::ServerProcess;
 using ::microbatch::testing::TempDir;
 using ::testing::HasSubstr;
-
-// A series written as `name{a="x",b="y"}` (or just `name`) split into its
-// name and label set, so that label order does not matter.
-std::pair<std::string, std::map<std::string, std::string>> ParseSeries(const std::string& series) {
-  std::map<std::string, std::string> labels;
-  const size_t brace = series.find('{');
-  if (brace == std::string::npos) return {series, labels};
-  static const std::regex kPair(R"re(([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)")re");
-  const std::string body = series.substr(brace);
-  for (std::sregex_iterator it(body.begin(), body.end(), kPair), end; it != end; ++it) {
-    labels[(*it)[1]] = (*it)[2];
-  }
-  return {series.substr(0, brace), labels};
-}
-
-// The value of the sample whose name and label set equal those of `series`,
-// or -1.
-double Sample(const std::string& exposition, const std::string& series) {
-  const auto wanted = ParseSeries(series);
-  std::istringstream in(exposition);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    const size_t space = line.rfind(' ');
-    if (space == std::string::npos) continue;
-    if (ParseSeries(line.substr(0, space)) == wanted) return std::stod(line.substr(space + 1));
-  }
-  return -1;
-}
 
 std::string Labels(const std::string& model, const std::string& more = "") {
   return "{model=\"" + model + "\",version=\"1\"" + (more.empty() ? "" : "," + more) + "}";

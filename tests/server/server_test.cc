@@ -72,7 +72,7 @@ std::vector<float> Row(int caller) {
 
 TEST_F(ServerTest, ConcurrentCallersEachGetTheirOwnRow) {
   // The reference: the same model file run directly, one row at a time.
-  const ServedModel* served = *server_->repository()->Find("mlp", 0);
+  const std::shared_ptr<ServedModel> served = *server_->repository()->Find("mlp", 0);
   auto direct = LoadTorchInstance(served->plan.spec);
   ASSERT_TRUE(direct.ok()) << direct.status();
 

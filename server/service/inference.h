@@ -1,0 +1,122 @@
+// The one request path of every front end (microbatch.v1 Predict, KServe v2
+// ModelInfer over gRPC, v2 REST infer): model lookup, validation, memory
+// admission, the batcher, metrics and logs. Front ends only convert their
+// wire format to an InferenceRequest and the outputs back.
+#ifndef MICROBATCH_SERVER_SERVICE_INFERENCE_H_
+#define MICROBATCH_SERVER_SERVICE_INFERENCE_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "absl/types/span.h"
+#include "server/core/batcher.h"
+#include "server/core/memory_budget.h"
+#include "server/core/signature.h"
+#include "server/service/model_repository.h"
+#include "server/service/server_metrics.h"
+
+namespace microbatch {
+
+// Which served version a request asks for.
+struct ModelSpec {
+  std::string name;
+  // 0: the model's default version (the highest served).
+  int64_t version = 0;
+  // Non-empty: a version label ("stable"); `version` must then be 0.
+  std::string label;
+};
+
+// Parses a version as the Open Inference Protocol sends it: "" is the
+// default version, a decimal number a version, anything else a label.
+// INVALID_ARGUMENT for "0", negative numbers and numbers beyond int64.
+absl::StatusOr<ModelSpec> ParseModelSpec(absl::string_view name, absl::string_view version);
+
+// One inference as a front end hands it over.
+struct InferenceRequest {
+  RpcMethod method = RpcMethod::kPredict;
+  ModelSpec model;
+  // Views into memory the front end keeps until `on_done` (below) is called.
+  std::vector<RequestTensor> inputs;
+  // Non-OK when the front end could not decode the inputs: the request is
+  // looked up and counted against its model, then answered with this.
+  absl::Status input_error;
+  // Output names to return, in this order; empty returns every output.
+  std::vector<std::string> outputs;
+  absl::Time deadline = absl::InfiniteFuture();
+  // Optional; true once the caller has gone. Called from batcher threads.
+  std::function<bool()> is_cancelled;
+  Priority priority = Priority::kInteractive;
+  // The caller's request id, for logs (bounded there).
+  std::string id;
+  // Bytes of the request as received; admission reserves twice this (the
+  // wire bytes and their decoded copy) plus the estimated outputs.
+  int64_t wire_bytes = 0;
+  // When the front end received the request (the duration metric's start).
+  absl::Time received = absl::Now();
+};
+
+// What a successful request produced; valid only during the callback.
+struct InferenceResult {
+  const ServedModel& model;
+  // Indices into model.signature.outputs, in the order the request asked.
+  absl::Span<const int> selected;
+  // This request's rows of every output of the model (signature order).
+  const TaskOutputs& outputs;
+};
+
+struct InferenceCallbacks {
+  // Called at most once, on success only, from a batcher thread (or the
+  // calling thread): encodes the answer. Its status becomes the request's
+  // final status (an encoding failure is counted like any other).
+  std::function<absl::Status(const InferenceResult& result)> on_outputs;
+  // Called exactly once, last, with the final status, after the metrics are
+  // recorded: the front end answers its caller and frees its memory.
+  std::function<void(const absl::Status& status)> on_done;
+};
+
+// Thread-safe. Until SetRepository() is called every request fails with
+// UNAVAILABLE.
+class InferenceEngine {
+ public:
+  // Neither is owned; both must outlive the engine.
+  InferenceEngine(ServerMetrics* metrics, MemoryBudget* budget)
+      : metrics_(metrics), budget_(budget) {}
+
+  // `repository` is not owned and must outlive every request.
+  void SetRepository(ModelRepository* repository) { repository_.store(repository); }
+  // UNAVAILABLE before SetRepository.
+  absl::StatusOr<ModelRepository*> Repository() const;
+
+  // The served version `spec` names. NOT_FOUND names what exists.
+  absl::StatusOr<std::shared_ptr<ServedModel>> Find(const ModelSpec& spec) const;
+
+  // Runs `request`. `callbacks.on_done` is called exactly once, possibly
+  // before Infer returns (for requests refused at once).
+  void Infer(InferenceRequest request, InferenceCallbacks callbacks);
+
+  // Records a request that a front end refused before it could build an
+  // InferenceRequest (undecodable body, server shutting down), as Infer
+  // would have.
+  void RecordRefused(RpcMethod method, const absl::Status& status, absl::Time received);
+
+ private:
+  struct Call;
+  // Records `status`, frees the call and calls on_done.
+  void Finish(Call* call, absl::Status status);
+
+  ServerMetrics* const metrics_;
+  MemoryBudget* const budget_;
+  std::atomic<ModelRepository*> repository_{nullptr};
+};
+
+}  // namespace microbatch
+
+#endif  // MICROBATCH_SERVER_SERVICE_INFERENCE_H_

@@ -1,0 +1,209 @@
+#include "server/v2/grpc_service.h"
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "server/core/text.h"
+#include "server/service/convert.h"
+#include "server/service/wire.h"
+#include "server/v2/datatype.h"
+#include "server/v2/typed_contents.h"
+
+namespace microbatch::v2 {
+
+#ifndef MICROBATCH_VERSION
+#define MICROBATCH_VERSION "0.0.0"
+#endif
+const char* ServerVersion() { return MICROBATCH_VERSION; }
+
+namespace {
+
+// The decoded messages of one ModelInfer call and the bytes of its typed
+// inputs; freed when the call is answered.
+struct InferCall {
+  inference::ModelInferRequest request;
+  inference::ModelInferResponse response;
+  // One per input, sized once: the views point into them.
+  std::vector<std::string> typed;
+};
+
+// Views of the request's inputs (into `call`, which must outlive them).
+absl::Status ToRequestTensors(InferCall* call, std::vector<RequestTensor>* tensors) {
+  const inference::ModelInferRequest& request = call->request;
+  const int raw = request.raw_input_contents_size();
+  if (raw > 0 && raw != request.inputs_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "raw_input_contents has ", raw, " buffers for ", request.inputs_size(),
+        " inputs; send one buffer per input, in the order of `inputs`"));
+  }
+  call->typed.resize(static_cast<size_t>(request.inputs_size()));
+  tensors->reserve(static_cast<size_t>(request.inputs_size()));
+  for (int i = 0; i < request.inputs_size(); ++i) {
+    const auto& input = request.inputs(i);
+    absl::StatusOr<DType> dtype = ParseDatatype(input.datatype(), input.name());
+    if (!dtype.ok()) return dtype.status();
+    RequestTensor tensor;
+    tensor.name = input.name();
+    tensor.dtype = *dtype;
+    tensor.shape = absl::MakeConstSpan(input.shape().data(), static_cast<size_t>(input.shape_size()));
+    const bool has_typed = input.has_contents() && ContentsCount(input.contents()) > 0;
+    if (raw > 0) {
+      if (has_typed) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input '", ClientText(input.name()),
+            "': both raw_input_contents and contents are set; send the data in one of them"));
+      }
+      tensor.data = request.raw_input_contents(i);
+    } else {
+      std::string& bytes = call->typed[static_cast<size_t>(i)];
+      if (absl::Status s = DecodeContents(input.contents(), *dtype, input.name(), &bytes); !s.ok()) {
+        return s;
+      }
+      tensor.data = bytes;
+    }
+    tensors->push_back(tensor);
+  }
+  return absl::OkStatus();
+}
+
+// Finishes a small call with `status` (OK fills nothing more).
+grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context, const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+grpc::ServerUnaryReactor* GrpcService::ServerLive(grpc::CallbackServerContext* context,
+                                                  const inference::ServerLiveRequest*,
+                                                  inference::ServerLiveResponse* response) {
+  response->set_live(true);
+  return Answer(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* GrpcService::ServerReady(grpc::CallbackServerContext* context,
+                                                   const inference::ServerReadyRequest*,
+                                                   inference::ServerReadyResponse* response) {
+  response->set_ready(ready_());
+  return Answer(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* GrpcService::ModelReady(grpc::CallbackServerContext* context,
+                                                  const inference::ModelReadyRequest* request,
+                                                  inference::ModelReadyResponse* response) {
+  // Unknown models and versions are not ready; only a malformed version is an
+  // error.
+  absl::StatusOr<ModelSpec> spec = ParseModelSpec(request->name(), request->version());
+  if (!spec.ok()) return Answer(context, spec.status());
+  response->set_ready(ready_() && engine_->Find(*spec).ok());
+  return Answer(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* GrpcService::ServerMetadata(grpc::CallbackServerContext* context,
+                                                      const inference::ServerMetadataRequest*,
+                                                      inference::ServerMetadataResponse* response) {
+  response->set_name(kServerName);
+  response->set_version(ServerVersion());
+  return Answer(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* GrpcService::ModelMetadata(grpc::CallbackServerContext* context,
+                                                     const inference::ModelMetadataRequest* request,
+                                                     inference::ModelMetadataResponse* response) {
+  return Answer(context, [&]() -> absl::Status {
+    absl::StatusOr<ModelSpec> spec = ParseModelSpec(request->name(), request->version());
+    if (!spec.ok()) return spec.status();
+    absl::StatusOr<std::shared_ptr<ServedModel>> model = engine_->Find(*spec);
+    if (!model.ok()) return model.status();
+    absl::StatusOr<ModelRepository*> repository = engine_->Repository();
+    if (!repository.ok()) return repository.status();
+    const ServedModel& served = **model;
+    response->set_name(served.name);
+    for (int64_t v : (*repository)->Versions(served.name)) response->add_versions(absl::StrCat(v));
+    response->set_platform(PlatformName(served.plan.config.platform()));
+    auto describe = [](const TensorSpec& spec, inference::ModelMetadataResponse::TensorMetadata* out) {
+      out->set_name(spec.name);
+      out->set_datatype(DatatypeName(spec.dtype));
+      for (int64_t d : spec.BatchedShape()) out->add_shape(d);
+    };
+    for (const TensorSpec& t : served.signature.inputs) describe(t, response->add_inputs());
+    for (const TensorSpec& t : served.signature.outputs) describe(t, response->add_outputs());
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerUnaryReactor* GrpcService::ModelInfer(grpc::CallbackServerContext* context,
+                                                  const grpc::ByteBuffer* request_body,
+                                                  grpc::ByteBuffer* response_body) {
+  const absl::Time received = absl::Now();
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  in_flight_.fetch_add(1);
+  auto refuse = [&](const absl::Status& status) {
+    engine_->RecordRefused(RpcMethod::kModelInfer, status, received);
+    reactor->Finish(ToGrpcStatus(status));
+    in_flight_.fetch_sub(1);
+    return reactor;
+  };
+  if (!accepting_.load()) {
+    return refuse(absl::UnavailableError("the server is shutting down; retry on another replica"));
+  }
+  auto call = std::make_unique<InferCall>();
+  if (absl::Status decoded = ParseBody(*request_body, &call->request); !decoded.ok()) {
+    return refuse(decoded);
+  }
+  const inference::ModelInferRequest& request = call->request;
+  absl::StatusOr<ModelSpec> spec = ParseModelSpec(request.model_name(), request.model_version());
+  if (!spec.ok()) return refuse(spec.status());
+
+  InferenceRequest inference;
+  inference.method = RpcMethod::kModelInfer;
+  inference.model = std::move(*spec);
+  inference.id = request.id();
+  inference.received = received;
+  inference.wire_bytes = static_cast<int64_t>(request_body->Length());
+  for (const auto& output : request.outputs()) {
+    if (output.parameters().count("classification") > 0) {
+      inference.input_error = absl::InvalidArgumentError(absl::StrCat(
+          "output '", ClientText(output.name()), "': the classification extension is not supported"));
+    }
+    inference.outputs.push_back(output.name());
+  }
+  if (context->deadline() != std::chrono::system_clock::time_point::max()) {
+    inference.deadline = absl::FromChrono(context->deadline());
+  }
+  inference.is_cancelled = [context] { return context->IsCancelled(); };
+  if (inference.input_error.ok()) {
+    inference.input_error = ToRequestTensors(call.get(), &inference.inputs);
+  }
+
+  InferCall* raw_call = call.release();
+  InferenceCallbacks callbacks;
+  callbacks.on_outputs = [raw_call, response_body](const InferenceResult& result) {
+    inference::ModelInferResponse& response = raw_call->response;
+    response.set_model_name(result.model.name);
+    response.set_model_version(absl::StrCat(result.model.version));
+    response.set_id(raw_call->request.id());
+    for (int index : result.selected) {
+      auto* out = response.add_outputs();
+      out->set_name(result.model.signature.outputs[static_cast<size_t>(index)].name);
+      out->set_datatype(DatatypeName(result.outputs.dtype(static_cast<size_t>(index))));
+      for (int64_t d : result.outputs.shape(static_cast<size_t>(index))) out->add_shape(d);
+      const absl::string_view data = result.outputs.data(static_cast<size_t>(index));
+      response.add_raw_output_contents()->assign(data.data(), data.size());
+    }
+    return SerializeBody(response, response_body);
+  };
+  callbacks.on_done = [this, raw_call, reactor](const absl::Status& status) {
+    delete raw_call;
+    reactor->Finish(ToGrpcStatus(status));
+    in_flight_.fetch_sub(1);
+  };
+  engine_->Infer(std::move(inference), std::move(callbacks));
+  return reactor;
+}
+
+}  // namespace microbatch::v2

@@ -1,0 +1,77 @@
+// inference.GRPCInferenceService: the Open Inference Protocol (KServe v2)
+// over gRPC, on the same port and through the same request path (and
+// batches) as microbatch.v1.
+#ifndef MICROBATCH_SERVER_V2_GRPC_SERVICE_H_
+#define MICROBATCH_SERVER_V2_GRPC_SERVICE_H_
+
+#include <atomic>
+#include <functional>
+
+#include "inference/grpc_predict_v2.grpc.pb.h"
+#include "server/service/inference.h"
+
+namespace microbatch::v2 {
+
+// ModelInfer takes raw bytes and decodes them itself (a body that is not the
+// message is INVALID_ARGUMENT); the other methods are small typed calls.
+using GrpcServiceBase = inference::GRPCInferenceService::WithCallbackMethod_ServerLive<
+    inference::GRPCInferenceService::WithCallbackMethod_ServerReady<
+        inference::GRPCInferenceService::WithCallbackMethod_ModelReady<
+            inference::GRPCInferenceService::WithCallbackMethod_ServerMetadata<
+                inference::GRPCInferenceService::WithCallbackMethod_ModelMetadata<
+                    inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
+                        inference::GRPCInferenceService::Service>>>>>>;
+
+// Thread-safe. Every ModelInfer call is answered exactly once; errors carry
+// the same codes and messages as microbatch.v1 Predict.
+//
+// Inputs come either as raw_input_contents (one little-endian row-major
+// buffer per input, in order) or as typed contents (the field the datatype
+// names); outputs go back as raw_output_contents, in the order asked for
+// (every output of the model when none is named).
+class GrpcService final : public GrpcServiceBase {
+ public:
+  // `engine` is not owned and must outlive the service. `ready` says whether
+  // the server is ready (models loaded, not draining).
+  GrpcService(InferenceEngine* engine, std::function<bool()> ready)
+      : engine_(engine), ready_(std::move(ready)) {}
+
+  // From now on ModelInfer is answered UNAVAILABLE at once; accepted calls
+  // still finish.
+  void StopAccepting() { accepting_.store(false); }
+  // ModelInfer calls accepted and not yet answered.
+  int64_t in_flight() const { return in_flight_.load(); }
+
+  grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
+                                       const inference::ServerLiveRequest* request,
+                                       inference::ServerLiveResponse* response) override;
+  grpc::ServerUnaryReactor* ServerReady(grpc::CallbackServerContext* context,
+                                        const inference::ServerReadyRequest* request,
+                                        inference::ServerReadyResponse* response) override;
+  grpc::ServerUnaryReactor* ModelReady(grpc::CallbackServerContext* context,
+                                       const inference::ModelReadyRequest* request,
+                                       inference::ModelReadyResponse* response) override;
+  grpc::ServerUnaryReactor* ServerMetadata(grpc::CallbackServerContext* context,
+                                           const inference::ServerMetadataRequest* request,
+                                           inference::ServerMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* ModelMetadata(grpc::CallbackServerContext* context,
+                                          const inference::ModelMetadataRequest* request,
+                                          inference::ModelMetadataResponse* response) override;
+  grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
+                                       const grpc::ByteBuffer* request,
+                                       grpc::ByteBuffer* response) override;
+
+ private:
+  InferenceEngine* const engine_;
+  const std::function<bool()> ready_;
+  std::atomic<bool> accepting_{true};
+  std::atomic<int64_t> in_flight_{0};
+};
+
+// The name and version the server reports in ServerMetadata (and GET /v2).
+inline constexpr char kServerName[] = "microbatch";
+const char* ServerVersion();
+
+}  // namespace microbatch::v2
+
+#endif  // MICROBATCH_SERVER_V2_GRPC_SERVICE_H_

@@ -1,0 +1,265 @@
+#include "server/v2/rest_api.h"
+
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "rapidjson/stringbuffer.h"
+#include "rapidjson/writer.h"
+#include "server/core/text.h"
+#include "server/v2/datatype.h"
+#include "server/v2/grpc_service.h"
+#include "server/v2/json_tensors.h"
+
+namespace microbatch::v2 {
+namespace {
+
+constexpr char kJson[] = "application/json";
+
+HttpResponse Error(int status, absl::string_view message) {
+  HttpResponse response;
+  response.status = status;
+  response.content_type = kJson;
+  response.body = JsonErrorBody(message);
+  return response;
+}
+
+HttpResponse ErrorFor(const absl::Status& status) {
+  return Error(HttpStatusFor(status.code()), status.message());
+}
+
+HttpResponse Json(std::string body) {
+  HttpResponse response;
+  response.content_type = kJson;
+  response.body = std::move(body);
+  return response;
+}
+
+// A health answer: 200 when true, else `false_status`; no body.
+HttpResponse Health(bool ok, int false_status) {
+  HttpResponse response;
+  response.status = ok ? 200 : false_status;
+  return response;
+}
+
+HttpResponse MethodNotAllowed(const char* allowed) {
+  HttpResponse response = Error(405, absl::StrCat("use ", allowed, " on this path"));
+  response.headers.emplace_back("Allow", allowed);
+  return response;
+}
+
+bool IsGet(const HttpRequest& request) { return request.method == "GET" || request.method == "HEAD"; }
+
+void WriteString(rapidjson::Writer<rapidjson::StringBuffer>& writer, absl::string_view text) {
+  writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
+}
+
+std::string ServerMetadataJson() {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartObject();
+  writer.Key("name");
+  WriteString(writer, kServerName);
+  writer.Key("version");
+  WriteString(writer, ServerVersion());
+  writer.Key("extensions");
+  writer.StartArray();
+  WriteString(writer, "binary_tensor_data");
+  writer.EndArray();
+  writer.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+std::string ModelMetadataJson(const ServedModel& model, const std::vector<int64_t>& versions) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartObject();
+  writer.Key("name");
+  WriteString(writer, model.name);
+  writer.Key("versions");
+  writer.StartArray();
+  for (int64_t v : versions) WriteString(writer, absl::StrCat(v));
+  writer.EndArray();
+  writer.Key("platform");
+  WriteString(writer, PlatformName(model.plan.config.platform()));
+  auto tensors = [&](const char* key, const std::vector<TensorSpec>& specs) {
+    writer.Key(key);
+    writer.StartArray();
+    for (const TensorSpec& spec : specs) {
+      writer.StartObject();
+      writer.Key("name");
+      WriteString(writer, spec.name);
+      writer.Key("datatype");
+      WriteString(writer, DatatypeName(spec.dtype));
+      writer.Key("shape");
+      writer.StartArray();
+      for (int64_t d : spec.BatchedShape()) writer.Int64(d);
+      writer.EndArray();
+      writer.EndObject();
+    }
+    writer.EndArray();
+  };
+  tensors("inputs", model.signature.inputs);
+  tensors("outputs", model.signature.outputs);
+  writer.EndObject();
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+// One infer request between its arrival and its answer.
+struct RestCall {
+  std::string body;
+  JsonInferRequest parsed;
+  HttpResponse response;
+  HttpResponder respond;
+};
+
+}  // namespace
+
+int HttpStatusFor(absl::StatusCode code) {
+  switch (code) {
+    case absl::StatusCode::kOk: return 200;
+    case absl::StatusCode::kInvalidArgument:
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kOutOfRange: return 400;
+    case absl::StatusCode::kNotFound: return 404;
+    case absl::StatusCode::kResourceExhausted: return 429;
+    case absl::StatusCode::kUnavailable: return 503;
+    case absl::StatusCode::kDeadlineExceeded: return 504;
+    case absl::StatusCode::kUnimplemented: return 501;
+    default: return 500;
+  }
+}
+
+absl::Status RestApi::Register(HttpServer* http) {
+  return http->AddPrefixHandler("/v2", [this](HttpRequest request, HttpResponder respond) {
+    Handle(std::move(request), std::move(respond));
+  });
+}
+
+void RestApi::Handle(HttpRequest request, HttpResponder respond) {
+  const absl::string_view rest = absl::string_view(request.path).substr(3);  // after "/v2"
+  if (rest.empty() || rest == "/") {
+    if (!IsGet(request)) return respond(MethodNotAllowed("GET"));
+    return respond(Json(ServerMetadataJson()));
+  }
+  if (rest == "/health/live" || rest == "/health/ready") {
+    if (!IsGet(request)) return respond(MethodNotAllowed("GET"));
+    return respond(Health(rest == "/health/live" || ready_(), 400));
+  }
+  constexpr absl::string_view kModels = "/models/";
+  if (rest.substr(0, kModels.size()) != kModels) {
+    return respond(Error(404, absl::StrCat("no such endpoint: ", ClientText(request.path))));
+  }
+  std::vector<absl::string_view> parts = absl::StrSplit(rest.substr(kModels.size()), '/');
+  std::string version;
+  size_t next = 1;
+  if (parts.size() >= 3 && parts[1] == "versions") {
+    version = std::string(parts[2]);
+    next = 3;
+  }
+  const absl::string_view action = next < parts.size() ? parts[next] : absl::string_view();
+  if (parts[0].empty() || (version.empty() && next == 3) || next + 1 < parts.size() ||
+      (next < parts.size() && action != "ready" && action != "infer")) {
+    return respond(Error(404, absl::StrCat("no such endpoint: ", ClientText(request.path))));
+  }
+  absl::StatusOr<ModelSpec> spec = ParseModelSpec(parts[0], version);
+  if (!spec.ok()) return respond(ErrorFor(spec.status()));
+  if (action == "infer") {
+    if (request.method != "POST") return respond(MethodNotAllowed("POST"));
+    return Infer(std::move(request), std::move(*spec), std::move(respond));
+  }
+  if (!IsGet(request)) return respond(MethodNotAllowed("GET"));
+  absl::StatusOr<std::shared_ptr<ServedModel>> model = engine_->Find(*spec);
+  if (action == "ready") {
+    if (!model.ok()) return respond(Health(false, HttpStatusFor(model.status().code())));
+    return respond(Health(ready_(), 400));
+  }
+  if (!model.ok()) return respond(ErrorFor(model.status()));
+  absl::StatusOr<ModelRepository*> repository = engine_->Repository();
+  if (!repository.ok()) return respond(ErrorFor(repository.status()));
+  respond(Json(ModelMetadataJson(**model, (*repository)->Versions((*model)->name))));
+}
+
+void RestApi::Infer(HttpRequest request, ModelSpec spec, HttpResponder respond) {
+  const absl::Time received = absl::Now();
+  if (!accepting_.load()) {
+    const absl::Status status =
+        absl::UnavailableError("the server is shutting down; retry on another replica");
+    engine_->RecordRefused(RpcMethod::kRestInfer, status, received);
+    return respond(ErrorFor(status));
+  }
+  in_flight_.fetch_add(1);
+  auto* call = new RestCall;
+  call->body = std::move(request.body);
+  call->respond = std::move(respond);
+
+  size_t json_bytes = call->body.size();
+  absl::Status parsed = absl::OkStatus();
+  auto header = request.headers.find("inference-header-content-length");
+  if (header != request.headers.end()) {
+    uint64_t value = 0;
+    if (!absl::SimpleAtoi(header->second, &value) || value > call->body.size()) {
+      parsed = absl::InvalidArgumentError(absl::StrCat(
+          "Inference-Header-Content-Length '", ClientText(header->second),
+          "' is not a byte count within the body's ", call->body.size(), " bytes"));
+    } else {
+      json_bytes = static_cast<size_t>(value);
+    }
+  }
+  if (parsed.ok()) parsed = ParseInferRequest(call->body, json_bytes, &call->parsed);
+
+  InferenceRequest inference;
+  inference.method = RpcMethod::kRestInfer;
+  inference.model = std::move(spec);
+  inference.id = call->parsed.id;
+  inference.received = received;
+  inference.wire_bytes = static_cast<int64_t>(call->body.size());
+  inference.input_error = parsed;
+  if (parsed.ok()) {
+    inference.inputs = call->parsed.inputs;
+    inference.outputs = call->parsed.outputs;
+  }
+  InferenceCallbacks callbacks;
+  callbacks.on_outputs = [call](const InferenceResult& result) {
+    const JsonInferRequest& parsed = call->parsed;
+    std::vector<JsonOutput> outputs;
+    outputs.reserve(result.selected.size());
+    for (size_t k = 0; k < result.selected.size(); ++k) {
+      const size_t index = static_cast<size_t>(result.selected[k]);
+      JsonOutput output;
+      output.name = result.model.signature.outputs[index].name;
+      output.dtype = result.outputs.dtype(index);
+      output.shape = result.outputs.shape(index);
+      output.data = result.outputs.data(index);
+      output.binary = parsed.outputs.empty() ? parsed.binary_by_default : parsed.binary_outputs[k];
+      outputs.push_back(std::move(output));
+    }
+    EncodedResponse encoded = EncodeInferResponse(result.model.name, result.model.version,
+                                                  parsed.has_id ? &parsed.id : nullptr, outputs);
+    call->response.status = 200;
+    call->response.body = std::move(encoded.body);
+    if (encoded.has_binary) {
+      call->response.content_type = "application/octet-stream";
+      call->response.headers.emplace_back("Inference-Header-Content-Length",
+                                          absl::StrCat(encoded.json_bytes));
+    } else {
+      call->response.content_type = kJson;
+    }
+    return absl::OkStatus();
+  };
+  callbacks.on_done = [this, call](const absl::Status& status) {
+    HttpResponse response = status.ok() ? std::move(call->response) : ErrorFor(status);
+    HttpResponder respond = std::move(call->respond);
+    delete call;
+    respond(std::move(response));
+    in_flight_.fetch_sub(1);
+  };
+  engine_->Infer(std::move(inference), std::move(callbacks));
+}
+
+}  // namespace microbatch::v2

@@ -1,0 +1,65 @@
+// The Open Inference Protocol (KServe v2) over HTTP/JSON, on the server's
+// HTTP port, through the same request path (and batches) as gRPC:
+//
+//   GET  /v2                                          server metadata
+//   GET  /v2/health/live, /v2/health/ready            200, or 400 when not ready
+//   GET  /v2/models/{name}[/versions/{v}]             model metadata
+//   GET  /v2/models/{name}[/versions/{v}]/ready       200, 400 not ready, 404 unknown
+//   POST /v2/models/{name}[/versions/{v}]/infer       inference
+//
+// Infer bodies are JSON ({"id", "parameters", "inputs": [{"name", "shape",
+// "datatype", "data"}], "outputs": [{"name", "parameters"}]}, data flat or
+// nested, row-major), or JSON followed by binary tensor data as Triton's
+// binary tensor data extension has it (header Inference-Header-Content-Length,
+// input parameter binary_data_size; output parameter binary_data or request
+// parameter binary_data_output asks for binary outputs). Errors are
+// {"error": "message"} with 400 (bad request), 404 (unknown model, version
+// or path), 405 (wrong method), 413 (body over the limit), 429 (overloaded),
+// 503 (not ready, shutting down), 504 (deadline) or 500.
+#ifndef MICROBATCH_SERVER_V2_REST_API_H_
+#define MICROBATCH_SERVER_V2_REST_API_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+
+#include "absl/status/status.h"
+#include "server/http/http_server.h"
+#include "server/service/inference.h"
+
+namespace microbatch::v2 {
+
+// The HTTP status that stands for `code` in a REST answer.
+int HttpStatusFor(absl::StatusCode code);
+
+// Thread-safe. Every request is answered exactly once.
+class RestApi {
+ public:
+  // `engine` is not owned and must outlive the API's requests. `ready` says
+  // whether the server is ready (models loaded, not draining).
+  RestApi(InferenceEngine* engine, std::function<bool()> ready)
+      : engine_(engine), ready_(std::move(ready)) {}
+
+  // Serves the paths under /v2 on `http` (before http->Start()).
+  absl::Status Register(HttpServer* http);
+  // From now on infer requests are answered 503 at once; accepted ones
+  // still finish.
+  void StopAccepting() { accepting_.store(false); }
+  // Infer requests accepted and not yet answered.
+  int64_t in_flight() const { return in_flight_.load(); }
+
+  // Answers one request under /v2 (what Register installs).
+  void Handle(HttpRequest request, HttpResponder respond);
+
+ private:
+  void Infer(HttpRequest request, ModelSpec spec, HttpResponder respond);
+
+  InferenceEngine* const engine_;
+  const std::function<bool()> ready_;
+  std::atomic<bool> accepting_{true};
+  std::atomic<int64_t> in_flight_{0};
+};
+
+}  // namespace microbatch::v2
+
+#endif  // MICROBATCH_SERVER_V2_REST_API_H_

@@ -1,0 +1,493 @@
+// inference.GRPCInferenceService (KServe v2) through a real gRPC channel:
+// every RPC, every datatype byte-exact, raw and typed contents, v1 and v2
+// requests in one batch, and every bad input with its code and message.
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <thread>
+
+#include <grpcpp/generic/generic_stub.h>
+
+#include "absl/strings/ascii.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/server/http_get.h"
+#include "tests/server/metrics_text.h"
+#include "tests/v2/v2_server.h"
+#include "tests/v2/v2_test_util.h"
+
+namespace microbatch {
+namespace {
+
+using ::microbatch::testing::Fp32Tensor;
+using ::microbatch::testing::HttpGet;
+using ::microbatch::testing::InferenceStub;
+using ::microbatch::testing::Sample;
+using ::microbatch::testing::V2Datatypes;
+using ::microbatch::testing::V2Server;
+using ::microbatch::testing::V2Stub;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+size_t SizeOf(const std::string& dtype) {
+  if (dtype == "FP64" || dtype == "INT64") return 8;
+  if (dtype == "FP32" || dtype == "INT32") return 4;
+  if (dtype == "FP16" || dtype == "BF16" || dtype == "INT16") return 2;
+  return 1;
+}
+
+// Random bytes that are valid values of `dtype` (BOOL: 0 or 1).
+std::string RandomBytes(const std::string& dtype, size_t elements, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::string bytes(elements * SizeOf(dtype), '\0');
+  for (char& c : bytes) c = static_cast<char>(rng() & 0xff);
+  if (dtype == "BOOL") {
+    for (char& c : bytes) c = static_cast<char>(c & 1);
+  }
+  return bytes;
+}
+
+class V2GrpcTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new V2Server("v2_grpc_test", 4); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+
+  static grpc::Status Infer(const inference::ModelInferRequest& request,
+                            inference::ModelInferResponse* response) {
+    auto stub = V2Stub(server_->grpc_port());
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    return stub->ModelInfer(&context, request, response);
+  }
+
+  static inference::ModelInferRequest MlpRequest(const std::vector<float>& values, int64_t rows) {
+    inference::ModelInferRequest request;
+    request.set_model_name("mlp");
+    auto* input = request.add_inputs();
+    input->set_name("x");
+    input->set_datatype("FP32");
+    input->add_shape(rows);
+    input->add_shape(16);
+    request.add_raw_input_contents(reinterpret_cast<const char*>(values.data()),
+                                   values.size() * sizeof(float));
+    return request;
+  }
+
+  // The call's status, expected non-OK with `code` and a message holding
+  // `text`.
+  static void ExpectError(const inference::ModelInferRequest& request, grpc::StatusCode code,
+                          const std::string& text) {
+    inference::ModelInferResponse response;
+    grpc::Status status = Infer(request, &response);
+    EXPECT_EQ(status.error_code(), code) << status.error_message();
+    EXPECT_THAT(status.error_message(), HasSubstr(text));
+  }
+
+  static V2Server* server_;
+};
+
+V2Server* V2GrpcTest::server_ = nullptr;
+
+std::vector<float> Values(size_t n, float scale) {
+  std::vector<float> values(n);
+  for (size_t i = 0; i < n; ++i) values[i] = std::sin(static_cast<float>(i) * scale);
+  return values;
+}
+
+TEST_F(V2GrpcTest, HealthAndServerMetadata) {
+  auto stub = V2Stub(server_->grpc_port());
+  {
+    grpc::ClientContext context;
+    inference::ServerLiveResponse response;
+    ASSERT_TRUE(stub->ServerLive(&context, {}, &response).ok());
+    EXPECT_TRUE(response.live());
+  }
+  {
+    grpc::ClientContext context;
+    inference::ServerReadyResponse response;
+    ASSERT_TRUE(stub->ServerReady(&context, {}, &response).ok());
+    EXPECT_TRUE(response.ready());
+  }
+  {
+    grpc::ClientContext context;
+    inference::ServerMetadataResponse response;
+    ASSERT_TRUE(stub->ServerMetadata(&context, {}, &response).ok());
+    EXPECT_EQ(response.name(), "microbatch");
+    EXPECT_FALSE(response.version().empty());
+  }
+}
+
+TEST_F(V2GrpcTest, ModelReadyForKnownAndUnknownModelsAndVersions) {
+  auto stub = V2Stub(server_->grpc_port());
+  auto ready = [&](const std::string& name, const std::string& version) {
+    grpc::ClientContext context;
+    inference::ModelReadyRequest request;
+    request.set_name(name);
+    request.set_version(version);
+    inference::ModelReadyResponse response;
+    grpc::Status status = stub->ModelReady(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response.ready();
+  };
+  EXPECT_TRUE(ready("mlp", ""));
+  EXPECT_TRUE(ready("mlp", "1"));
+  EXPECT_FALSE(ready("mlp", "2"));
+  EXPECT_FALSE(ready("nope", ""));
+  EXPECT_FALSE(ready("mlp", "stable"));  // no such label
+}
+
+TEST_F(V2GrpcTest, ModelMetadataDescribesTensorsInV2Terms) {
+  auto stub = V2Stub(server_->grpc_port());
+  grpc::ClientContext context;
+  inference::ModelMetadataRequest request;
+  request.set_name("mlp");
+  inference::ModelMetadataResponse response;
+  ASSERT_TRUE(stub->ModelMetadata(&context, request, &response).ok());
+  EXPECT_EQ(response.name(), "mlp");
+  EXPECT_THAT(response.versions(), ElementsAre("1"));
+  EXPECT_EQ(response.platform(), "pytorch_libtorch");
+  ASSERT_EQ(response.inputs_size(), 1);
+  EXPECT_EQ(response.inputs(0).name(), "x");
+  EXPECT_EQ(response.inputs(0).datatype(), "FP32");
+  EXPECT_THAT(response.inputs(0).shape(), ElementsAre(-1, 16));
+  ASSERT_EQ(response.outputs_size(), 2);
+  EXPECT_EQ(response.outputs(0).name(), "logits");
+  EXPECT_THAT(response.outputs(1).shape(), ElementsAre(-1, 4));
+
+  grpc::ClientContext unknown_context;
+  request.set_name("nope");
+  grpc::Status status = stub->ModelMetadata(&unknown_context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("'nope' is not served"));
+
+  grpc::ClientContext int8_context;
+  request.set_name("id_int8");
+  ASSERT_TRUE(stub->ModelMetadata(&int8_context, request, &response).ok());
+  EXPECT_EQ(response.inputs(0).datatype(), "INT8");
+}
+
+TEST_F(V2GrpcTest, ModelInferMatchesPredictExactlyAndEchoesId) {
+  const std::vector<float> values = Values(3 * 16, 0.37f);
+  inference::ModelInferRequest request = MlpRequest(values, 3);
+  request.set_id("request-7");
+  inference::ModelInferResponse response;
+  grpc::Status status = Infer(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.model_name(), "mlp");
+  EXPECT_EQ(response.model_version(), "1");
+  EXPECT_EQ(response.id(), "request-7");
+  ASSERT_EQ(response.outputs_size(), 2);
+  ASSERT_EQ(response.raw_output_contents_size(), 2);
+  EXPECT_EQ(response.outputs(0).name(), "logits");
+  EXPECT_EQ(response.outputs(0).datatype(), "FP32");
+  EXPECT_THAT(response.outputs(0).shape(), ElementsAre(3, 4));
+  EXPECT_EQ(response.raw_output_contents(0).size(), 3 * 4 * sizeof(float));
+
+  v1::PredictRequest v1_request;
+  v1_request.set_model("mlp");
+  *v1_request.add_inputs() = Fp32Tensor("x", {3, 16}, values);
+  v1::PredictResponse v1_response;
+  grpc::ClientContext context;
+  ASSERT_TRUE(InferenceStub(server_->grpc_port())->Predict(&context, v1_request, &v1_response).ok());
+  EXPECT_EQ(response.raw_output_contents(0), v1_response.outputs(0).data());
+  EXPECT_EQ(response.raw_output_contents(1), v1_response.outputs(1).data());
+}
+
+TEST_F(V2GrpcTest, TypedContentsGiveTheSameAnswerAsRaw) {
+  const std::vector<float> values = Values(2 * 16, 1.3f);
+  inference::ModelInferRequest raw = MlpRequest(values, 2);
+  inference::ModelInferRequest typed = raw;
+  typed.clear_raw_input_contents();
+  for (float v : values) typed.mutable_inputs(0)->mutable_contents()->add_fp32_contents(v);
+  inference::ModelInferResponse raw_response, typed_response;
+  ASSERT_TRUE(Infer(raw, &raw_response).ok());
+  grpc::Status status = Infer(typed, &typed_response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(raw_response.raw_output_contents(0), typed_response.raw_output_contents(0));
+  EXPECT_EQ(raw_response.raw_output_contents(1), typed_response.raw_output_contents(1));
+}
+
+TEST_F(V2GrpcTest, EveryDatatypeRoundTripsByteExactRaw) {
+  for (const std::string& dtype : V2Datatypes()) {
+    SCOPED_TRACE(dtype);
+    const std::string bytes = RandomBytes(dtype, 3 * 5, 7);
+    inference::ModelInferRequest request;
+    request.set_model_name("id_" + absl::AsciiStrToLower(dtype));
+    auto* input = request.add_inputs();
+    input->set_name("x");
+    input->set_datatype(dtype);
+    input->add_shape(3);
+    input->add_shape(5);
+    request.add_raw_input_contents(bytes);
+    inference::ModelInferResponse response;
+    grpc::Status status = Infer(request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    ASSERT_EQ(response.outputs_size(), 1);
+    EXPECT_EQ(response.outputs(0).datatype(), dtype);
+    EXPECT_THAT(response.outputs(0).shape(), ElementsAre(3, 5));
+    EXPECT_EQ(response.raw_output_contents(0), bytes);
+  }
+}
+
+TEST_F(V2GrpcTest, EveryTypedFieldDecodesToTheSameBytes) {
+  struct Case {
+    std::string dtype;
+    std::function<void(inference::InferTensorContents*)> fill;
+    std::string expected;  // little-endian bytes
+  };
+  auto bytes_of = [](auto... v) {
+    std::string out;
+    ((out.append(reinterpret_cast<const char*>(&v), sizeof(v))), ...);
+    return out;
+  };
+  const std::vector<Case> cases = {
+      {"FP32", [](auto* c) { c->add_fp32_contents(1.5f); c->add_fp32_contents(-0.25f); },
+       bytes_of(1.5f, -0.25f)},
+      {"FP64", [](auto* c) { c->add_fp64_contents(1e300); c->add_fp64_contents(-2.0); },
+       bytes_of(1e300, -2.0)},
+      {"INT64", [](auto* c) { c->add_int64_contents(int64_t{1} << 40); c->add_int64_contents(-3); },
+       bytes_of(int64_t{1} << 40, int64_t{-3})},
+      {"INT32", [](auto* c) { c->add_int_contents(-70000); c->add_int_contents(5); },
+       bytes_of(int32_t{-70000}, int32_t{5})},
+      {"INT16", [](auto* c) { c->add_int_contents(-300); c->add_int_contents(32767); },
+       bytes_of(int16_t{-300}, int16_t{32767})},
+      {"INT8", [](auto* c) { c->add_int_contents(-128); c->add_int_contents(127); },
+       bytes_of(int8_t{-128}, int8_t{127})},
+      {"UINT8", [](auto* c) { c->add_uint_contents(255); c->add_uint_contents(0); },
+       bytes_of(uint8_t{255}, uint8_t{0})},
+      {"BOOL", [](auto* c) { c->add_bool_contents(true); c->add_bool_contents(false); },
+       bytes_of(uint8_t{1}, uint8_t{0})},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.dtype);
+    inference::ModelInferRequest request;
+    request.set_model_name("id_" + absl::AsciiStrToLower(c.dtype));
+    auto* input = request.add_inputs();
+    input->set_name("x");
+    input->set_datatype(c.dtype);
+    input->add_shape(1);
+    input->add_shape(2);
+    c.fill(input->mutable_contents());
+    inference::ModelInferResponse response;
+    grpc::Status status = Infer(request, &response);
+    ASSERT_TRUE(status.ok()) << status.error_message();
+    EXPECT_EQ(response.raw_output_contents(0), c.expected);
+  }
+}
+
+TEST_F(V2GrpcTest, RequestedOutputsComeBackInTheAskedOrder) {
+  inference::ModelInferRequest request;
+  request.set_model_name("pair");
+  for (const char* name : {"a", "b"}) {
+    auto* input = request.add_inputs();
+    input->set_name(name);
+    input->set_datatype("FP32");
+    input->add_shape(1);
+    input->add_shape(2);
+  }
+  const float a[] = {1, 2}, b[] = {3, 4};
+  request.add_raw_input_contents(reinterpret_cast<const char*>(a), sizeof(a));
+  request.add_raw_input_contents(reinterpret_cast<const char*>(b), sizeof(b));
+  request.add_outputs()->set_name("product");
+  request.add_outputs()->set_name("sum");
+  inference::ModelInferResponse response;
+  ASSERT_TRUE(Infer(request, &response).ok());
+  ASSERT_EQ(response.outputs_size(), 2);
+  EXPECT_EQ(response.outputs(0).name(), "product");
+  EXPECT_EQ(response.outputs(1).name(), "sum");
+  const float product[] = {3, 8}, sum[] = {4, 6};
+  EXPECT_EQ(response.raw_output_contents(0), std::string(reinterpret_cast<const char*>(product), 8));
+  EXPECT_EQ(response.raw_output_contents(1), std::string(reinterpret_cast<const char*>(sum), 8));
+}
+
+TEST_F(V2GrpcTest, VersionStringsSelectVersions) {
+  inference::ModelInferRequest request = MlpRequest(Values(16, 1.0f), 1);
+  inference::ModelInferResponse response;
+  request.set_model_version("1");
+  ASSERT_TRUE(Infer(request, &response).ok());
+  EXPECT_EQ(response.model_version(), "1");
+  request.set_model_version("2");
+  ExpectError(request, grpc::StatusCode::NOT_FOUND, "has no served version 2");
+  request.set_model_version("0");
+  ExpectError(request, grpc::StatusCode::INVALID_ARGUMENT, "neither a positive version number");
+  request.set_model_version("-1");
+  ExpectError(request, grpc::StatusCode::INVALID_ARGUMENT, "neither a positive version number");
+  request.set_model_version("canary");
+  ExpectError(request, grpc::StatusCode::NOT_FOUND, "no version label 'canary'");
+}
+
+TEST_F(V2GrpcTest, BadInputsGetClearErrors) {
+  const std::vector<float> row = Values(16, 0.5f);
+  inference::ModelInferRequest good = MlpRequest(row, 1);
+
+  inference::ModelInferRequest r = good;
+  r.mutable_inputs(0)->set_datatype("FLOAT");
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "input 'x': unknown datatype 'FLOAT'");
+
+  r = good;
+  r.mutable_inputs(0)->set_datatype("UINT32");
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "datatype UINT32 is not taken");
+
+  r = good;
+  r.mutable_inputs(0)->set_datatype("BYTES");
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "datatype BYTES is not taken");
+
+  r = good;
+  r.mutable_inputs(0)->set_datatype("INT32");
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "input 'x': expected dtype FP32, got INT32");
+
+  r = good;
+  r.mutable_inputs(0)->set_shape(1, 15);
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "input 'x'");
+
+  r = good;  // shape right, bytes short
+  r.mutable_raw_input_contents(0)->resize(15 * sizeof(float));
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "input 'x'");
+
+  r = good;  // raw and typed both
+  r.mutable_inputs(0)->mutable_contents()->add_fp32_contents(1.0f);
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT,
+              "both raw_input_contents and contents are set");
+
+  r = good;  // two raw buffers for one input
+  r.add_raw_input_contents("xxxx");
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "raw_input_contents has 2 buffers for 1 inputs");
+
+  r = good;  // typed, wrong field
+  r.clear_raw_input_contents();
+  for (int i = 0; i < 16; ++i) r.mutable_inputs(0)->mutable_contents()->add_int64_contents(i);
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT,
+              "datatype FP32 takes its values in contents.fp32_contents, got contents.int64_contents");
+
+  r = good;  // no data at all
+  r.clear_raw_input_contents();
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "input 'x'");
+
+  r = good;
+  r.set_model_name("nope");
+  ExpectError(r, grpc::StatusCode::NOT_FOUND, "model 'nope' is not served");
+
+  r = good;
+  r.add_outputs()->set_name("nope");
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "nope");
+
+  r = good;
+  r.mutable_inputs(0)->set_name("y");
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "'y'");
+
+  inference::ModelInferRequest int8;
+  int8.set_model_name("id_int8");
+  auto* input = int8.add_inputs();
+  input->set_name("x");
+  input->set_datatype("INT8");
+  input->add_shape(1);
+  input->add_shape(1);
+  input->mutable_contents()->add_int_contents(300);
+  ExpectError(int8, grpc::StatusCode::INVALID_ARGUMENT, "value 300 at index 0 does not fit INT8");
+
+  inference::ModelInferRequest fp16;
+  fp16.set_model_name("id_fp16");
+  input = fp16.add_inputs();
+  input->set_name("x");
+  input->set_datatype("FP16");
+  input->add_shape(1);
+  input->add_shape(1);
+  input->mutable_contents()->add_fp32_contents(1.0f);
+  ExpectError(fp16, grpc::StatusCode::INVALID_ARGUMENT,
+              "FP16 has no typed contents field; send its bytes in raw_input_contents");
+}
+
+TEST_F(V2GrpcTest, UndecodableBodyIsInvalidArgument) {
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  const std::string junk = "\xff\xff\xff\xff not a message";
+  grpc::Slice slice(junk);
+  grpc::ByteBuffer request(&slice, 1), response;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool done = false;
+  grpc::Status status;
+  stub.UnaryCall(&context, "/inference.GRPCInferenceService/ModelInfer", grpc::StubOptions(),
+                 &request, &response, [&](grpc::Status s) {
+                   std::lock_guard<std::mutex> lock(mu);
+                   status = s;
+                   done = true;
+                   cv.notify_one();
+                 });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return done; });
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_F(V2GrpcTest, BadRequestsDoNotDisturbGoodOnesInTheSameBatch) {
+  constexpr int kCallers = 16;
+  std::vector<std::thread> threads;
+  std::atomic<int> good_ok{0}, bad_refused{0};
+  for (int c = 0; c < kCallers; ++c) {
+    threads.emplace_back([&, c] {
+      const std::vector<float> row = Values(16, 0.1f * static_cast<float>(c + 1));
+      for (int round = 0; round < 10; ++round) {
+        inference::ModelInferRequest request = MlpRequest(row, 1);
+        if (c % 2 == 1) request.mutable_raw_input_contents(0)->resize(7);
+        inference::ModelInferResponse response;
+        grpc::Status status = Infer(request, &response);
+        if (c % 2 == 0 && status.ok() && response.raw_output_contents_size() == 2) good_ok++;
+        if (c % 2 == 1 && status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) bad_refused++;
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(good_ok.load(), kCallers / 2 * 10);
+  EXPECT_EQ(bad_refused.load(), kCallers / 2 * 10);
+}
+
+TEST_F(V2GrpcTest, V1AndV2RequestsShareOneBatch) {
+  // "mixed" closes a batch at 2 rows or after 5 s: a v1 and a v2 request
+  // sent together make one batch of 2.
+  const std::string series = "microbatch_batches_total{model=\"mixed\",version=\"1\"}";
+  const std::string rows = "microbatch_inference_rows_total{model=\"mixed\",version=\"1\"}";
+  const std::string before = HttpGet(server_->http_port(), "/metrics").body;
+  const double batches_before = std::max(0.0, Sample(before, series));
+  const double rows_before = std::max(0.0, Sample(before, rows));
+  const float a[] = {1, 2, 3}, b[] = {4, 5, 6};
+  v1::PredictResponse v1_response;
+  grpc::Status v1_status;
+  std::thread v1_call([&] {
+    v1::PredictRequest request;
+    request.set_model("mixed");
+    *request.add_inputs() = Fp32Tensor("x", {1, 3}, {a[0], a[1], a[2]});
+    grpc::ClientContext context;
+    v1_status = InferenceStub(server_->grpc_port())->Predict(&context, request, &v1_response);
+  });
+  inference::ModelInferRequest request;
+  request.set_model_name("mixed");
+  auto* input = request.add_inputs();
+  input->set_name("x");
+  input->set_datatype("FP32");
+  input->add_shape(1);
+  input->add_shape(3);
+  request.add_raw_input_contents(reinterpret_cast<const char*>(b), sizeof(b));
+  inference::ModelInferResponse response;
+  const auto start = std::chrono::steady_clock::now();
+  grpc::Status status = Infer(request, &response);
+  v1_call.join();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_TRUE(v1_status.ok()) << v1_status.error_message();
+  EXPECT_EQ(response.raw_output_contents(0), std::string(reinterpret_cast<const char*>(b), sizeof(b)));
+  EXPECT_EQ(v1_response.outputs(0).data(), std::string(reinterpret_cast<const char*>(a), sizeof(a)));
+  // Both answered well before the 5 s timeout: the batch closed on size.
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
+  const std::string after = HttpGet(server_->http_port(), "/metrics").body;
+  EXPECT_EQ(Sample(after, series) - batches_before, 1);
+  EXPECT_EQ(Sample(after, rows) - rows_before, 2);
+  EXPECT_GE(Sample(after, "microbatch_requests_total{model=\"mixed\",version=\"1\",method=\"ModelInfer\",code=\"OK\"}"), 1);
+  EXPECT_GE(Sample(after, "microbatch_requests_total{model=\"mixed\",version=\"1\",method=\"Predict\",code=\"OK\"}"), 1);
+}
+
+}  // namespace
+}  // namespace microbatch
