@@ -3,14 +3,18 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <charconv>
 #include <cfloat>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <optional>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "client/tensor_json.h"
 
@@ -74,11 +78,98 @@ int64_t LoadInteger(DType dtype, const char* data, size_t index) {
   }
 }
 
+// A binary floating-point format narrower than double.
+struct FloatFormat {
+  int precision;      // significand bits, the implicit one included
+  int min_exponent;   // exponent of the smallest normal number
+  double max_finite;
+};
+
+const FloatFormat* FormatOf(DType dtype) {
+  static constexpr FloatFormat kFp32{24, -126, 3.4028234663852886e38};
+  static constexpr FloatFormat kFp16{11, -14, 65504.0};
+  static constexpr FloatFormat kBf16{8, -126, 3.3895313892515355e38};
+  switch (dtype) {
+    case DType::kFloat32: return &kFp32;
+    case DType::kFloat16: return &kFp16;
+    case DType::kBFloat16: return &kBf16;
+    default: return nullptr;
+  }
+}
+
+// `d` rounded once, to nearest even, to `format` (infinity beyond its
+// range): straight from the double, not through FP32, so FP16 and BF16 are
+// not rounded twice.
+double RoundTo(const FloatFormat& format, double d) {
+  if (!std::isfinite(d) || d == 0) return d;
+  int exponent;
+  std::frexp(d, &exponent);  // d = m * 2^exponent, 0.5 <= |m| < 1
+  const int e = std::max(exponent - 1, format.min_exponent);
+  const double quantum = std::ldexp(1.0, e - (format.precision - 1));
+  const double r = std::nearbyint(d / quantum) * quantum;  // exact scaling by a power of two
+  if (std::fabs(r) > format.max_finite) return std::copysign(std::numeric_limits<double>::infinity(), d);
+  return r;
+}
+
+// The shortest "%.*g" text of `value` (a value of `format`) that rounds back
+// to it.
+std::string ShortestText(const FloatFormat& format, double value) {
+  char text[40];
+  for (int digits = 1; digits <= 17; ++digits) {
+    std::snprintf(text, sizeof(text), "%.*g", digits, value);
+    if (RoundTo(format, std::strtod(text, nullptr)) == value) break;
+  }
+  return text;
+}
+
+// The value of `format` next to `r` (one of its values), upwards or down.
+double Neighbour(const FloatFormat& format, double r, bool up) {
+  const double smallest = std::ldexp(1.0, format.min_exponent - (format.precision - 1));
+  if (r == 0) return up ? smallest : -smallest;
+  const bool away_from_zero = up == (r > 0);
+  const double magnitude = std::fabs(r);
+  int exponent;
+  std::frexp(magnitude, &exponent);  // magnitude in [2^(exponent-1), 2^exponent)
+  const int e = std::max(exponent - 1, format.min_exponent);
+  const double quantum = std::ldexp(1.0, e - (format.precision - 1));
+  double next;
+  if (away_from_zero) {
+    next = magnitude + quantum;
+  } else {
+    // Just below a normal power of two the spacing is half as wide.
+    const bool power_of_two = magnitude == std::ldexp(1.0, exponent - 1);
+    next = power_of_two && exponent - 1 > format.min_exponent ? magnitude - quantum / 2 : magnitude - quantum;
+  }
+  return std::copysign(next, r);
+}
+
+// The value of `format` that a JSON number parsed as the double `d` stands
+// for. A server writes either a value's exact decimal (then d is the value)
+// or its shortest decimal, which rounds to the value directly but may round
+// to a double that lies exactly halfway between it and a neighbour; then the
+// neighbour whose own shortest text parses to `d` is not the one meant.
+double NarrowFloat(const FloatFormat& format, double d) {
+  const double r = RoundTo(format, d);
+  if (r == d || !std::isfinite(r)) return r;
+  // d is exactly between r and its neighbour towards d?
+  const double other = Neighbour(format, r, d > r);
+  if ((r + other) / 2 != d) return r;
+  if (std::strtod(ShortestText(format, r).c_str(), nullptr) == d) return r;
+  if (std::fabs(other) <= format.max_finite && std::strtod(ShortestText(format, other).c_str(), nullptr) == d) {
+    return other;
+  }
+  return r;
+}
+
 // Stores a floating-point value; false when a finite value is beyond the
-// dtype's range (FP16 and BF16 round through FP32, whose range they share or
-// that FloatToHalf saturates to infinity).
+// dtype's range.
 bool PutFloat(DType dtype, double v, char* data, size_t index) {
-  if (dtype != DType::kFloat64 && std::isfinite(v) && std::fabs(v) > FLT_MAX) return false;
+  const FloatFormat* format = FormatOf(dtype);
+  if (format != nullptr) {
+    const double narrowed = NarrowFloat(*format, v);
+    if (std::isfinite(v) && !std::isfinite(narrowed)) return false;
+    v = narrowed;  // exact in the dtype: StoreElement does not round again
+  }
   StoreElement(dtype, v, data, index);
   return true;
 }
@@ -201,12 +292,77 @@ std::string PercentEncode(absl::string_view segment) {
   return out;
 }
 
-// Element `index` of a tensor as the JSON value that decodes to the same bits.
-nlohmann::json ElementJson(DType dtype, const char* data, size_t index) {
-  if (dtype == DType::kBool) return Load<uint8_t>(data, index) != 0;
-  if (IsFloat(dtype)) return ElementAsDouble(dtype, data, index);  // exact: every such value is a double
-  if (dtype == DType::kUInt8) return static_cast<uint64_t>(Load<uint8_t>(data, index));
-  return LoadInteger(dtype, data, index);
+template <typename T>
+void AppendShortest(std::string* out, T v) {
+  if (std::isnan(v)) {
+    out->append("NaN");
+  } else if (std::isinf(v)) {
+    out->append(v > 0 ? "Infinity" : "-Infinity");
+  } else if (v == 0 && std::signbit(v)) {
+    out->append("-0.0");  // "-0" reads as the integer 0 in many parsers
+  } else {
+    char text[64];
+    const auto result = std::to_chars(text, text + sizeof(text), v);
+    out->append(text, static_cast<size_t>(result.ptr - text));
+  }
+}
+
+// Appends element `index` of a tensor as the JSON text that parses back to
+// the same bits: integers as integers, BOOL as true/false, FP64 as the
+// shortest text of the double, FP32 (and FP16, BF16, whose values are FP32
+// values) as the shortest text of the float, non-finite values as the bare
+// tokens NaN, Infinity and -Infinity.
+void AppendElement(std::string* out, DType dtype, const char* data, size_t index) {
+  switch (dtype) {
+    case DType::kBool: out->append(Load<uint8_t>(data, index) != 0 ? "true" : "false"); return;
+    case DType::kFloat64: return AppendShortest(out, Load<double>(data, index));
+    case DType::kFloat32:
+    case DType::kFloat16:
+    case DType::kBFloat16: return AppendShortest(out, static_cast<float>(ElementAsDouble(dtype, data, index)));
+    default: absl::StrAppend(out, LoadInteger(dtype, data, index)); return;
+  }
+}
+
+// `body` made digestible for a strict JSON parser that keeps no number
+// text: outside strings, the bare tokens NaN, Infinity and -Infinity (which
+// Python's json, RapidJSON's kParseNanAndInfFlag and microbatch-server
+// write) become the strings "NaN", "Infinity" and "-Infinity", and the
+// number -0 becomes -0.0 (as an integer its sign would be lost).
+std::string NormalizeJsonNumbers(absl::string_view body) {
+  std::string out;
+  out.reserve(body.size() + 16);
+  bool in_string = false;
+  for (size_t i = 0; i < body.size(); ++i) {
+    const char c = body[i];
+    if (in_string) {
+      out.push_back(c);
+      if (c == '\\' && i + 1 < body.size()) {
+        out.push_back(body[++i]);
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') in_string = true;
+    bool replaced = false;
+    for (absl::string_view token : {"NaN", "Infinity", "-Infinity"}) {
+      if (body.substr(i, token.size()) == token) {
+        absl::StrAppend(&out, "\"", token, "\"");
+        i += token.size() - 1;
+        replaced = true;
+        break;
+      }
+    }
+    if (!replaced && c == '-' && body.substr(i, 2) == "-0" &&
+        (i + 2 == body.size() || !(absl::ascii_isdigit(body[i + 2]) || body[i + 2] == '.' ||
+                                   body[i + 2] == 'e' || body[i + 2] == 'E'))) {
+      out.append("-0.0");
+      ++i;
+      replaced = true;
+    }
+    if (!replaced) out.push_back(c);
+  }
+  return out;
 }
 
 void FlattenJson(const nlohmann::json& value, std::vector<const nlohmann::json*>* out) {
@@ -258,7 +414,14 @@ bool StoreJson(DType dtype, const nlohmann::json& value, char* data, size_t inde
 }
 
 absl::StatusOr<nlohmann::json> ParseJsonBody(absl::string_view body, const char* what) {
-  nlohmann::json json = nlohmann::json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  nlohmann::json json;
+  if (body.find("NaN") != absl::string_view::npos || body.find("Infinity") != absl::string_view::npos ||
+      body.find("-0") != absl::string_view::npos) {
+    const std::string quoted = NormalizeJsonNumbers(body);
+    json = nlohmann::json::parse(quoted, nullptr, /*allow_exceptions=*/false);
+  } else {
+    json = nlohmann::json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  }
   if (json.is_discarded() || !json.is_object()) {
     return absl::InternalError(absl::StrCat(what, ": the answer is not a JSON object"));
   }
@@ -483,34 +646,38 @@ std::string RestInferPath(absl::string_view model, absl::string_view version) {
 }
 
 absl::StatusOr<std::string> BuildRestInferBody(const InferRequestSpec& spec) {
-  nlohmann::json body = nlohmann::json::object();
-  if (!spec.id.empty()) body["id"] = spec.id;
-  nlohmann::json& inputs = body["inputs"] = nlohmann::json::array();
+  size_t bytes = 64;
   for (const v1::Tensor& tensor : spec.inputs) {
     if (absl::Status s = CheckTensor(tensor); !s.ok()) return s;
+    bytes += 96 + tensor.name().size() + tensor.data().size() * 6;
+  }
+  std::string body;
+  body.reserve(bytes);
+  body.push_back('{');
+  if (!spec.id.empty()) absl::StrAppend(&body, "\"id\":", nlohmann::json(spec.id).dump(), ",");
+  body.append("\"inputs\":[");
+  for (size_t t = 0; t < spec.inputs.size(); ++t) {
+    const v1::Tensor& tensor = spec.inputs[t];
     const DType dtype = static_cast<DType>(tensor.dtype());
+    absl::StrAppend(&body, t ? "," : "", "{\"name\":", nlohmann::json(tensor.name()).dump(), ",\"shape\":[",
+                    absl::StrJoin(tensor.shape(), ","), "],\"datatype\":\"", DTypeName(dtype), "\",\"data\":[");
     const size_t count = tensor.data().size() / DTypeSize(dtype);
-    nlohmann::json data = nlohmann::json::array();
-    data.get_ref<nlohmann::json::array_t&>().reserve(count);
     for (size_t i = 0; i < count; ++i) {
-      nlohmann::json element = ElementJson(dtype, tensor.data().data(), i);
-      if (element.is_number_float() && !std::isfinite(element.get<double>())) {
-        return absl::InvalidArgumentError(absl::StrCat("input '", tensor.name(), "': element ", i, " is ",
-                                                       element.get<double>(),
-                                                       ", which JSON cannot carry (use --protocol v1 or v2)"));
-      }
-      data.push_back(std::move(element));
+      if (i) body.push_back(',');
+      AppendElement(&body, dtype, tensor.data().data(), i);
     }
-    inputs.push_back({{"name", tensor.name()},
-                      {"shape", ShapeOf(tensor)},
-                      {"datatype", DTypeName(dtype)},
-                      {"data", std::move(data)}});
+    body.append("]}");
   }
+  body.push_back(']');
   if (!spec.outputs.empty()) {
-    nlohmann::json& outputs = body["outputs"] = nlohmann::json::array();
-    for (const std::string& name : spec.outputs) outputs.push_back({{"name", name}});
+    body.append(",\"outputs\":[");
+    for (size_t o = 0; o < spec.outputs.size(); ++o) {
+      absl::StrAppend(&body, o ? "," : "", "{\"name\":", nlohmann::json(spec.outputs[o]).dump(), "}");
+    }
+    body.push_back(']');
   }
-  return body.dump();
+  body.push_back('}');
+  return body;
 }
 
 absl::StatusCode HttpStatusToCode(long http_status) {

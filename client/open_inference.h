@@ -118,17 +118,21 @@ std::string RestInferPath(absl::string_view model, absl::string_view version);
 //   {"id":"...","inputs":[{"name":"x","shape":[2,3],"datatype":"FP32",
 //    "data":[1,2,3,4,5,6]}],"outputs":[{"name":"y"}]}
 // "id" only when set, "outputs" only when outputs are requested. `data` is
-// flat row-major; numbers are written so that parsing them back gives the
-// same bits (floats as the shortest decimal of their exact double value,
-// integers as integers, BOOL as true/false). Errors: CheckTensor's, and
-// INVALID_ARGUMENT naming the input for a NaN or infinity (JSON has none).
+// flat row-major, each number the shortest text that parses back to the same
+// value of the datatype (FP32, FP16 and BF16: the float's, FP64: the
+// double's; integers as integers; BOOL as true/false); NaN and infinities as
+// the bare tokens NaN, Infinity, -Infinity (as Python's json writes them and
+// microbatch-server reads them). Errors: CheckTensor's.
 absl::StatusOr<std::string> BuildRestInferBody(const InferRequestSpec& spec);
 
 // The result of an infer answer with HTTP status `http_status` and `body`.
 // 2xx: {"model_name","model_version","id","outputs":[{"name","datatype",
-// "shape","data"}]} with flat (or nested) row-major data; floats also as
-// "NaN", "Infinity", "-Infinity"; BOOL as true/false (or 0/1); integers must
-// be integral and fit the datatype. INTERNAL naming the output when it does
+// "shape","data"}]} with flat (or nested) row-major data; floats also as the
+// bare tokens or strings NaN, Infinity, -Infinity, each rounded once,
+// straight to the datatype (a shortest float text that parses to a double
+// exactly between two values of the datatype is resolved to the value it is
+// the shortest text of); BOOL as true/false (or 0/1); integers must be
+// integral and fit the datatype. INTERNAL naming the output when it does
 // not decode. Other statuses: the error of RestError.
 absl::StatusOr<InferResult> ParseRestInferResponse(long http_status, absl::string_view body);
 

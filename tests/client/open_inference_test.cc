@@ -284,12 +284,15 @@ TEST(RestTest, NumbersAreWrittenExactly) {
   InferRequestSpec spec;
   spec.inputs = EdgeTensors();
   const std::string body = *BuildRestInferBody(spec);
-  // Integers as integers (no double rounding), floats as their exact value.
+  // Integers as integers (no double rounding), floats as the shortest text
+  // of their own type (FP16 and BF16: of the float they equal), -0 signed.
   EXPECT_THAT(body, HasSubstr("[-9223372036854775808,9223372036854775807,9007199254740993,-1,0,42]"));
-  EXPECT_THAT(body, HasSubstr("[0.10000000149011612,-0.0,3.4028234663852886e+38,"));
+  EXPECT_THAT(body, HasSubstr("[0.1,-0.0,3.4028235e+38,-1.1754944e-38,1e-45,16777216]"));
+  EXPECT_THAT(body, HasSubstr("[0.1,-0.0,1.7976931348623157e+308,5e-324,0.3333333333333333,-1e-300]"));
+  EXPECT_THAT(body, HasSubstr("[0.5,-2,65504,5.9604645e-08,-0.0,0.33325195]"));
+  EXPECT_THAT(body, HasSubstr("[0.5,-3,3.3895314e+38,9.1835e-41,-0.0,0.33398438]"));
   EXPECT_THAT(body, HasSubstr("[0,255,1,128,127,9]"));
   EXPECT_THAT(body, HasSubstr("[true,false,false,true,true,false]"));
-  EXPECT_THAT(body, HasSubstr("[0.5,-2.0,65504.0,5.960464477539063e-08,-0.0,0.333251953125]"));
 }
 
 TEST(RestTest, EveryDatatypeRoundTripsByteExact) {
@@ -331,15 +334,51 @@ TEST(RestTest, RandomFloatsRoundTripByteExact) {
   EXPECT_EQ(result->outputs[1].data(), spec.inputs[1].data());
 }
 
-TEST(RestTest, NonFiniteInputsAreRefused) {
+TEST(RestTest, NonFiniteFloatsTravelAsBareTokens) {
+  const float inf = std::numeric_limits<float>::infinity();
   InferRequestSpec spec;
-  spec.inputs = {MakeTensor<float>("x", DType::kFloat32, {2}, {1, std::numeric_limits<float>::quiet_NaN()})};
-  EXPECT_THAT(BuildRestInferBody(spec).status().message(), HasSubstr("input 'x': element 1 is nan"));
+  spec.inputs = {MakeTensor<float>("x", DType::kFloat32, {4}, {1, std::numeric_limits<float>::quiet_NaN(), inf, -inf}),
+                 MakeTensor<double>("d", DType::kFloat64, {1}, {-std::numeric_limits<double>::infinity()})};
+  const std::string body = *BuildRestInferBody(spec);
+  EXPECT_THAT(body, HasSubstr(R"("data":[1,NaN,Infinity,-Infinity])"));
+  EXPECT_THAT(body, HasSubstr(R"("data":[-Infinity])"));
+  // The same tokens come back in answers (as microbatch-server writes them),
+  // also next to strings that hold them.
+  std::string answer = body;
+  answer.replace(answer.find("\"inputs\""), 8, "\"outputs\"");
+  answer.insert(1, R"("id":"NaN \" Infinity",)");
+  absl::StatusOr<InferResult> result = ParseRestInferResponse(200, answer);
+  ASSERT_TRUE(result.ok()) << result.status() << "\n" << answer;
+  EXPECT_EQ(result->id, "NaN \" Infinity");
+  float x[4];
+  std::memcpy(x, result->outputs[0].data().data(), 16);
+  EXPECT_EQ(x[0], 1.0f);
+  EXPECT_TRUE(std::isnan(x[1]));
+  EXPECT_EQ(x[2], inf);
+  EXPECT_EQ(x[3], -inf);
+  EXPECT_EQ(result->outputs[1].data(), spec.inputs[1].data());
+}
+
+TEST(RestTest, Fp16AndBf16RoundOnceStraightFromTheText) {
+  // 1 + 2^-11 + 2^-30 is above the FP16 midpoint between 1 and 1 + 2^-10 by
+  // less than an FP32 step: through FP32 it would land on the midpoint and
+  // round (to even) down to 1.
+  absl::StatusOr<InferResult> result = ParseRestInferResponse(
+      200, R"({"outputs":[{"name":"h","datatype":"FP16","shape":[2],"data":[1.000488281250001,1.00048828125]},
+                          {"name":"b","datatype":"BF16","shape":[1],"data":[1.00390625000001]}]})");
+  ASSERT_TRUE(result.ok()) << result.status();
+  uint16_t h[2];
+  std::memcpy(h, result->outputs[0].data().data(), 4);
+  EXPECT_EQ(h[0], 0x3c01);  // 1 + 2^-10: above the midpoint
+  EXPECT_EQ(h[1], 0x3c00);  // exactly the midpoint: to even
+  uint16_t b;
+  std::memcpy(&b, result->outputs[1].data().data(), 2);
+  EXPECT_EQ(b, 0x3f81);  // 1 + 2^-7: above the midpoint 1 + 2^-8
 }
 
 TEST(RestTest, AnswersDecodeNestedDataAndSpecialFloats) {
   absl::StatusOr<InferResult> result = ParseRestInferResponse(200, R"({"model_name":"m","model_version":"4","id":"q",
-      "outputs":[{"name":"y","datatype":"FP32","shape":[2,2],"data":[[1.5,"NaN"],["Infinity","-Infinity"]]},
+      "outputs":[{"name":"y","datatype":"FP32","shape":[2,2],"data":[[1.5,"NaN"],["Infinity",-0]]},
                  {"name":"i","datatype":"INT32","shape":[2],"data":[3.0,-7]},
                  {"name":"b","datatype":"BOOL","shape":[3],"data":[true,0,1]}]})");
   ASSERT_TRUE(result.ok()) << result.status();
@@ -350,7 +389,8 @@ TEST(RestTest, AnswersDecodeNestedDataAndSpecialFloats) {
   EXPECT_EQ(y[0], 1.5f);
   EXPECT_TRUE(std::isnan(y[1]));
   EXPECT_EQ(y[2], std::numeric_limits<float>::infinity());
-  EXPECT_EQ(y[3], -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(y[3], 0.0f);
+  EXPECT_TRUE(std::signbit(y[3]));  // microbatch-server writes -0.0f as -0
   int32_t i[2];
   std::memcpy(i, result->outputs[1].data().data(), 8);
   EXPECT_EQ(i[0], 3);
