@@ -145,6 +145,9 @@ TEST(PrometheusTest, RequestDurationAndCpu) {
   const ServerSplit split = ComputeServerSplit(ParsePrometheusText(before), ParsePrometheusText(after), "m", "1");
   ASSERT_TRUE(split.valid);
   EXPECT_DOUBLE_EQ(split.request_ms, 3.0 / 100 * 1e3);
+  // Another method's requests: none of them in the scrapes.
+  EXPECT_TRUE(std::isnan(
+      ComputeServerSplit(ParsePrometheusText(before), ParsePrometheusText(after), "m", "1", "ModelInfer").request_ms));
   EXPECT_DOUBLE_EQ(*SampleDelta(ParsePrometheusText(before), ParsePrometheusText(after),
                                 "process_cpu_seconds_total", {}),
                    2.5);

@@ -69,7 +69,8 @@ class Runner {
   Runner(const BenchOptions& options, MetricsScraper* scraper, std::string model, std::string version)
       : options_(options), scraper_(scraper), model_(std::move(model)), version_(std::move(version)) {}
 
-  LevelResult Run(const LevelSpec& spec, Target* target, const std::string& protocol) {
+  // `method`: the server's metrics label of the requests (e.g. "ModelInfer").
+  LevelResult Run(const LevelSpec& spec, Target* target, const std::string& protocol, const std::string& method) {
     Recorder recorder;
     std::unique_ptr<Load> load = NewLoad(spec, target, &recorder);
     load->Start();
@@ -77,7 +78,7 @@ class Runner {
     recorder.Take();
     LevelMeasurement measurement = MeasureWindows(spec, protocol, &recorder);
     load->Stop();
-    LevelResult result = ToResult(spec, measurement);
+    LevelResult result = ToResult(spec, measurement, method);
     result.protocol = protocol;
     return result;
   }
@@ -124,7 +125,7 @@ class Runner {
   }
 
   // The result over the last `stable_windows` windows (all when fewer ran).
-  LevelResult ToResult(const LevelSpec& spec, const LevelMeasurement& m) const {
+  LevelResult ToResult(const LevelSpec& spec, const LevelMeasurement& m, const std::string& method) const {
     const size_t need = static_cast<size_t>(std::max<int64_t>(1, options_.stable_windows));
     const size_t first = m.windows.size() > need ? m.windows.size() - need : 0;
     LevelResult result;
@@ -146,7 +147,7 @@ class Runner {
     const std::vector<PromSample>& before = m.scrapes[first];
     const std::vector<PromSample>& after = m.scrapes.back();
     if (scraper_ != nullptr && !before.empty() && !after.empty()) {
-      result.server = ComputeServerSplit(before, after, model_, version_);
+      result.server = ComputeServerSplit(before, after, model_, version_, method);
       std::optional<double> server_cpu = SampleDelta(before, after, "process_cpu_seconds_total", {});
       if (server_cpu && result.seconds > 0) result.server_cpu_cores = *server_cpu / result.seconds;
     }
@@ -336,6 +337,7 @@ struct Front {
   Protocol protocol;
   std::unique_ptr<Target> target;
   ProtocolInfo info;
+  std::string metrics_method;  // its `method` label in the server's metrics
 };
 
 grpc::ByteBuffer Payload(const std::string& bytes) {
@@ -373,6 +375,7 @@ absl::StatusOr<Front> MakeFront(Protocol protocol, const BenchOptions& options, 
         };
       }
       front.info.method = options.echo ? "Echo" : "Predict";
+      front.metrics_method = front.info.method;
       front.info.payload_bytes = static_cast<int64_t>(bytes.size());
       front.target = NewGrpcTarget(target, channels, Payload(bytes));
       break;
@@ -389,6 +392,7 @@ absl::StatusOr<Front> MakeFront(Protocol protocol, const BenchOptions& options, 
         return result.ok() && !result->outputs.empty();
       };
       front.info.method = "ModelInfer";
+      front.metrics_method = "ModelInfer";
       front.info.payload_bytes = static_cast<int64_t>(bytes.size());
       front.target = NewGrpcTarget(target, channels, Payload(bytes));
       break;
@@ -404,6 +408,7 @@ absl::StatusOr<Front> MakeFront(Protocol protocol, const BenchOptions& options, 
       if (!body.ok()) return body.status();
       const std::string path = RestInferPath(spec.model, spec.version);
       front.info.method = "POST infer";
+      front.metrics_method = "RestInfer";
       front.info.payload_bytes = static_cast<int64_t>(body->size());
       front.info.target = endpoint->Url(path);
       front.target = NewRestTarget(*endpoint, path, std::move(*body), [](const std::string& response) {
@@ -511,7 +516,7 @@ int RunBench(const BenchOptions& options) {
   Runner runner(options, scraper->get(), report.model, model->version);
   for (const LevelSpec& level : Levels(options)) {
     for (Front& front : fronts) {
-      report.levels.push_back(runner.Run(level, front.target.get(), front.info.protocol));
+      report.levels.push_back(runner.Run(level, front.target.get(), front.info.protocol, front.metrics_method));
       PrintLevelLine(report, report.levels.back());
     }
   }

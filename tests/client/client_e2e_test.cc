@@ -215,6 +215,8 @@ TEST_F(ClientE2ETest, BenchLoadsTheThreeFrontEndsInOneRun) {
     // The server-side split sees every front end's requests (same batcher).
     ASSERT_TRUE(level.contains("server")) << order[i % 3];
     EXPECT_GT(level["server"]["requests"].get<double>(), 0) << order[i % 3];
+    // request_ms from the front end's own method label (Predict, ModelInfer, RestInfer).
+    EXPECT_TRUE(level["server"].contains("request_ms")) << order[i % 3] << " " << level["server"].dump();
   }
 }
 
