@@ -461,11 +461,15 @@ std::vector<LevelSpec> Levels(const BenchOptions& options) {
 }
 
 void PrintLevelLine(const BenchReport& report, const LevelResult& result) {
-  std::cerr << "bench: " << (ShowsProtocols(report) ? result.protocol + " " : std::string()) << report.method
-            << " " << report.model << " " << LevelName(result) << ": " << Fixed(result.throughput, 1)
-            << " req/s, p50 " << Fixed(result.latency.p50, 2) << " ms, p99 " << Fixed(result.latency.p99, 2)
-            << " ms, errors " << ErrorsText(result) << " (" << result.windows << " windows"
-            << (result.stable ? "" : ", not stable") << ")\n";
+  std::string method = report.method;
+  for (const ProtocolInfo& p : report.protocols) {
+    if (p.protocol == result.protocol) method = p.method;
+  }
+  std::cerr << "bench: " << (ShowsProtocols(report) ? result.protocol + " " : std::string()) << method << " "
+            << report.model << " " << LevelName(result) << ": " << Fixed(result.throughput, 1) << " req/s, p50 "
+            << Fixed(result.latency.p50, 2) << " ms, p99 " << Fixed(result.latency.p99, 2) << " ms, errors "
+            << ErrorsText(result) << " (" << result.windows << " windows" << (result.stable ? "" : ", not stable")
+            << ")\n";
 }
 
 }  // namespace
