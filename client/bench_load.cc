@@ -197,7 +197,7 @@ class RestTarget : public Target {
     curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, &AppendBody);
     curl_easy_setopt(easy, CURLOPT_WRITEDATA, &exchange->response_);
     curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, exchange->error_);
-    curl_easy_setopt(easy, CURLOPT_PRIVATE, exchange.get());
+    curl_easy_setopt(easy, CURLOPT_PRIVATE, static_cast<void*>(exchange.get()));
     return exchange;
   }
 
@@ -247,8 +247,9 @@ class RestTarget : public Target {
         if (message->msg != CURLMSG_DONE) continue;
         CURL* easy = message->easy_handle;
         const CURLcode result = message->data.result;  // `message` dies with remove_handle
-        RestExchange* exchange = nullptr;
-        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &exchange);
+        char* priv = nullptr;
+        curl_easy_getinfo(easy, CURLINFO_PRIVATE, &priv);
+        RestExchange* exchange = reinterpret_cast<RestExchange*>(priv);
         curl_multi_remove_handle(multi_, easy);
         Finish(exchange, Outcome(exchange, result));
       }
