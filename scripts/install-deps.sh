@@ -13,7 +13,7 @@ BUILD_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libtorch-dev libopenblas0-openmp
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev rapidjson-dev
   libmicrohttpd-dev prometheus-cpp-dev nlohmann-json3-dev
   libcli11-dev libcurl4-openssl-dev
   prometheus curl procps openssl

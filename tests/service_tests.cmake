@@ -10,8 +10,10 @@ list(TRANSFORM _service_sources PREPEND ${PROJECT_SOURCE_DIR}/server/)
 add_library(microbatch_service_fake_backend STATIC
   ${_service_sources} service/fake_torch_backend.cc)
 target_include_directories(microbatch_service_fake_backend PUBLIC ${PROJECT_SOURCE_DIR})
+target_include_directories(microbatch_service_fake_backend PRIVATE ${RAPIDJSON_INCLUDE_DIR})
+target_compile_definitions(microbatch_service_fake_backend PRIVATE MICROBATCH_VERSION="${PROJECT_VERSION}")
 target_link_libraries(microbatch_service_fake_backend PUBLIC
-  microbatch_core microbatch_proto microbatch_metrics microbatch_http
+  microbatch_core microbatch_lifecycle microbatch_proto microbatch_metrics microbatch_http
   gRPC::grpc++ gRPC::grpc++_reflection absl::flags absl::strings absl::time)
 
 add_executable(service_test

@@ -37,7 +37,7 @@ struct BatchPredictReactor::Chunk {
 };
 
 BatchPredictReactor::BatchPredictReactor(grpc::CallbackServerContext* context,
-                                         ModelRepository* repository, ServerMetrics* metrics,
+                                         ModelManager* repository, ServerMetrics* metrics,
                                          MemoryBudget* budget, BatchStreamRegistry* registry,
                                          int window)
     : context_(context),

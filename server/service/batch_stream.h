@@ -38,7 +38,7 @@
 #include "server/core/memory_budget.h"
 #include "server/core/sync.h"
 #include "server/service/batch_framing.h"
-#include "server/service/model_repository.h"
+#include "server/service/model_manager.h"
 
 namespace microbatch {
 
@@ -55,7 +55,7 @@ class BatchPredictReactor final
   // `budget` (not owned) bounds the bytes of the chunks in flight, over all
   // streams and Predict calls: a chunk that does not fit ends the stream with
   // RESOURCE_EXHAUSTED and the offset to resume from.
-  BatchPredictReactor(grpc::CallbackServerContext* context, ModelRepository* repository,
+  BatchPredictReactor(grpc::CallbackServerContext* context, ModelManager* repository,
                       ServerMetrics* metrics, MemoryBudget* budget, BatchStreamRegistry* registry,
                       int window);
 
@@ -87,7 +87,7 @@ class BatchPredictReactor final
   void Unref();
 
   grpc::CallbackServerContext* const context_;
-  ModelRepository* const repository_;
+  ModelManager* const repository_;
   ServerMetrics* const metrics_;
   MemoryBudget* const budget_;
   BatchStreamRegistry* const registry_;

@@ -6,6 +6,13 @@
 
 namespace microbatch {
 
+std::string RoutingKey(const grpc::ServerContextBase& context, const std::string& request_id) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("microbatch-routing-key");
+  if (it != metadata.end()) return std::string(it->second.data(), it->second.size());
+  return request_id;
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));

@@ -4,7 +4,10 @@
 
 #include <vector>
 
+#include <grpcpp/server_context.h>
 #include <grpcpp/support/status.h>
+
+#include <string>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -13,6 +16,10 @@
 #include "server/core/signature.h"
 
 namespace microbatch {
+
+// The routing key of a gRPC call (sticky canary and shadow choice): its
+// `microbatch-routing-key` metadata when set, else `request_id`.
+std::string RoutingKey(const grpc::ServerContextBase& context, const std::string& request_id);
 
 // Same code (the numeric values of both follow google.rpc.Code), same message.
 grpc::Status ToGrpcStatus(const absl::Status& status);

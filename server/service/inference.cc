@@ -1,5 +1,9 @@
 #include "server/service/inference.h"
 
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
 #include <optional>
 #include <utility>
 
@@ -7,6 +11,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/tensor/float16.h"
 #include "server/core/log.h"
 #include "server/core/text.h"
 
@@ -92,29 +97,219 @@ struct InferenceEngine::Call {
   ModelMetrics* metrics = nullptr;
   std::vector<int> selected;
   MemoryBudget::Lease memory;
+  std::shared_ptr<Shadow> shadow;  // null unless mirrored
 };
 
-absl::StatusOr<ModelRepository*> InferenceEngine::Repository() const {
-  ModelRepository* repository = repository_.load();
-  if (repository == nullptr) {
-    return absl::UnavailableError("the server is still loading its models; retry shortly");
+namespace {
+
+// One output of one side of a mirrored request, copied.
+struct CapturedOutput {
+  std::string name;
+  DType dtype = DType::kInvalid;
+  std::vector<int64_t> shape;
+  std::string data;
+};
+
+}  // namespace
+
+// One mirrored request: the candidate's run on its own copy of the inputs,
+// and both answers, compared once both are in.
+struct InferenceEngine::Shadow {
+  using Output = CapturedOutput;
+
+  ~Shadow() { in_flight->fetch_sub(1); }
+  // Called once by each side, after it stored its answer.
+  void Done();
+
+  std::shared_ptr<ServedModel> model;  // the candidate
+  std::vector<std::string> inputs;     // the copies its task reads
+  MemoryBudget::Lease memory;
+  std::atomic<int>* in_flight = nullptr;
+  Mutex mu;
+  int remaining ABSL_GUARDED_BY(mu) = 2;
+  bool primary_ok ABSL_GUARDED_BY(mu) = false;
+  bool shadow_ok ABSL_GUARDED_BY(mu) = false;
+  bool dropped ABSL_GUARDED_BY(mu) = false;
+  std::vector<Output> primary ABSL_GUARDED_BY(mu);
+  std::vector<Output> candidate ABSL_GUARDED_BY(mu);
+};
+
+namespace {
+
+std::vector<CapturedOutput> CopyOutputs(const ModelSignature& signature,
+                                                         const TaskOutputs& outputs) {
+  std::vector<CapturedOutput> copies;
+  for (size_t i = 0; i < outputs.size() && i < signature.outputs.size(); ++i) {
+    CapturedOutput out;
+    out.name = signature.outputs[i].name;
+    out.dtype = outputs.dtype(i);
+    out.shape = outputs.shape(i);
+    out.data = std::string(outputs.data(i));
+    copies.push_back(std::move(out));
   }
-  return repository;
+  return copies;
 }
 
-absl::StatusOr<std::shared_ptr<ServedModel>> InferenceEngine::Find(const ModelSpec& spec) const {
-  absl::StatusOr<ModelRepository*> repository = Repository();
-  if (!repository.ok()) return repository.status();
-  if (!spec.label.empty()) {
-    // Labels are not configured for any model yet: say what does exist.
-    absl::StatusOr<std::shared_ptr<ServedModel>> model = (*repository)->Find(spec.name, 0);
-    if (!model.ok()) return model.status();
-    return absl::NotFoundError(absl::StrCat(
-        "model '", ClientText(spec.name), "' has no version label '", ClientText(spec.label),
-        "'; served versions: [", absl::StrJoin((*repository)->Versions(spec.name), ","),
-        "] (ask for a number, or leave the version empty for the default)"));
+// Element `i` of dense `data` of `dtype` as a double.
+double ElementAt(DType dtype, const std::string& data, size_t i) {
+  auto load = [&](auto v) {
+    std::memcpy(&v, data.data() + i * sizeof(v), sizeof(v));
+    return v;
+  };
+  switch (dtype) {
+    case DType::kFloat32: return load(float{});
+    case DType::kFloat64: return load(double{});
+    case DType::kFloat16: return HalfToFloat(load(uint16_t{}));
+    case DType::kBFloat16: return BFloat16ToFloat(load(uint16_t{}));
+    case DType::kInt64: return static_cast<double>(load(int64_t{}));
+    case DType::kInt32: return load(int32_t{});
+    case DType::kInt16: return load(int16_t{});
+    case DType::kInt8: return load(int8_t{});
+    case DType::kUInt8: return load(uint8_t{});
+    case DType::kBool: return load(uint8_t{}) != 0 ? 1.0 : 0.0;
+    default: return 0;
   }
-  return (*repository)->Find(spec.name, spec.version);
+}
+
+}  // namespace
+
+void InferenceEngine::Shadow::Done() {
+  std::vector<Output> served, mirrored;
+  bool compare = false, failed = false, was_dropped = false;
+  {
+    MutexLock lock(&mu);
+    if (--remaining > 0) return;
+    was_dropped = dropped;
+    failed = primary_ok && !shadow_ok && !dropped;
+    compare = primary_ok && shadow_ok;
+    served = std::move(primary);
+    mirrored = std::move(candidate);
+  }
+  ModelMetrics* metrics = model->metrics;
+  if (was_dropped) {
+    metrics->RecordShadowDropped();
+    return;
+  }
+  if (failed) {
+    metrics->RecordShadowError();
+    return;
+  }
+  if (!compare) return;  // the served version failed: nothing to compare with
+  double max_diff = 0;
+  int64_t rows = 0, mismatches = 0;
+  for (size_t k = 0; k < served.size(); ++k) {
+    const Output& p = served[k];
+    auto c = std::find_if(mirrored.begin(), mirrored.end(), [&](const Output& o) { return o.name == p.name; });
+    if (c == mirrored.end() || c->shape != p.shape || DTypeSize(c->dtype) == 0 ||
+        DTypeSize(p.dtype) == 0 ||
+        c->data.size() / DTypeSize(c->dtype) != p.data.size() / DTypeSize(p.dtype)) {
+      metrics->RecordShadowError();  // not comparable: a different signature
+      return;
+    }
+    const size_t n = p.data.size() / DTypeSize(p.dtype);
+    for (size_t i = 0; i < n; ++i) {
+      const double d = std::fabs(ElementAt(p.dtype, p.data, i) - ElementAt(c->dtype, c->data, i));
+      if (!(d <= max_diff)) max_diff = std::isnan(d) ? std::numeric_limits<double>::infinity() : d;
+    }
+    if (k == 0 && !p.shape.empty() && p.shape[0] > 0) {
+      rows = p.shape[0];
+      const size_t per_row = n / static_cast<size_t>(rows);
+      for (int64_t r = 0; r < rows && per_row > 0; ++r) {
+        size_t best_p = 0, best_c = 0;
+        for (size_t j = 1; j < per_row; ++j) {
+          const size_t i = static_cast<size_t>(r) * per_row;
+          if (ElementAt(p.dtype, p.data, i + j) > ElementAt(p.dtype, p.data, i + best_p)) best_p = j;
+          if (ElementAt(c->dtype, c->data, i + j) > ElementAt(c->dtype, c->data, i + best_c)) best_c = j;
+        }
+        if (best_p != best_c) ++mismatches;
+      }
+    }
+  }
+  metrics->RecordShadowCompared(rows, mismatches, max_diff);
+}
+
+absl::StatusOr<ModelManager*> InferenceEngine::Models() const {
+  ModelManager* models = models_.load();
+  if (models == nullptr) {
+    return absl::UnavailableError("the server is still loading its models; retry shortly");
+  }
+  return models;
+}
+
+namespace {
+
+lifecycle::VersionSelector SelectorOf(const ModelSpec& spec) {
+  if (!spec.label.empty()) return lifecycle::VersionSelector::Label(spec.label);
+  if (spec.version > 0) return lifecycle::VersionSelector::Number(spec.version);
+  return lifecycle::VersionSelector::Default();
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<ServedModel>> InferenceEngine::Find(const ModelSpec& spec) const {
+  absl::StatusOr<ModelManager*> models = Models();
+  if (!models.ok()) return models.status();
+  absl::StatusOr<RoutedRequest> routed = (*models)->Route(spec.name, SelectorOf(spec), {});
+  if (!routed.ok()) return routed.status();
+  return routed->primary;
+}
+
+std::shared_ptr<InferenceEngine::Shadow> InferenceEngine::StartShadow(
+    std::shared_ptr<ServedModel> model, absl::Span<const RequestTensor> request,
+    const ServedModel& primary) {
+  ModelMetrics* metrics = model->metrics;
+  if (shadows_in_flight_.fetch_add(1) >= options_.max_shadow_in_flight) {
+    shadows_in_flight_.fetch_sub(1);
+    metrics->RecordShadowDropped();
+    return nullptr;
+  }
+  auto shadow = std::make_shared<Shadow>();
+  shadow->in_flight = &shadows_in_flight_;
+  shadow->model = std::move(model);
+  const ServedModel& candidate = *shadow->model;
+  absl::StatusOr<ValidatedInputs> inputs =
+      ValidateInputs(candidate.signature, request, candidate.plan.config.max_batch_size());
+  if (!inputs.ok()) {
+    metrics->RecordShadowError();
+    return nullptr;
+  }
+  int64_t input_bytes = 0;
+  for (const TensorView& in : inputs->inputs) input_bytes += static_cast<int64_t>(in.byte_size);
+  std::vector<int> all_outputs(candidate.signature.outputs.size());
+  for (size_t i = 0; i < all_outputs.size(); ++i) all_outputs[i] = static_cast<int>(i);
+  absl::StatusOr<MemoryBudget::Lease> memory = budget_->Reserve(
+      input_bytes + 2 * EstimateOutputBytes(candidate.signature, all_outputs, inputs->rows, input_bytes));
+  if (!memory.ok()) {
+    metrics->RecordShadowDropped();
+    return nullptr;
+  }
+  shadow->memory = std::move(*memory);
+  BatchTask task;
+  shadow->inputs.reserve(inputs->inputs.size());
+  for (TensorView view : inputs->inputs) {
+    shadow->inputs.emplace_back(static_cast<const char*>(view.data), view.byte_size);
+    view.data = shadow->inputs.back().data();
+    task.inputs.push_back(std::move(view));
+  }
+  task.rows = inputs->rows;
+  task.shape_key = std::move(inputs->shape_key);
+  task.priority = Priority::kBulk;
+  task.done = [shadow](const absl::Status& status, const TaskOutputs& outputs, const BatchInfo&) {
+    {
+      MutexLock lock(&shadow->mu);
+      shadow->shadow_ok = status.ok();
+      if (status.ok()) shadow->candidate = CopyOutputs(shadow->model->signature, outputs);
+    }
+    shadow->Done();
+  };
+  absl::Status queued = shadow->model->batcher->Enqueue(std::move(task));
+  if (!queued.ok()) {
+    MutexLock lock(&shadow->mu);
+    shadow->dropped = true;
+    --shadow->remaining;  // the shadow side is over
+  }
+  (void)primary;
+  return shadow;
 }
 
 void InferenceEngine::RecordRefused(RpcMethod method, const absl::Status& status,
@@ -151,11 +346,14 @@ void InferenceEngine::Infer(InferenceRequest request, InferenceCallbacks callbac
   call->method = request.method;
   call->received = request.received;
   call->id = std::move(request.id);
-  absl::StatusOr<std::shared_ptr<ServedModel>> model = Find(request.model);
-  call->metrics = model.ok() ? (*model)->metrics : metrics_->Unknown();
+  absl::StatusOr<ModelManager*> models = Models();
+  absl::StatusOr<RoutedRequest> routed =
+      models.ok() ? (*models)->Route(request.model.name, SelectorOf(request.model), request.routing_key)
+                  : absl::StatusOr<RoutedRequest>(models.status());
+  call->metrics = routed.ok() ? routed->primary->metrics : metrics_->Unknown();
   call->metrics->RequestStarted();
-  if (!model.ok()) return Finish(call, model.status());
-  call->model = std::move(*model);
+  if (!routed.ok()) return Finish(call, routed.status());
+  call->model = routed->primary;
   const ServedModel& served = *call->model;
   if (!request.input_error.ok()) return Finish(call, request.input_error);
 
@@ -187,12 +385,28 @@ void InferenceEngine::Infer(InferenceRequest request, InferenceCallbacks callbac
     if (status.ok() && call->callbacks.on_outputs) {
       final_status = call->callbacks.on_outputs(InferenceResult{*call->model, call->selected, outputs});
     }
+    if (std::shared_ptr<Shadow> shadow = std::move(call->shadow)) {
+      {
+        MutexLock lock(&shadow->mu);
+        shadow->primary_ok = status.ok();
+        if (status.ok()) shadow->primary = CopyOutputs(call->model->signature, outputs);
+      }
+      shadow->Done();
+    }
     Finish(call, std::move(final_status));
   };
+  if (routed->shadow != nullptr) {
+    call->shadow = StartShadow(std::move(routed->shadow), request.inputs, served);
+  }
   DynamicBatcher* batcher = served.batcher.get();
   absl::Status queued = batcher->Enqueue(std::move(task));
+  // The snapshot held off the version's drain until its work was queued.
+  routed->snapshot.reset();
   // A refused task's `done` was not called: answer here.
-  if (!queued.ok()) Finish(call, queued);
+  if (!queued.ok()) {
+    if (std::shared_ptr<Shadow> shadow = std::move(call->shadow)) shadow->Done();
+    Finish(call, queued);
+  }
 }
 
 }  // namespace microbatch

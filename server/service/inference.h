@@ -20,7 +20,7 @@
 #include "server/core/batcher.h"
 #include "server/core/memory_budget.h"
 #include "server/core/signature.h"
-#include "server/service/model_repository.h"
+#include "server/service/model_manager.h"
 #include "server/service/server_metrics.h"
 
 namespace microbatch {
@@ -56,6 +56,11 @@ struct InferenceRequest {
   Priority priority = Priority::kInteractive;
   // The caller's request id, for logs (bounded there).
   std::string id;
+  // Sticky routing (canary split, shadow sampling): requests with equal keys
+  // go to the same version while the routing holds. Front ends pass the
+  // routing-key header when set, else the request id; empty spreads requests
+  // by weight.
+  std::string routing_key;
   // Bytes of the request as received; admission reserves twice this (the
   // wire bytes and their decoded copy) plus the estimated outputs.
   int64_t wire_bytes = 0;
@@ -82,20 +87,33 @@ struct InferenceCallbacks {
   std::function<void(const absl::Status& status)> on_done;
 };
 
-// Thread-safe. Until SetRepository() is called every request fails with
+struct InferenceEngineOptions {
+  // Shadow runs (mirrored requests) in flight beyond which further requests
+  // are not mirrored (counted as dropped): shadows never queue up behind
+  // live traffic. Default 64.
+  int max_shadow_in_flight = 64;
+};
+
+// Thread-safe. Until SetModels() is called every request fails with
 // UNAVAILABLE.
+//
+// Shadows: a request routed with a shadow version (ModelManager::Route) is
+// also run there, at bulk priority, on its own copy of the inputs, after
+// the caller's answer is unaffected; when both have answered, their outputs
+// are compared into the shadow version's metrics.
 class InferenceEngine {
  public:
   // Neither is owned; both must outlive the engine.
-  InferenceEngine(ServerMetrics* metrics, MemoryBudget* budget)
-      : metrics_(metrics), budget_(budget) {}
+  InferenceEngine(ServerMetrics* metrics, MemoryBudget* budget, InferenceEngineOptions options = {})
+      : metrics_(metrics), budget_(budget), options_(options) {}
 
-  // `repository` is not owned and must outlive every request.
-  void SetRepository(ModelRepository* repository) { repository_.store(repository); }
-  // UNAVAILABLE before SetRepository.
-  absl::StatusOr<ModelRepository*> Repository() const;
+  // `models` is not owned and must outlive every request.
+  void SetModels(ModelManager* models) { models_.store(models); }
+  // UNAVAILABLE before SetModels.
+  absl::StatusOr<ModelManager*> Models() const;
 
-  // The served version `spec` names. NOT_FOUND names what exists.
+  // The served version `spec` names (the default version for version 0 and
+  // no label). NOT_FOUND names what exists.
   absl::StatusOr<std::shared_ptr<ServedModel>> Find(const ModelSpec& spec) const;
 
   // Runs `request`. `callbacks.on_done` is called exactly once, possibly
@@ -109,12 +127,19 @@ class InferenceEngine {
 
  private:
   struct Call;
+  struct Shadow;
   // Records `status`, frees the call and calls on_done.
   void Finish(Call* call, absl::Status status);
+  // Mirrors the validated request to `shadow`; null when not mirrored.
+  std::shared_ptr<Shadow> StartShadow(std::shared_ptr<ServedModel> shadow,
+                                      absl::Span<const RequestTensor> inputs,
+                                      const ServedModel& primary);
 
   ServerMetrics* const metrics_;
   MemoryBudget* const budget_;
-  std::atomic<ModelRepository*> repository_{nullptr};
+  const InferenceEngineOptions options_;
+  std::atomic<ModelManager*> models_{nullptr};
+  std::atomic<int> shadows_in_flight_{0};
 };
 
 }  // namespace microbatch

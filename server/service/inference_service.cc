@@ -48,6 +48,7 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
   inference.model.name = request.model();
   inference.model.version = request.version();
   inference.id = request.request_id();
+  inference.routing_key = RoutingKey(*context, request.request_id());
   inference.received = received;
   inference.wire_bytes = static_cast<int64_t>(request_body->Length());
   inference.outputs.assign(request.outputs().begin(), request.outputs().end());
@@ -80,12 +81,12 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
 }
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* InferenceService::BatchPredict(grpc::CallbackServerContext* context) {
-  absl::StatusOr<ModelRepository*> repository = engine_->Repository();
+  absl::StatusOr<ModelManager*> repository = engine_->Models();
   return new BatchPredictReactor(context, repository.ok() ? *repository : nullptr, metrics_, budget_,
                                  &streams_, batch_window_);
 }
 
-void FillMetadata(const ModelRepository& repository, const ServedModel& model,
+void FillMetadata(const ModelManager& repository, const ServedModel& model,
                   v1::ModelMetadata* metadata) {
   const v1::ModelConfig& c = model.plan.config;
   metadata->set_name(model.name);
@@ -115,7 +116,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
   reactor->Finish(ToGrpcStatus([&]() -> absl::Status {
     v1::GetModelMetadataRequest request;
     if (absl::Status s = ParseBody(*request_body, &request); !s.ok()) return s;
-    absl::StatusOr<ModelRepository*> repository = engine_->Repository();
+    absl::StatusOr<ModelManager*> repository = engine_->Models();
     if (!repository.ok()) return repository.status();
     absl::StatusOr<std::shared_ptr<ServedModel>> model =
         (*repository)->Find(request.model(), request.version());
@@ -134,7 +135,7 @@ grpc::ServerUnaryReactor* InferenceService::ListModels(grpc::CallbackServerConte
   reactor->Finish(ToGrpcStatus([&]() -> absl::Status {
     v1::ListModelsRequest request;
     if (absl::Status s = ParseBody(*request_body, &request); !s.ok()) return s;
-    absl::StatusOr<ModelRepository*> repository = engine_->Repository();
+    absl::StatusOr<ModelManager*> repository = engine_->Models();
     if (!repository.ok()) return repository.status();
     v1::ListModelsResponse response;
     for (const auto& model : (*repository)->All()) {

@@ -9,7 +9,7 @@
 #include "server/core/memory_budget.h"
 #include "server/service/batch_stream.h"
 #include "server/service/inference.h"
-#include "server/service/model_repository.h"
+#include "server/service/model_manager.h"
 
 namespace microbatch {
 
@@ -74,7 +74,7 @@ class EchoService final : public v1::Echo::CallbackService {
 };
 
 // Describes one served model version.
-void FillMetadata(const ModelRepository& repository, const ServedModel& model,
+void FillMetadata(const ModelManager& repository, const ServedModel& model,
                   v1::ModelMetadata* metadata);
 
 }  // namespace microbatch

@@ -4,6 +4,9 @@
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
 #include <thread>
 
 #include "absl/flags/flag.h"
@@ -14,6 +17,7 @@
 #include "absl/flags/internal/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "server/core/log.h"
@@ -62,6 +66,18 @@ ABSL_FLAG(int, max_concurrent_streams, 256, "Concurrent RPCs per client connecti
 ABSL_FLAG(int, http_threads, 4,
           "Worker threads of the metrics/health port; each watches many connections (epoll), so "
           "idle or slow clients hold none");
+ABSL_FLAG(std::string, model_control_mode, "poll",
+          "How the model repository changes while the server runs: poll (rescan it every "
+          "--repository_poll_seconds and apply new, removed and changed versions and models) or "
+          "explicit (only the ModelControl RPCs load and unload)");
+ABSL_FLAG(int, repository_poll_seconds, 5,
+          "poll mode: seconds between scans of the model repository; 0 scans only at startup");
+ABSL_FLAG(int, unload_grace_seconds, 10,
+          "Seconds a served version may be missing from disk or from its version policy before "
+          "it is unloaded");
+ABSL_FLAG(std::vector<std::string>, load_model, {},
+          "explicit mode: models to load at startup (comma-separated); empty loads every model");
+ABSL_FLAG(int, model_load_threads, 2, "Threads loading model versions (models load concurrently)");
 ABSL_FLAG(int64_t, http_max_body_mb, 64,
           "Largest KServe v2 REST request body in MiB; larger ones are answered 413 unread");
 ABSL_FLAG(int, http_max_infer_in_flight, 256,
@@ -159,6 +175,20 @@ int main(int argc, char** argv) {
   options.max_concurrent_streams = std::max(1, absl::GetFlag(FLAGS_max_concurrent_streams));
   options.http_max_body_bytes = std::max<int64_t>(1, absl::GetFlag(FLAGS_http_max_body_mb)) << 20;
   options.http_max_infer_in_flight = std::max(1, absl::GetFlag(FLAGS_http_max_infer_in_flight));
+  std::optional<microbatch::ControlMode> mode =
+      microbatch::ParseControlMode(absl::GetFlag(FLAGS_model_control_mode));
+  if (!mode) {
+    std::cerr << "--model_control_mode must be poll or explicit, got '"
+              << absl::GetFlag(FLAGS_model_control_mode) << "'\n";
+    return 2;
+  }
+  options.model_control.mode = *mode;
+  options.model_control.poll_interval =
+      absl::Seconds(std::max(0, absl::GetFlag(FLAGS_repository_poll_seconds)));
+  options.model_control.unload_grace =
+      absl::Seconds(std::max(0, absl::GetFlag(FLAGS_unload_grace_seconds)));
+  options.model_control.startup_models = absl::GetFlag(FLAGS_load_model);
+  options.model_control.load_threads = std::max(1, absl::GetFlag(FLAGS_model_load_threads));
   const int drain_seconds = absl::GetFlag(FLAGS_drain_seconds);
   const int grace_seconds = absl::GetFlag(FLAGS_shutdown_grace_seconds);
   Log(LogLevel::kInfo, "config",
@@ -184,6 +214,11 @@ int main(int argc, char** argv) {
        {"max_concurrent_streams", options.max_concurrent_streams},
        {"http_max_body_mb", options.http_max_body_bytes >> 20},
        {"http_max_infer_in_flight", options.http_max_infer_in_flight},
+       {"model_control_mode", absl::GetFlag(FLAGS_model_control_mode)},
+       {"repository_poll_seconds", absl::GetFlag(FLAGS_repository_poll_seconds)},
+       {"unload_grace_seconds", absl::GetFlag(FLAGS_unload_grace_seconds)},
+       {"load_model", absl::StrJoin(options.model_control.startup_models, ",")},
+       {"model_load_threads", options.model_control.load_threads},
        {"cores", std::thread::hardware_concurrency()}});
 
   microbatch::InferenceServer server(options);

@@ -73,76 +73,60 @@ TensorSpec ToSpec(const v1::TensorConfig& t) {
   return TensorSpec{t.name(), FromProtoDType(t.dtype()), {t.dims().begin(), t.dims().end()}};
 }
 
-// Numeric version directories under `model_dir`, ascending.
-std::vector<int64_t> FindVersions(const fs::path& model_dir) {
-  std::vector<int64_t> versions;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(model_dir, ec)) {
-    int64_t v;
-    if (entry.is_directory() && absl::SimpleAtoi(entry.path().filename().string(), &v) && v > 0) {
-      versions.push_back(v);
+// Whether the file at `path` ends with a zip end-of-central-directory
+// record: a TorchScript file that was completely written does.
+bool EndsWithZipDirectory(const fs::path& path, uintmax_t size) {
+  constexpr size_t kRecord = 22;          // the record without its comment
+  constexpr size_t kMaxComment = 0xffff;  // a zip comment is at most this long
+  if (size < kRecord) return false;
+  const size_t tail = static_cast<size_t>(std::min<uintmax_t>(size, kRecord + kMaxComment));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  in.seekg(static_cast<std::streamoff>(size - tail));
+  std::string bytes(tail, '\0');
+  if (!in.read(bytes.data(), static_cast<std::streamsize>(tail))) return false;
+  for (size_t i = tail - kRecord + 1; i-- > 0;) {
+    if (bytes.compare(i, 4, "PK\x05\x06") == 0) {
+      // The record's comment length must reach exactly to the end.
+      const size_t comment = static_cast<uint8_t>(bytes[i + 20]) |
+                             static_cast<size_t>(static_cast<uint8_t>(bytes[i + 21])) << 8;
+      return i + kRecord + comment == tail;
     }
   }
-  std::sort(versions.begin(), versions.end());
-  return versions;
+  return false;
 }
 
-absl::StatusOr<std::vector<int64_t>> SelectVersions(const v1::VersionPolicy& policy,
-                                                     std::vector<int64_t> found,
-                                                     const std::string& model_dir) {
-  if (found.empty()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(model_dir, ": no version directories (expected ", model_dir, "/1/model.pt)"));
+}  // namespace
+
+namespace {
+
+absl::StatusOr<v1::ModelConfig> ParseModelConfigText(const std::string& text,
+                                                     const std::string& path) {
+  v1::ModelConfig config;
+  google::protobuf::TextFormat::Parser parser;
+  ErrorCollector errors(path);
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &config)) {
+    return absl::InvalidArgumentError(errors.first().empty() ? absl::StrCat(path, ": parse error")
+                                                             : errors.first());
   }
-  switch (policy.policy_case()) {
-    case v1::VersionPolicy::kAll:
-      return found;
-    case v1::VersionPolicy::kSpecific: {
-      std::vector<int64_t> chosen;
-      for (int64_t v : policy.specific().versions()) {
-        if (std::find(found.begin(), found.end(), v) == found.end()) {
-          return absl::InvalidArgumentError(absl::StrCat(model_dir, ": version_policy names version ",
-                                                         v, " but only [", absl::StrJoin(found, ","),
-                                                         "] exist"));
-        }
-        chosen.push_back(v);
-      }
-      std::sort(chosen.begin(), chosen.end());
-      chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
-      if (chosen.empty()) {
-        return absl::InvalidArgumentError(absl::StrCat(model_dir, ": version_policy.specific is empty"));
-      }
-      return chosen;
-    }
-    case v1::VersionPolicy::kLatest:
-    case v1::VersionPolicy::POLICY_NOT_SET: {
-      const size_t n = policy.policy_case() == v1::VersionPolicy::kLatest ? policy.latest() : 1;
-      if (n == 0) {
-        return absl::InvalidArgumentError(absl::StrCat(model_dir, ": version_policy.latest must be >= 1"));
-      }
-      if (found.size() > n) found.erase(found.begin(), found.end() - n);
-      return found;
-    }
-  }
-  return found;
+  return config;
+}
+
+absl::StatusOr<std::string> ReadText(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read the model config"));
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 }  // namespace
 
 absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot read the model config"));
-  std::stringstream text;
-  text << in.rdbuf();
-  v1::ModelConfig config;
-  google::protobuf::TextFormat::Parser parser;
-  ErrorCollector errors(path);
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text.str(), &config)) {
-    return absl::InvalidArgumentError(errors.first().empty() ? absl::StrCat(path, ": parse error")
-                                                             : errors.first());
-  }
-  return config;
+  absl::StatusOr<std::string> text = ReadText(path);
+  if (!text.ok()) return text.status();
+  return ParseModelConfigText(*text, path);
 }
 
 absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& input, const std::string& model_name,
@@ -253,17 +237,95 @@ absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& input, const std::str
   return plan;
 }
 
-absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Load(
-    const RepositoryOptions& options) {
-  std::error_code ec;
-  const fs::path root(options.root);
-  if (!fs::is_directory(root, ec)) {
-    return absl::NotFoundError(absl::StrCat(options.root, ": model repository is not a directory"));
+absl::StatusOr<ModelPlan> PlanModelText(const std::string& text, const std::string& model_name,
+                                        const std::string& source,
+                                        const RepositoryOptions& options) {
+  absl::StatusOr<v1::ModelConfig> config = ParseModelConfigText(text, source);
+  if (!config.ok()) return config.status();
+  absl::StatusOr<ModelPlan> plan =
+      PlanModel(*config, model_name, source, options.default_intra_op_threads);
+  if (!plan.ok()) return plan.status();
+  plan->batcher.deadline_margin = options.deadline_margin;
+  plan->batcher.idle_spin = options.idle_spin;
+  plan->batcher.clock = options.clock;
+  return plan;
+}
+
+ServedModel::~ServedModel() {
+  if (batcher) batcher->Shutdown();
+}
+
+void ServedModel::Drain() { batcher->Shutdown(); }
+
+namespace {
+
+// Versions loaded without a ServerMetrics share these (nobody reads them).
+ServerMetrics* OrphanMetrics() {
+  static ServerMetrics* metrics = new ServerMetrics();
+  return metrics;
+}
+
+}  // namespace
+
+absl::StatusOr<std::shared_ptr<ServedModel>> LoadServedModel(const ModelPlan& plan,
+                                                             const std::string& model_dir,
+                                                             int64_t version,
+                                                             const RepositoryOptions& options) {
+  ServerMetrics* metrics = options.metrics != nullptr ? options.metrics : OrphanMetrics();
+  const std::string name = fs::path(model_dir).filename().string();
+  auto model = std::make_shared<ServedModel>();
+  model->name = name;
+  model->version = version;
+  model->plan = plan;
+  model->plan.spec.path = (fs::path(model_dir) / std::to_string(version) / "model.pt").string();
+  model->metrics = metrics->ForModel(name, version);
+  model->plan.batcher.on_batch = [m = model->metrics](const BatchInfo& info, const absl::Status&) {
+    m->RecordBatch(info);
+  };
+  model->signature = model->plan.spec.signature;
+  const absl::Time load_start = absl::Now();
+  std::vector<std::unique_ptr<ModelInstance>> instances;
+  for (int i = 0; i < model->plan.config.instance_count(); ++i) {
+    absl::StatusOr<std::unique_ptr<ModelInstance>> instance = LoadTorchInstance(model->plan.spec);
+    if (!instance.ok()) return instance.status();
+    instances.push_back(std::move(*instance));
   }
-  // A model is a directory with a config.pbtxt. Anything else at the root
-  // (lost+found on a fresh volume, dot-directories, stray files) is skipped
-  // with a log line, never fatal.
-  std::vector<fs::path> model_dirs;
+  model->load_time = absl::Now() - load_start;
+  const absl::Time warm_start = absl::Now();
+  for (auto& instance : instances) {
+    absl::Status warm = WarmUp(*instance, model->signature, model->plan.warmup_batch_sizes);
+    if (!warm.ok()) {
+      return absl::Status(warm.code(), absl::StrCat(model->plan.spec.path, ": ", warm.message()));
+    }
+  }
+  model->warmup_time = absl::Now() - warm_start;
+  metrics->RecordLoad(name, version, model->load_time, model->warmup_time);
+  model->batcher = std::make_unique<DynamicBatcher>(model->plan.batcher, std::move(instances));
+  const v1::ModelConfig& c = model->plan.config;
+  Log(LogLevel::kInfo, "model_loaded",
+      {{"model", name},
+       {"version", version},
+       {"device", c.device()},
+       {"instances", c.instance_count()},
+       {"max_batch_size", c.max_batch_size()},
+       {"max_queue_delay_us", c.max_queue_delay_microseconds()},
+       {"max_queue_size", c.max_queue_size()},
+       {"intra_op_threads", c.intra_op_threads()},
+       {"optimize_for_inference", c.optimize_for_inference() ? "true" : "false"},
+       {"warmup_batch_sizes", absl::StrJoin(c.warmup_batch_sizes(), ",")},
+       {"load_ms", absl::ToDoubleMilliseconds(model->load_time)},
+       {"warmup_ms", absl::ToDoubleMilliseconds(model->warmup_time)}});
+  return model;
+}
+
+absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root_path,
+                                                        bool log_skipped) {
+  std::error_code ec;
+  const fs::path root(root_path);
+  if (!fs::is_directory(root, ec)) {
+    return absl::NotFoundError(absl::StrCat(root_path, ": model repository is not a directory"));
+  }
+  std::vector<ModelOnDisk> models;
   for (const auto& entry : fs::directory_iterator(root, ec)) {
     const std::string name = entry.path().filename().string();
     const char* skip = nullptr;
@@ -275,128 +337,86 @@ absl::StatusOr<std::unique_ptr<ModelRepository>> ModelRepository::Load(
       skip = "no config.pbtxt";
     }
     if (skip != nullptr) {
-      Log(LogLevel::kInfo, "repository_entry_skipped", {{"entry", name}, {"reason", skip}});
+      if (log_skipped) {
+        Log(LogLevel::kInfo, "repository_entry_skipped", {{"entry", name}, {"reason", skip}});
+      }
       continue;
     }
-    model_dirs.push_back(entry.path());
-  }
-  std::sort(model_dirs.begin(), model_dirs.end());
-  if (model_dirs.empty()) {
-    return absl::NotFoundError(absl::StrCat(
-        options.root, ": no model directories found (a model is a directory with a config.pbtxt)"));
-  }
-
-  auto repository = std::make_unique<ModelRepository>();
-  ServerMetrics* metrics = options.metrics;
-  if (metrics == nullptr) {
-    repository->own_metrics_ = std::make_unique<ServerMetrics>();
-    metrics = repository->own_metrics_.get();
-  }
-  for (const fs::path& dir : model_dirs) {
-    const std::string name = dir.filename().string();
-    const std::string config_path = (dir / "config.pbtxt").string();
-    absl::StatusOr<v1::ModelConfig> config = ParseModelConfig(config_path);
-    if (!config.ok()) return config.status();
-    absl::StatusOr<ModelPlan> plan =
-        PlanModel(*config, name, config_path, options.default_intra_op_threads);
-    if (!plan.ok()) return plan.status();
-    plan->batcher.deadline_margin = options.deadline_margin;
-    plan->batcher.idle_spin = options.idle_spin;
-    absl::StatusOr<std::vector<int64_t>> versions =
-        SelectVersions(plan->config.version_policy(), FindVersions(dir), dir.string());
-    if (!versions.ok()) return versions.status();
-
-    for (int64_t version : *versions) {
-      auto model = std::make_shared<ServedModel>();
-      model->name = name;
-      model->version = version;
-      model->plan = *plan;
-      model->plan.spec.path = (dir / std::to_string(version) / "model.pt").string();
-      model->plan.batcher.clock = options.clock;
-      model->metrics = metrics->ForModel(name, version);
-      model->plan.batcher.on_batch = [m = model->metrics](const BatchInfo& info,
-                                                          const absl::Status& status) {
-        m->RecordBatch(info);
-      };
-      model->signature = model->plan.spec.signature;
-      const absl::Time load_start = absl::Now();
-      std::vector<std::unique_ptr<ModelInstance>> instances;
-      for (int i = 0; i < model->plan.config.instance_count(); ++i) {
-        absl::StatusOr<std::unique_ptr<ModelInstance>> instance =
-            LoadTorchInstance(model->plan.spec);
-        if (!instance.ok()) return instance.status();
-        instances.push_back(std::move(*instance));
+    ModelOnDisk model;
+    model.name = name;
+    model.dir = entry.path().string();
+    model.config_path = (entry.path() / "config.pbtxt").string();
+    absl::StatusOr<std::string> text = ReadText(model.config_path);
+    if (text.ok()) model.config_text = std::move(*text);
+    for (const auto& version_entry : fs::directory_iterator(entry.path(), ec)) {
+      int64_t v = 0;
+      if (!version_entry.is_directory(ec) ||
+          !absl::SimpleAtoi(version_entry.path().filename().string(), &v) || v <= 0 ||
+          version_entry.path().filename().string() != std::to_string(v)) {
+        continue;
       }
-      model->load_time = absl::Now() - load_start;
-      const absl::Time warm_start = absl::Now();
-      for (auto& instance : instances) {
-        absl::Status warm = WarmUp(*instance, model->signature, model->plan.warmup_batch_sizes);
-        if (!warm.ok()) {
-          return absl::Status(warm.code(), absl::StrCat(model->plan.spec.path, ": ", warm.message()));
+      VersionOnDisk version;
+      version.version = v;
+      const fs::path file = version_entry.path() / "model.pt";
+      std::error_code file_ec;
+      const uintmax_t size = fs::file_size(file, file_ec);
+      if (!file_ec) {
+        const auto mtime = fs::last_write_time(file, file_ec).time_since_epoch().count();
+        version.fingerprint = absl::StrCat(size, "@", mtime);
+        version.complete = EndsWithZipDirectory(file, size);
+      }
+      model.versions.push_back(version);
+    }
+    std::sort(model.versions.begin(), model.versions.end(),
+              [](const VersionOnDisk& a, const VersionOnDisk& b) { return a.version < b.version; });
+    models.push_back(std::move(model));
+  }
+  std::sort(models.begin(), models.end(),
+            [](const ModelOnDisk& a, const ModelOnDisk& b) { return a.name < b.name; });
+  return models;
+}
+
+absl::StatusOr<std::vector<int64_t>> SelectServedVersions(const v1::VersionPolicy& policy,
+                                                          const ModelOnDisk& model, bool strict) {
+  std::vector<int64_t> found;
+  for (const VersionOnDisk& v : model.versions) found.push_back(v.version);
+  if (found.empty()) {
+    if (!strict) return found;
+    return absl::InvalidArgumentError(
+        absl::StrCat(model.dir, ": no version directories (expected ", model.dir, "/1/model.pt)"));
+  }
+  switch (policy.policy_case()) {
+    case v1::VersionPolicy::kAll:
+      return found;
+    case v1::VersionPolicy::kSpecific: {
+      std::vector<int64_t> chosen;
+      for (int64_t v : policy.specific().versions()) {
+        if (std::find(found.begin(), found.end(), v) == found.end()) {
+          if (!strict) continue;
+          return absl::InvalidArgumentError(absl::StrCat(model.dir, ": version_policy names version ",
+                                                         v, " but only [", absl::StrJoin(found, ","),
+                                                         "] exist"));
         }
+        chosen.push_back(v);
       }
-      model->warmup_time = absl::Now() - warm_start;
-      metrics->RecordLoad(name, version, model->load_time, model->warmup_time);
-      model->batcher = std::make_unique<DynamicBatcher>(model->plan.batcher, std::move(instances));
-      const v1::ModelConfig& c = model->plan.config;
-      Log(LogLevel::kInfo, "model_loaded",
-          {{"model", name},
-           {"version", version},
-           {"device", c.device()},
-           {"instances", c.instance_count()},
-           {"max_batch_size", c.max_batch_size()},
-           {"max_queue_delay_us", c.max_queue_delay_microseconds()},
-           {"max_queue_size", c.max_queue_size()},
-           {"intra_op_threads", c.intra_op_threads()},
-           {"optimize_for_inference", c.optimize_for_inference() ? "true" : "false"},
-           {"warmup_batch_sizes", absl::StrJoin(c.warmup_batch_sizes(), ",")},
-           {"load_ms", absl::ToDoubleMilliseconds(model->load_time)},
-           {"warmup_ms", absl::ToDoubleMilliseconds(model->warmup_time)}});
-      repository->models_[name][version] = std::move(model);
+      std::sort(chosen.begin(), chosen.end());
+      chosen.erase(std::unique(chosen.begin(), chosen.end()), chosen.end());
+      if (chosen.empty() && strict) {
+        return absl::InvalidArgumentError(absl::StrCat(model.dir, ": version_policy.specific is empty"));
+      }
+      return chosen;
+    }
+    case v1::VersionPolicy::kLatest:
+    case v1::VersionPolicy::POLICY_NOT_SET: {
+      const size_t n = policy.policy_case() == v1::VersionPolicy::kLatest ? policy.latest() : 1;
+      if (n == 0) {
+        return absl::InvalidArgumentError(absl::StrCat(model.dir, ": version_policy.latest must be >= 1"));
+      }
+      if (found.size() > n) found.erase(found.begin(), found.end() - static_cast<std::ptrdiff_t>(n));
+      return found;
     }
   }
-  return repository;
-}
-
-absl::StatusOr<std::shared_ptr<ServedModel>> ModelRepository::Find(absl::string_view name, int64_t version) const {
-  auto it = models_.find(name);
-  if (it == models_.end()) {
-    std::vector<std::string> names;
-    for (const auto& [n, versions] : models_) names.push_back("'" + n + "'");
-    return absl::NotFoundError(absl::StrCat("model '", ClientText(name), "' is not served; models: ",
-                                            absl::StrJoin(names, ", ")));
-  }
-  if (version == 0) return it->second.rbegin()->second;
-  auto v = it->second.find(version);
-  if (v == it->second.end()) {
-    return absl::NotFoundError(absl::StrCat("model '", ClientText(name), "' has no served version ", version,
-                                            "; served versions: [",
-                                            absl::StrJoin(Versions(name), ","), "]"));
-  }
-  return v->second;
-}
-
-std::vector<std::shared_ptr<const ServedModel>> ModelRepository::All() const {
-  std::vector<std::shared_ptr<const ServedModel>> all;
-  for (const auto& [name, versions] : models_) {
-    for (const auto& [v, model] : versions) all.push_back(model);
-  }
-  return all;
-}
-
-std::vector<int64_t> ModelRepository::Versions(absl::string_view name) const {
-  std::vector<int64_t> versions;
-  auto it = models_.find(name);
-  if (it != models_.end()) {
-    for (const auto& [v, model] : it->second) versions.push_back(v);
-  }
-  return versions;
-}
-
-void ModelRepository::Shutdown() {
-  for (auto& [name, versions] : models_) {
-    for (auto& [v, model] : versions) model->batcher->Shutdown();
-  }
+  return found;
 }
 
 }  // namespace microbatch

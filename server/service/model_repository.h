@@ -1,10 +1,10 @@
-// The model repository: config.pbtxt parsing and validation, loading and
-// warming every served model version, and lookup by name and version.
+// The model repository on disk: config.pbtxt parsing and validation, the
+// scan of model and version directories, and loading and warming one model
+// version. Which versions are loaded when is the ModelManager's business
+// (server/service/model_manager.h).
 //
 // Layout: <root>/<model>/config.pbtxt and <root>/<model>/<version>/model.pt,
-// versions being positive integers. A bad config or model file fails the
-// whole load with an error naming the file and the problem: the server does
-// not start half-configured (a Kubernetes rollout then stops at the first pod).
+// versions being positive integers.
 #ifndef MICROBATCH_SERVER_SERVICE_MODEL_REPOSITORY_H_
 #define MICROBATCH_SERVER_SERVICE_MODEL_REPOSITORY_H_
 
@@ -20,6 +20,7 @@
 #include "server/backend/torch_backend.h"
 #include "server/core/batcher.h"
 #include "server/core/clock.h"
+#include "server/core/lifecycle/manager.h"
 #include "server/core/signature.h"
 #include "server/service/server_metrics.h"
 
@@ -44,9 +45,14 @@ absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& config, const std::st
 // Parses protobuf text format; errors carry file:line:column.
 absl::StatusOr<v1::ModelConfig> ParseModelConfig(const std::string& path);
 
-// One loaded and warmed model version. Immutable after load except for the
-// batcher, which is thread-safe.
-struct ServedModel {
+// One loaded and warmed model version: what a request's handle keeps alive.
+// Immutable after load except for the batcher, which is thread-safe.
+// Drain() (called by the lifecycle manager once the version left service)
+// stops the batcher after it has run what was queued.
+struct ServedModel final : public lifecycle::LoadedVersion {
+  ~ServedModel() override;
+  void Drain() override;
+
   std::string name;
   int64_t version = 0;
   ModelPlan plan;
@@ -71,35 +77,55 @@ struct RepositoryOptions {
   absl::Duration idle_spin = absl::ZeroDuration();
   // Not owned. Default: the wall clock.
   Clock* clock = Clock::Real();
-  // Not owned; must outlive the repository. Null: the repository keeps
-  // metrics of its own that nobody reads.
+  // Not owned; must outlive every loaded version. Null: versions keep
+  // metrics of their own that nobody reads.
   ServerMetrics* metrics = nullptr;
 };
 
-// Thread-safe: immutable after Load() except through Shutdown().
-class ModelRepository {
- public:
-  // Loads, warms up and starts a batcher for every served version of every
-  // model under options.root.
-  static absl::StatusOr<std::unique_ptr<ModelRepository>> Load(const RepositoryOptions& options);
+// Reads (with `source` in messages) and checks the config text of the model
+// in directory `model_name`, and plans it with `options`' defaults.
+absl::StatusOr<ModelPlan> PlanModelText(const std::string& text, const std::string& model_name,
+                                        const std::string& source,
+                                        const RepositoryOptions& options);
 
-  // A handle to a served version: `version` 0 selects the highest served
-  // version. NOT_FOUND names what exists. The handle keeps the version's
-  // memory alive for as long as the caller holds it.
-  absl::StatusOr<std::shared_ptr<ServedModel>> Find(absl::string_view name, int64_t version) const;
-  // Every served version, ordered by name then version.
-  std::vector<std::shared_ptr<const ServedModel>> All() const;
-  // Served versions of `name`, ascending.
-  std::vector<int64_t> Versions(absl::string_view name) const;
+// Loads `version` of the planned model from <model_dir>/<version>/model.pt,
+// warms it up and starts its batcher. Errors name the file.
+absl::StatusOr<std::shared_ptr<ServedModel>> LoadServedModel(const ModelPlan& plan,
+                                                             const std::string& model_dir,
+                                                             int64_t version,
+                                                             const RepositoryOptions& options);
 
-  // Stops every batcher after it has run what was queued. Idempotent.
-  void Shutdown();
-
- private:
-  std::unique_ptr<ServerMetrics> own_metrics_;
-  // name -> version -> model
-  std::map<std::string, std::map<int64_t, std::shared_ptr<ServedModel>>, std::less<>> models_;
+// One version directory on disk.
+struct VersionOnDisk {
+  int64_t version = 0;
+  // Size and modification time of model.pt ("" when it is missing).
+  std::string fingerprint;
+  // model.pt exists and ends with a complete zip directory (TorchScript
+  // files are zip archives): a file still being copied does not.
+  bool complete = false;
 };
+
+// One model directory on disk.
+struct ModelOnDisk {
+  std::string name;
+  std::string dir;
+  std::string config_path;
+  std::string config_text;  // empty when unreadable
+  std::vector<VersionOnDisk> versions;  // ascending
+};
+
+// Every model directory under `root` (a directory with a config.pbtxt),
+// ascending by name. Other entries (lost+found, dot-directories, stray files)
+// are skipped with a log line when `log_skipped`. Version directories are
+// the positive integers; others (a temporary ".3.tmp" being copied) are not
+// versions. NOT_FOUND when root is not a directory.
+absl::StatusOr<std::vector<ModelOnDisk>> ScanRepository(const std::string& root, bool log_skipped);
+
+// The versions of `model` that `policy` serves. With `strict`, a policy
+// naming a version that is not on disk, or a model without versions, is
+// INVALID_ARGUMENT (startup); otherwise such versions are left out.
+absl::StatusOr<std::vector<int64_t>> SelectServedVersions(const v1::VersionPolicy& policy,
+                                                          const ModelOnDisk& model, bool strict);
 
 }  // namespace microbatch
 

@@ -141,6 +141,7 @@ absl::Status InferenceServer::StartListening() {
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
   builder.RegisterService(&inference_);
   builder.RegisterService(&v2_grpc_);
+  builder.RegisterService(&model_control_);
   if (options_.enable_echo) builder.RegisterService(&echo_);
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || grpc_port_ == 0) {
@@ -203,22 +204,29 @@ absl::Status InferenceServer::LoadModels() {
   repository_options.idle_spin = options_.idle_spin;
   repository_options.metrics = &metrics_;
   const absl::Time start = absl::Now();
-  absl::StatusOr<std::unique_ptr<ModelRepository>> repository =
-      ModelRepository::Load(repository_options);
-  if (!repository.ok()) return repository.status();
-  repository_ = std::move(*repository);
-  engine_.SetRepository(repository_.get());
-  const ModelRepository* served = repository_.get();
+  absl::StatusOr<std::unique_ptr<ModelManager>> models =
+      ModelManager::Start(repository_options, options_.model_control);
+  if (!models.ok()) return models.status();
+  models_ = std::move(*models);
+  engine_.SetModels(models_.get());
+  const ModelManager* served = models_.get();
   metrics_.WatchModels([served] {
     std::vector<ModelState> states;
-    for (const auto& model : served->All()) {
+    std::map<std::pair<std::string, int64_t>, std::shared_ptr<const ServedModel>> ready;
+    for (auto& model : served->All()) ready[{model->name, model->version}] = model;
+    for (const ModelVersionIndex& row : served->Index(/*include_disk=*/false)) {
       ModelState state;
-      state.model = model->name;
-      state.version = model->version;
-      state.queue = model->batcher->Stats();
-      state.queue_capacity = model->plan.config.max_queue_size();
-      state.instances = model->plan.config.instance_count();
-      state.ready = true;
+      state.model = row.model;
+      state.version = row.version;
+      state.state = row.state;
+      auto it = ready.find({row.model, row.version});
+      if (it != ready.end() && row.state == "READY") {
+        const ServedModel& model = *it->second;
+        state.queue = model.batcher->Stats();
+        state.queue_capacity = model.plan.config.max_queue_size();
+        state.instances = model.plan.config.instance_count();
+        state.ready = true;
+      }
       states.push_back(std::move(state));
     }
     return states;
@@ -226,7 +234,8 @@ absl::Status InferenceServer::LoadModels() {
   SetServing(true);
   ready_ = true;
   Log(LogLevel::kInfo, "server_ready",
-      {{"models", repository_->All().size()},
+      {{"models", models_->All().size()},
+       {"model_control_mode", options_.model_control.mode == ControlMode::kPoll ? "poll" : "explicit"},
        {"startup_ms", absl::ToDoubleMilliseconds(absl::Now() - start)}});
   return absl::OkStatus();
 }
@@ -264,7 +273,7 @@ void InferenceServer::Shutdown(absl::Duration grace) {
         {{"ms", absl::ToDoubleMilliseconds(absl::Now() - start)}, {"cancelled", unfinished}});
   }
   metrics_.WatchModels(nullptr);
-  if (repository_) repository_->Shutdown();
+  if (models_) models_->Shutdown();
   http_.Stop();
 }
 

@@ -13,7 +13,8 @@
 #include "absl/time/time.h"
 #include "server/service/inference_service.h"
 #include "server/http/http_server.h"
-#include "server/service/model_repository.h"
+#include "server/service/model_manager.h"
+#include "server/service/model_control_service.h"
 #include "server/v2/grpc_service.h"
 #include "server/v2/rest_api.h"
 #include "server/service/server_metrics.h"
@@ -78,6 +79,9 @@ struct ServerOptions {
   // and 256.
   int64_t http_max_body_bytes = int64_t{64} << 20;
   int http_max_infer_in_flight = 256;
+  // How the model repository changes while the server runs (poll or
+  // explicit, poll interval, unload grace, startup models).
+  ModelControlOptions model_control;
 };
 
 // Thread-safe. Start order: StartListening(), then LoadModels(); health is
@@ -110,7 +114,7 @@ class InferenceServer {
   // Models loaded and warmed, and not draining.
   bool ready() const { return ready_.load(); }
   // Null before LoadModels() succeeded.
-  const ModelRepository* repository() const { return repository_.get(); }
+  ModelManager* models() const { return models_.get(); }
 
  private:
   void SetServing(bool serving);
@@ -122,12 +126,16 @@ class InferenceServer {
   HttpServer http_;
   std::atomic<bool> draining_{false};
   MemoryBudget memory_budget_{options_.memory_budget_bytes};
+  // Declared before everything that may still call it while being destroyed.
+  std::unique_ptr<ModelManager> models_;
   InferenceEngine engine_{&metrics_, &memory_budget_};
   InferenceService inference_{&engine_, &metrics_, &memory_budget_, options_.batch_window_chunks};
-  v2::GrpcService v2_grpc_{&engine_, [this] { return ready_.load(); }};
-  v2::RestApi v2_rest_{&engine_, [this] { return ready_.load(); }};
+  // Runs admin calls that wait for loads (never on gRPC or HTTP threads).
+  lifecycle::ThreadPool admin_pool_{2};
+  ModelControlService model_control_{&engine_, &admin_pool_};
+  v2::GrpcService v2_grpc_{&engine_, [this] { return ready_.load(); }, &admin_pool_};
+  v2::RestApi v2_rest_{&engine_, [this] { return ready_.load(); }, &admin_pool_};
   EchoService echo_;
-  std::unique_ptr<ModelRepository> repository_;
   // microbatch_memory_budget_bytes and microbatch_memory_in_use_bytes.
   std::shared_ptr<prometheus::Collectable> memory_metrics_;
   std::unique_ptr<grpc::Server> server_;

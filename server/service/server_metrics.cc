@@ -2,6 +2,8 @@
 
 #include <prometheus/client_metric.h>
 
+#include <cctype>
+
 #include "absl/strings/str_cat.h"
 #include "server/metrics/buckets.h"
 #include "server/metrics/process_collector.h"
@@ -44,6 +46,25 @@ prometheus::MetricFamily GaugeFamily(const char* name, const char* help,
   return family;
 }
 
+// microbatch_model_version_state: 1 for each version's current state.
+prometheus::MetricFamily VersionStateFamily(const std::vector<ModelState>& states) {
+  prometheus::MetricFamily family;
+  family.name = "microbatch_model_version_state";
+  family.help =
+      "1 for the lifecycle state each model version is in (LOADING, READY, UNLOADING, "
+      "UNAVAILABLE, FAILED).";
+  family.type = prometheus::MetricType::Gauge;
+  for (const ModelState& state : states) {
+    prometheus::ClientMetric metric;
+    metric.label = {{"model", state.model},
+                    {"version", absl::StrCat(state.version)},
+                    {"state", state.state}};
+    metric.gauge.value = 1;
+    family.metric.push_back(std::move(metric));
+  }
+  return family;
+}
+
 }  // namespace
 
 const char* RpcMethodName(RpcMethod method) { return kMethods[static_cast<int>(method)]; }
@@ -76,6 +97,17 @@ void ModelMetrics::RecordBatch(const BatchInfo& info) {
   batch_size_->Observe(static_cast<double>(info.batch_rows));
   compute_->Observe(absl::ToDoubleSeconds(info.compute));
 }
+
+void ModelMetrics::RecordShadowCompared(int64_t rows, int64_t argmax_mismatches,
+                                        double max_abs_diff) {
+  shadow_compared_->Increment();
+  shadow_rows_->Increment(static_cast<double>(rows));
+  shadow_mismatches_->Increment(static_cast<double>(argmax_mismatches));
+  shadow_diff_->Observe(max_abs_diff);
+}
+
+void ModelMetrics::RecordShadowError() { shadow_errors_->Increment(); }
+void ModelMetrics::RecordShadowDropped() { shadow_dropped_->Increment(); }
 
 void ModelMetrics::RecordQueueWait(absl::Duration wait) {
   queue_wait_->Observe(absl::ToDoubleSeconds(wait));
@@ -131,6 +163,35 @@ ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry
                          .Name("microbatch_model_warmup_seconds")
                          .Help("Time to warm up every instance of the model version.")
                          .Register(r);
+  load_failures_ = &prometheus::BuildCounter()
+                        .Name("microbatch_model_load_failures_total")
+                        .Help("Model version loads that failed, by reason (the status code: "
+                              "invalid_argument for a bad config or model file, not_found for a "
+                              "missing file, ...).")
+                        .Register(r);
+  swaps_ = &prometheus::BuildCounter()
+                .Name("microbatch_model_swaps_total")
+                .Help("Times the version that unpinned requests go to changed.")
+                .Register(r);
+  shadow_requests_ = &prometheus::BuildCounter()
+                          .Name("microbatch_shadow_requests_total")
+                          .Help("Requests mirrored to a shadow (candidate) version, by result: "
+                                "compared, error (the shadow failed), dropped (under load).")
+                          .Register(r);
+  shadow_rows_ = &prometheus::BuildCounter()
+                      .Name("microbatch_shadow_rows_total")
+                      .Help("Rows whose shadow output was compared with the served one.")
+                      .Register(r);
+  shadow_mismatches_ = &prometheus::BuildCounter()
+                            .Name("microbatch_shadow_argmax_mismatch_rows_total")
+                            .Help("Compared rows whose argmax (of the first output) differs "
+                                  "between the shadow and the served version.")
+                            .Register(r);
+  shadow_diff_ = &prometheus::BuildHistogram()
+                      .Name("microbatch_shadow_max_abs_diff")
+                      .Help("Per mirrored request, the largest absolute difference between a "
+                            "shadow output element and the served one.")
+                      .Register(r);
   prometheus::BuildGauge()
       .Name("microbatch_build_info")
       .Help("Build information; the value is always 1.")
@@ -155,7 +216,12 @@ std::vector<prometheus::MetricFamily> ServerMetrics::CollectModelStates() const 
     states_fn = states_;
   }
   if (!states_fn) return {};
-  const std::vector<ModelState> states = states_fn();
+  const std::vector<ModelState> all = states_fn();
+  // Queue and instance gauges exist for loaded versions only.
+  std::vector<ModelState> states;
+  for (const ModelState& state : all) {
+    if (state.ready) states.push_back(state);
+  }
   return {
       GaugeFamily("microbatch_queue_requests", "Requests waiting in the batcher's queue.", states,
                   [](const ModelState& s) { return static_cast<double>(s.queue.tasks); }),
@@ -169,8 +235,9 @@ std::vector<prometheus::MetricFamily> ServerMetrics::CollectModelStates() const 
       GaugeFamily("microbatch_instances", "Model instances (instance_count).", states,
                   [](const ModelState& s) { return static_cast<double>(s.instances); }),
       GaugeFamily("microbatch_model_ready",
-                  "1 when the model version is loaded, warmed and serving.", states,
+                  "1 when the model version is loaded, warmed and serving.", all,
                   [](const ModelState& s) { return s.ready ? 1.0 : 0.0; }),
+      VersionStateFamily(all),
   };
 }
 
@@ -198,6 +265,14 @@ ModelMetrics* ServerMetrics::ForModel(const std::string& model, int64_t version)
   m.queue_wait_ = &queue_wait_->Add(labels, metrics::LatencySecondsBuckets());
   m.compute_ = &compute_->Add(labels, metrics::LatencySecondsBuckets());
   m.in_flight_ = &in_flight_->Add(labels);
+  m.shadow_compared_ = &shadow_requests_->Add(With(labels, "result", "compared"));
+  m.shadow_errors_ = &shadow_requests_->Add(With(labels, "result", "error"));
+  m.shadow_dropped_ = &shadow_requests_->Add(With(labels, "result", "dropped"));
+  m.shadow_rows_ = &shadow_rows_->Add(labels);
+  m.shadow_mismatches_ = &shadow_mismatches_->Add(labels);
+  m.shadow_diff_ = &shadow_diff_->Add(
+      labels, prometheus::Histogram::BucketBoundaries{0, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 0.1,
+                                                      1, 10, 100});
   return slot.get();
 }
 
@@ -208,6 +283,16 @@ void ServerMetrics::RecordLoad(const std::string& model, int64_t version, absl::
   const prometheus::Labels labels = ModelLabels(model, absl::StrCat(version));
   load_seconds_->Add(labels).Set(absl::ToDoubleSeconds(load));
   warmup_seconds_->Add(labels).Set(absl::ToDoubleSeconds(warmup));
+}
+
+void ServerMetrics::RecordLoadFailure(const std::string& model, absl::StatusCode code) {
+  std::string reason = absl::StatusCodeToString(code);
+  for (char& c : reason) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  load_failures_->Add({{"model", model}, {"reason", reason}}).Increment();
+}
+
+void ServerMetrics::RecordSwap(const std::string& model) {
+  swaps_->Add({{"model", model}}).Increment();
 }
 
 void ServerMetrics::WatchModels(ModelStatesFn states) {

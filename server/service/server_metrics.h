@@ -79,6 +79,13 @@ class ModelMetrics {
   void RecordBatch(const BatchInfo& info);
   void RecordQueueWait(absl::Duration wait);
   void RequestStarted() { in_flight_->Increment(); }
+  // One shadow comparison against this (candidate) version: `rows` compared,
+  // `argmax_mismatches` of them with a different argmax, the largest
+  // absolute difference of any output element.
+  void RecordShadowCompared(int64_t rows, int64_t argmax_mismatches, double max_abs_diff);
+  // A shadow run that failed (its error), or was dropped under load.
+  void RecordShadowError();
+  void RecordShadowDropped();
 
  private:
   friend class ServerMetrics;
@@ -93,6 +100,12 @@ class ModelMetrics {
   prometheus::Histogram* queue_wait_ = nullptr;
   prometheus::Histogram* compute_ = nullptr;
   prometheus::Gauge* in_flight_ = nullptr;
+  prometheus::Counter* shadow_compared_ = nullptr;
+  prometheus::Counter* shadow_errors_ = nullptr;
+  prometheus::Counter* shadow_dropped_ = nullptr;
+  prometheus::Counter* shadow_rows_ = nullptr;
+  prometheus::Counter* shadow_mismatches_ = nullptr;
+  prometheus::Histogram* shadow_diff_ = nullptr;
   prometheus::Family<prometheus::Counter>* requests_family_ = nullptr;
   std::string model_;
   std::string version_;
@@ -106,6 +119,8 @@ struct ModelState {
   int64_t queue_capacity = 0;
   int64_t instances = 0;
   bool ready = false;
+  // The lifecycle state ("READY", "LOADING", "FAILED", ...).
+  std::string state = "READY";
 };
 
 // Thread-safe.
@@ -121,6 +136,10 @@ class ServerMetrics {
   // Load and warm-up durations of a model version.
   void RecordLoad(const std::string& model, int64_t version, absl::Duration load,
                   absl::Duration warmup);
+  // A version of `model` failed to load with `code`.
+  void RecordLoadFailure(const std::string& model, absl::StatusCode code);
+  // The version unpinned requests of `model` go to changed.
+  void RecordSwap(const std::string& model);
   // From now on the queue, instance and readiness gauges are read from
   // `states` at scrape time (on the scraping thread). Pass nullptr to stop.
   using ModelStatesFn = std::function<std::vector<ModelState>()>;
@@ -151,6 +170,12 @@ class ServerMetrics {
   prometheus::Family<prometheus::Gauge>* in_flight_;
   prometheus::Family<prometheus::Gauge>* load_seconds_;
   prometheus::Family<prometheus::Gauge>* warmup_seconds_;
+  prometheus::Family<prometheus::Counter>* load_failures_;
+  prometheus::Family<prometheus::Counter>* swaps_;
+  prometheus::Family<prometheus::Counter>* shadow_requests_;
+  prometheus::Family<prometheus::Counter>* shadow_rows_;
+  prometheus::Family<prometheus::Counter>* shadow_mismatches_;
+  prometheus::Family<prometheus::Histogram>* shadow_diff_;
 
   mutable Mutex mu_;
   ModelStatesFn states_ ABSL_GUARDED_BY(mu_);

@@ -8,6 +8,7 @@
 #include "absl/time/clock.h"
 #include "server/core/text.h"
 #include "server/service/convert.h"
+#include "server/service/model_control_service.h"
 #include "server/service/wire.h"
 #include "server/v2/datatype.h"
 #include "server/v2/typed_contents.h"
@@ -119,7 +120,7 @@ grpc::ServerUnaryReactor* GrpcService::ModelMetadata(grpc::CallbackServerContext
     if (!spec.ok()) return spec.status();
     absl::StatusOr<std::shared_ptr<ServedModel>> model = engine_->Find(*spec);
     if (!model.ok()) return model.status();
-    absl::StatusOr<ModelRepository*> repository = engine_->Repository();
+    absl::StatusOr<ModelManager*> repository = engine_->Models();
     if (!repository.ok()) return repository.status();
     const ServedModel& served = **model;
     response->set_name(served.name);
@@ -163,6 +164,7 @@ grpc::ServerUnaryReactor* GrpcService::ModelInfer(grpc::CallbackServerContext* c
   inference.method = RpcMethod::kModelInfer;
   inference.model = std::move(*spec);
   inference.id = request.id();
+  inference.routing_key = RoutingKey(*context, request.id());
   inference.received = received;
   inference.wire_bytes = static_cast<int64_t>(request_body->Length());
   for (const auto& output : request.outputs()) {
@@ -203,6 +205,61 @@ grpc::ServerUnaryReactor* GrpcService::ModelInfer(grpc::CallbackServerContext* c
     in_flight_.fetch_sub(1);
   };
   engine_->Infer(std::move(inference), std::move(callbacks));
+  return reactor;
+}
+
+std::string TritonState(const std::string& state) {
+  return state == "FAILED" ? "UNAVAILABLE" : state;
+}
+
+grpc::ServerUnaryReactor* GrpcService::RepositoryIndex(grpc::CallbackServerContext* context,
+                                                       const inference::RepositoryIndexRequest* request,
+                                                       inference::RepositoryIndexResponse* response) {
+  absl::StatusOr<ModelManager*> models = engine_->Models();
+  if (!models.ok()) return Answer(context, models.status());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  FinishOnPool(admin_pool_, reactor, [models = *models, request, response] {
+    for (const ModelVersionIndex& row : models->Index()) {
+      if (request->ready() && row.state != "READY") continue;
+      auto* index = response->add_models();
+      index->set_name(row.model);
+      index->set_version(absl::StrCat(row.version));
+      index->set_state(TritonState(row.state));
+      index->set_reason(row.reason);
+    }
+    return absl::OkStatus();
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GrpcService::RepositoryModelLoad(
+    grpc::CallbackServerContext* context, const inference::RepositoryModelLoadRequest* request,
+    inference::RepositoryModelLoadResponse*) {
+  absl::StatusOr<ModelManager*> models = engine_->Models();
+  if (!models.ok()) return Answer(context, models.status());
+  if (!request->parameters().empty()) {
+    return Answer(context, absl::InvalidArgumentError(
+                               "RepositoryModelLoad parameters (an inline config or files) are not "
+                               "supported: put the model in the repository and load it by name"));
+  }
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Time deadline = AdminDeadline(*context);
+  FinishOnPool(admin_pool_, reactor, [models = *models, request, deadline] {
+    return models->LoadModel(request->model_name(), deadline);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GrpcService::RepositoryModelUnload(
+    grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
+    inference::RepositoryModelUnloadResponse*) {
+  absl::StatusOr<ModelManager*> models = engine_->Models();
+  if (!models.ok()) return Answer(context, models.status());
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const absl::Time deadline = AdminDeadline(*context);
+  FinishOnPool(admin_pool_, reactor, [models = *models, request, deadline] {
+    return models->UnloadModel(request->model_name(), deadline);
+  });
   return reactor;
 }
 

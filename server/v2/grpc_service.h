@@ -8,6 +8,7 @@
 #include <functional>
 
 #include "inference/grpc_predict_v2.grpc.pb.h"
+#include "server/core/lifecycle/thread_pool.h"
 #include "server/service/inference.h"
 
 namespace microbatch::v2 {
@@ -20,7 +21,10 @@ using GrpcServiceBase = inference::GRPCInferenceService::WithCallbackMethod_Serv
             inference::GRPCInferenceService::WithCallbackMethod_ServerMetadata<
                 inference::GRPCInferenceService::WithCallbackMethod_ModelMetadata<
                     inference::GRPCInferenceService::WithRawCallbackMethod_ModelInfer<
-                        inference::GRPCInferenceService::Service>>>>>>;
+                        inference::GRPCInferenceService::WithCallbackMethod_RepositoryIndex<
+                            inference::GRPCInferenceService::WithCallbackMethod_RepositoryModelLoad<
+                                inference::GRPCInferenceService::WithCallbackMethod_RepositoryModelUnload<
+                                    inference::GRPCInferenceService::Service>>>>>>>>>;
 
 // Thread-safe. Every ModelInfer call is answered exactly once; errors carry
 // the same codes and messages as microbatch.v1 Predict.
@@ -33,8 +37,11 @@ class GrpcService final : public GrpcServiceBase {
  public:
   // `engine` is not owned and must outlive the service. `ready` says whether
   // the server is ready (models loaded, not draining).
-  GrpcService(InferenceEngine* engine, std::function<bool()> ready)
-      : engine_(engine), ready_(std::move(ready)) {}
+  // `admin_pool` (not owned, must outlive the service's calls) runs the
+  // repository calls, which wait for loads.
+  GrpcService(InferenceEngine* engine, std::function<bool()> ready,
+              lifecycle::ThreadPool* admin_pool)
+      : engine_(engine), ready_(std::move(ready)), admin_pool_(admin_pool) {}
 
   // From now on ModelInfer is answered UNAVAILABLE at once; accepted calls
   // still finish.
@@ -60,13 +67,28 @@ class GrpcService final : public GrpcServiceBase {
   grpc::ServerUnaryReactor* ModelInfer(grpc::CallbackServerContext* context,
                                        const grpc::ByteBuffer* request,
                                        grpc::ByteBuffer* response) override;
+  // The model-repository extension (Triton's), on the ModelManager.
+  grpc::ServerUnaryReactor* RepositoryIndex(grpc::CallbackServerContext* context,
+                                            const inference::RepositoryIndexRequest* request,
+                                            inference::RepositoryIndexResponse* response) override;
+  grpc::ServerUnaryReactor* RepositoryModelLoad(
+      grpc::CallbackServerContext* context, const inference::RepositoryModelLoadRequest* request,
+      inference::RepositoryModelLoadResponse* response) override;
+  grpc::ServerUnaryReactor* RepositoryModelUnload(
+      grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
+      inference::RepositoryModelUnloadResponse* response) override;
 
  private:
   InferenceEngine* const engine_;
   const std::function<bool()> ready_;
+  lifecycle::ThreadPool* const admin_pool_;
   std::atomic<bool> accepting_{true};
   std::atomic<int64_t> in_flight_{0};
 };
+
+// Triton's state names for the repository index: FAILED is UNAVAILABLE
+// (with the failure as reason).
+std::string TritonState(const std::string& state);
 
 // The name and version the server reports in ServerMetadata (and GET /v2).
 inline constexpr char kServerName[] = "microbatch";

@@ -15,6 +15,7 @@
 #include "server/v2/datatype.h"
 #include "server/v2/grpc_service.h"
 #include "server/v2/json_tensors.h"
+#include "server/service/model_control_service.h"
 
 namespace microbatch::v2 {
 namespace {
@@ -151,6 +152,7 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
     if (!IsGet(request)) return respond(MethodNotAllowed("GET"));
     return respond(Health(rest == "/health/live" || ready_(), 400));
   }
+  if (rest.substr(0, 12) == "/repository/") return Repository(std::move(request), std::move(respond));
   constexpr absl::string_view kModels = "/models/";
   if (rest.substr(0, kModels.size()) != kModels) {
     return respond(Error(404, absl::StrCat("no such endpoint: ", ClientText(request.path))));
@@ -180,9 +182,53 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
     return respond(Health(ready_(), 400));
   }
   if (!model.ok()) return respond(ErrorFor(model.status()));
-  absl::StatusOr<ModelRepository*> repository = engine_->Repository();
+  absl::StatusOr<ModelManager*> repository = engine_->Models();
   if (!repository.ok()) return respond(ErrorFor(repository.status()));
   respond(Json(ModelMetadataJson(**model, (*repository)->Versions((*model)->name))));
+}
+
+void RestApi::Repository(HttpRequest request, HttpResponder respond) {
+  const absl::string_view rest = absl::string_view(request.path).substr(3 + 12);  // after "/v2/repository/"
+  if (request.method != "POST") return respond(MethodNotAllowed("POST"));
+  absl::StatusOr<ModelManager*> models = engine_->Models();
+  if (!models.ok()) return respond(ErrorFor(models.status()));
+  if (rest == "index") {
+    const bool only_ready = request.body.find("\"ready\":true") != std::string::npos ||
+                            request.body.find("\"ready\": true") != std::string::npos;
+    admin_pool_->Schedule([models = *models, only_ready, respond = std::move(respond)] {
+      rapidjson::StringBuffer buffer;
+      rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+      writer.StartArray();
+      for (const ModelVersionIndex& row : models->Index()) {
+        if (only_ready && row.state != "READY") continue;
+        writer.StartObject();
+        writer.Key("name");
+        WriteString(writer, row.model);
+        writer.Key("version");
+        WriteString(writer, absl::StrCat(row.version));
+        writer.Key("state");
+        WriteString(writer, TritonState(row.state));
+        writer.Key("reason");
+        WriteString(writer, row.reason);
+        writer.EndObject();
+      }
+      writer.EndArray();
+      respond(Json(std::string(buffer.GetString(), buffer.GetSize())));
+    });
+    return;
+  }
+  std::vector<absl::string_view> parts = absl::StrSplit(rest, '/');
+  if (parts.size() != 3 || parts[0] != "models" || parts[1].empty() ||
+      (parts[2] != "load" && parts[2] != "unload")) {
+    return respond(Error(404, absl::StrCat("no such endpoint: ", ClientText(request.path))));
+  }
+  const bool load = parts[2] == "load";
+  std::string name(parts[1]);
+  admin_pool_->Schedule([models = *models, load, name = std::move(name), respond = std::move(respond)] {
+    const absl::Time deadline = absl::Now() + kDefaultAdminDeadline;
+    absl::Status status = load ? models->LoadModel(name, deadline) : models->UnloadModel(name, deadline);
+    respond(status.ok() ? Json("{}") : ErrorFor(status));
+  });
 }
 
 void RestApi::Infer(HttpRequest request, ModelSpec spec, HttpResponder respond) {
@@ -217,6 +263,8 @@ void RestApi::Infer(HttpRequest request, ModelSpec spec, HttpResponder respond) 
   inference.method = RpcMethod::kRestInfer;
   inference.model = std::move(spec);
   inference.id = call->parsed.id;
+  auto key = request.headers.find("x-routing-key");
+  inference.routing_key = key != request.headers.end() ? key->second : call->parsed.id;
   inference.received = received;
   inference.wire_bytes = static_cast<int64_t>(call->body.size());
   inference.input_error = parsed;

@@ -6,6 +6,8 @@
 //   GET  /v2/models/{name}[/versions/{v}]             model metadata
 //   GET  /v2/models/{name}[/versions/{v}]/ready       200, 400 not ready, 404 unknown
 //   POST /v2/models/{name}[/versions/{v}]/infer       inference
+//   POST /v2/repository/index                          every model version and its state
+//   POST /v2/repository/models/{name}/load | /unload   explicit mode: (un)load, wait
 //
 // Infer bodies are JSON ({"id", "parameters", "inputs": [{"name", "shape",
 // "datatype", "data"}], "outputs": [{"name", "parameters"}]}, data flat or
@@ -24,6 +26,7 @@
 #include <functional>
 
 #include "absl/status/status.h"
+#include "server/core/lifecycle/thread_pool.h"
 #include "server/http/http_server.h"
 #include "server/service/inference.h"
 
@@ -37,8 +40,9 @@ class RestApi {
  public:
   // `engine` is not owned and must outlive the API's requests. `ready` says
   // whether the server is ready (models loaded, not draining).
-  RestApi(InferenceEngine* engine, std::function<bool()> ready)
-      : engine_(engine), ready_(std::move(ready)) {}
+  // `admin_pool` (not owned) runs the repository calls, which wait.
+  RestApi(InferenceEngine* engine, std::function<bool()> ready, lifecycle::ThreadPool* admin_pool)
+      : engine_(engine), ready_(std::move(ready)), admin_pool_(admin_pool) {}
 
   // Serves the paths under /v2 on `http` (before http->Start()).
   absl::Status Register(HttpServer* http);
@@ -53,9 +57,11 @@ class RestApi {
 
  private:
   void Infer(HttpRequest request, ModelSpec spec, HttpResponder respond);
+  void Repository(HttpRequest request, HttpResponder respond);
 
   InferenceEngine* const engine_;
   const std::function<bool()> ready_;
+  lifecycle::ThreadPool* const admin_pool_;
   std::atomic<bool> accepting_{true};
   std::atomic<int64_t> in_flight_{0};
 };

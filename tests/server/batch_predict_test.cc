@@ -63,7 +63,7 @@ class BatchPredictTest : public ::testing::Test {
     server_ = new InferenceServer(options);
     ASSERT_TRUE(server_->StartListening().ok());
     ASSERT_TRUE(server_->LoadModels().ok());
-    auto direct = LoadTorchInstance((*server_->repository()->Find("mlp", 0))->plan.spec);
+    auto direct = LoadTorchInstance((*server_->models()->Find("mlp", 0))->plan.spec);
     ASSERT_TRUE(direct.ok());
     direct_ = direct->release();
   }
@@ -268,7 +268,7 @@ TEST_F(BatchPredictTest, ClientCancelFreesTheStreamAndOthersKeepWorking) {
     EXPECT_EQ(stream.Close().error_code(), grpc::CANCELLED);
   }
   // The cancelled stream's queued work drains away.
-  DynamicBatcher* batcher = (*server_->repository()->Find("mlp", 0))->batcher.get();
+  DynamicBatcher* batcher = (*server_->models()->Find("mlp", 0))->batcher.get();
   for (int i = 0; i < 200 && batcher->Stats().tasks > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }

@@ -1,4 +1,5 @@
 // Config parsing and validation, and load failures that name the file.
+#include "server/service/model_manager.h"
 #include "server/service/model_repository.h"
 
 #include <fstream>
@@ -105,7 +106,7 @@ class RepositoryLoadTest : public ::testing::Test {
 };
 
 TEST_F(RepositoryLoadTest, ServesLatestVersionByDefault) {
-  auto repository = ModelRepository::Load(options_);
+  auto repository = ModelManager::Start(options_);
   ASSERT_TRUE(repository.ok()) << repository.status();
   EXPECT_THAT((*repository)->Versions("mlp"), ::testing::ElementsAre(3));
   (*repository)->Shutdown();
@@ -113,7 +114,7 @@ TEST_F(RepositoryLoadTest, ServesLatestVersionByDefault) {
 
 TEST_F(RepositoryLoadTest, VersionPolicies) {
   Append("version_policy { specific { versions: [1, 3] } }\n");
-  auto repository = ModelRepository::Load(options_);
+  auto repository = ModelManager::Start(options_);
   ASSERT_TRUE(repository.ok()) << repository.status();
   EXPECT_THAT((*repository)->Versions("mlp"), ::testing::ElementsAre(1, 3));
   EXPECT_EQ((*(*repository)->Find("mlp", 0))->version, 3);
@@ -123,14 +124,14 @@ TEST_F(RepositoryLoadTest, VersionPolicies) {
 
 TEST_F(RepositoryLoadTest, MissingVersionInPolicyFails) {
   Append("version_policy { specific { versions: [9] } }\n");
-  auto repository = ModelRepository::Load(options_);
+  auto repository = ModelManager::Start(options_);
   EXPECT_THAT(std::string(repository.status().message()),
               HasSubstr("version_policy names version 9 but only [1,2,3] exist"));
 }
 
 TEST_F(RepositoryLoadTest, CorruptModelFileNamesTheFile) {
   WriteFile(dir_.path() + "/mlp/3/model.pt", "this is not a zip archive");
-  auto repository = ModelRepository::Load(options_);
+  auto repository = ModelManager::Start(options_);
   ASSERT_FALSE(repository.ok());
   EXPECT_EQ(repository.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(repository.status().message()),
@@ -139,7 +140,7 @@ TEST_F(RepositoryLoadTest, CorruptModelFileNamesTheFile) {
 
 TEST_F(RepositoryLoadTest, MissingModelFileNamesTheFile) {
   std::filesystem::remove(dir_.path() + "/mlp/3/model.pt");
-  auto repository = ModelRepository::Load(options_);
+  auto repository = ModelManager::Start(options_);
   EXPECT_EQ(repository.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(repository.status().message()), HasSubstr("mlp/3/model.pt"));
 }
@@ -147,7 +148,7 @@ TEST_F(RepositoryLoadTest, MissingModelFileNamesTheFile) {
 TEST_F(RepositoryLoadTest, CudaOnCpuOnlyBuildFailsWithReason) {
   if (TorchCudaAvailable()) GTEST_SKIP() << "this machine has CUDA";
   Append("device: \"cuda:0\"\n");
-  auto repository = ModelRepository::Load(options_);
+  auto repository = ModelManager::Start(options_);
   EXPECT_EQ(repository.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(std::string(repository.status().message()),
               HasSubstr("device 'cuda:0' requested but this server's LibTorch has no CUDA support"));
@@ -159,7 +160,7 @@ TEST_F(RepositoryLoadTest, OutputBindingMismatchFailsAtWarmUp) {
 input { name: "x" dtype: FP32 dims: [16] }
 output { name: "logits" dtype: FP32 dims: [4] dict_key: "logits" }
 )");
-  auto repository = ModelRepository::Load(options_);
+  auto repository = ModelManager::Start(options_);
   ASSERT_FALSE(repository.ok());
   EXPECT_THAT(std::string(repository.status().message()),
               HasSubstr("output 'logits' is bound to dict_key 'logits' but forward returned Tuple"));
@@ -172,7 +173,7 @@ TEST_F(RepositoryLoadTest, NonModelEntriesAreSkipped) {
   std::filesystem::create_directories(dir_.path() + "/.snapshot/x");
   std::filesystem::create_directories(dir_.path() + "/notes");
   std::ofstream(dir_.path() + "/README.txt") << "stray file";
-  absl::StatusOr<std::unique_ptr<ModelRepository>> repository = ModelRepository::Load(options_);
+  absl::StatusOr<std::unique_ptr<ModelManager>> repository = ModelManager::Start(options_);
   ASSERT_TRUE(repository.ok()) << repository.status();
   ASSERT_EQ((*repository)->All().size(), 1u);
   EXPECT_EQ((*repository)->All()[0]->name, "mlp");
@@ -182,7 +183,7 @@ TEST_F(RepositoryLoadTest, NonModelEntriesAreSkipped) {
 TEST_F(RepositoryLoadTest, EmptyRepositoryFails) {
   TempDir empty("empty_repository");
   options_.root = empty.path();
-  EXPECT_EQ(ModelRepository::Load(options_).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ModelManager::Start(options_).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

@@ -72,7 +72,7 @@ std::vector<float> Row(int caller) {
 
 TEST_F(ServerTest, ConcurrentCallersEachGetTheirOwnRow) {
   // The reference: the same model file run directly, one row at a time.
-  const std::shared_ptr<ServedModel> served = *server_->repository()->Find("mlp", 0);
+  const std::shared_ptr<ServedModel> served = *server_->models()->Find("mlp", 0);
   auto direct = LoadTorchInstance(served->plan.spec);
   ASSERT_TRUE(direct.ok()) << direct.status();
 
@@ -180,9 +180,9 @@ TEST_F(ServerTest, BadInputsFailAloneWhileValidTrafficSucceeds) {
 
   const std::vector<BadCase> cases = {
       {"unknown model", [](auto& r) { r.set_model("nope"); }, grpc::NOT_FOUND,
-       "model 'nope' is not served; models: 'flaky', 'mlp', 'pair'"},
+       "model 'nope' is not served (served: flaky, mlp, pair)"},
       {"unknown version", [](auto& r) { r.set_version(7); }, grpc::NOT_FOUND,
-       "model 'mlp' has no served version 7; served versions: [2]"},
+       "model 'mlp' has no ready version 7 (ready: 2)"},
       {"missing input", [](auto& r) { r.clear_inputs(); }, grpc::INVALID_ARGUMENT,
        "missing input 'x'"},
       {"extra input",

@@ -310,7 +310,7 @@ TEST_F(V2GrpcTest, VersionStringsSelectVersions) {
   ASSERT_TRUE(Infer(request, &response).ok());
   EXPECT_EQ(response.model_version(), "1");
   request.set_model_version("2");
-  ExpectError(request, grpc::StatusCode::NOT_FOUND, "has no served version 2");
+  ExpectError(request, grpc::StatusCode::NOT_FOUND, "has no ready version 2");
   request.set_model_version("0");
   ExpectError(request, grpc::StatusCode::INVALID_ARGUMENT, "neither a positive version number");
   request.set_model_version("-1");

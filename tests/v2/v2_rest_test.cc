@@ -86,7 +86,7 @@ TEST_F(V2RestTest, ModelMetadataAndReadiness) {
   EXPECT_EQ(body["inputs"][0]["shape"], json::array({-1, 16}));
   EXPECT_EQ(body["outputs"][1]["name"], "probs");
   EXPECT_EQ(Get("/v2/models/mlp/versions/1").status, 200);
-  ExpectError(Get("/v2/models/mlp/versions/9"), 404, "has no served version 9");
+  ExpectError(Get("/v2/models/mlp/versions/9"), 404, "has no ready version 9");
   ExpectError(Get("/v2/models/nope"), 404, "'nope' is not served");
   ExpectError(Get("/v2/models/mlp/versions/0"), 400, "neither a positive version number");
   EXPECT_EQ(Get("/v2/models/mlp/ready").status, 200);
@@ -273,7 +273,7 @@ TEST_F(V2RestTest, BadRequestsGetStatusAndMessage) {
               400, "nope");
   ExpectError(Post("/v2/models/nope/infer", R"({"inputs":[]})"), 404, "'nope' is not served");
   ExpectError(Post("/v2/models/mlp/versions/7/infer", R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" + kMlpRow + "}]}"),
-              404, "has no served version 7");
+              404, "has no ready version 7");
   ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,-16],"datatype":"FP32","data":[]}]})"),
               400, "non-negative integers");
   ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32"}]})"), 400,
