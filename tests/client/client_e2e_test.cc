@@ -1,5 +1,6 @@
 // The real `microbatch` binary against a real microbatch-server on loopback
-// (tests/v2/v2_server.h: the demo models and an identity model per datatype)
+// (the demo models, an identity model per datatype as tests/v2/v2_server.h
+// writes them, and "labelled": identity versions 1 and 2, label stable -> 1)
 // through its three front ends: predict prints the same JSON, byte for byte,
 // for v1, v2 and rest with every datatype; errors carry the server's message;
 // bench loads v1, v2 and rest in one run.
@@ -10,6 +11,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <limits>
 #include <string>
 #include <vector>
@@ -22,10 +24,46 @@
 #include "gtest/gtest.h"
 #include "tests/v2/v2_server.h"
 
+namespace microbatch::testing {
+
+class ClientE2EServer {
+ public:
+  ClientE2EServer() : dir_("client_e2e_test") {
+    namespace fs = std::filesystem;
+    DemoModelOptions models;
+    models.models = {"mlp", "pair", "identity"};
+    EXPECT_TRUE(WriteModelRepository(dir_.path(), models).ok());
+    for (const std::string& dtype : V2Datatypes()) {
+      WriteIdentityModel(dir_.path(), "id_" + absl::AsciiStrToLower(dtype), dtype, "max_batch_size: 128\n");
+    }
+    WriteIdentityModel(dir_.path(), "labelled", "FP32",
+                       "max_batch_size: 128\nversion_policy { all: true }\n"
+                       "version_labels { key: \"stable\" value: 1 }\n");
+    fs::create_directories(fs::path(dir_.path()) / "labelled" / "2");
+    fs::copy_file(fs::path(dir_.path()) / "identity" / "1" / "model.pt",
+                  fs::path(dir_.path()) / "labelled" / "2" / "model.pt");
+    server_ = std::make_unique<InferenceServer>(LoopbackOptions(dir_.path()));
+    absl::Status status = server_->StartListening();
+    EXPECT_TRUE(status.ok()) << status;
+    status = server_->LoadModels();
+    EXPECT_TRUE(status.ok()) << status;
+  }
+  ~ClientE2EServer() { server_->Shutdown(absl::Seconds(5)); }
+
+  int grpc_port() const { return server_->grpc_port(); }
+  int http_port() const { return server_->metrics_port(); }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<InferenceServer> server_;
+};
+
+}  // namespace microbatch::testing
+
 namespace microbatch {
 namespace {
 
-using ::microbatch::testing::V2Server;
+using ::microbatch::testing::ClientE2EServer;
 using ::testing::HasSubstr;
 
 struct CliRun {
@@ -88,7 +126,7 @@ std::string EdgeBytes(const std::string& datatype) {
 
 class ClientE2ETest : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() { server_ = new V2Server("client_e2e_test", 2); }
+  static void SetUpTestSuite() { server_ = new ClientE2EServer(); }
   static void TearDownTestSuite() {
     delete server_;
     server_ = nullptr;
@@ -118,10 +156,10 @@ class ClientE2ETest : public ::testing::Test {
     return first;
   }
 
-  static V2Server* server_;
+  static ClientE2EServer* server_;
 };
 
-V2Server* ClientE2ETest::server_ = nullptr;
+ClientE2EServer* ClientE2ETest::server_ = nullptr;
 
 TEST_F(ClientE2ETest, EveryDatatypeComesBackTheSameThroughEveryProtocol) {
   for (const std::string& datatype : testing::V2Datatypes()) {
@@ -165,6 +203,22 @@ TEST_F(ClientE2ETest, JsonInputsTakeTheMetadataOfEachProtocol) {
   EXPECT_EQ(json["outputs"]["product"]["data"].dump(), "[[4.0,10.0,18.0]]");
 }
 
+TEST_F(ClientE2ETest, VersionsByNumberOrLabel) {
+  // Unpinned: the default version, the one labelled stable.
+  EXPECT_EQ(PredictEverywhere("--model labelled --input 'x=[1,2]'")["version"], 1);
+  EXPECT_EQ(PredictEverywhere("--model labelled --version 2 --input 'x=[1,2]'")["version"], 2);
+  // A label: v2 and REST only (v1 takes numbers).
+  for (const char* protocol : {"v2", "rest"}) {
+    const CliRun run = RunCli(std::string("predict --protocol ") + protocol + Flags() +
+                              " --model labelled --version stable --input 'x=[1,2]'");
+    ASSERT_EQ(run.code, 0) << protocol << ": " << run.err;
+    EXPECT_EQ(Comparable(run.out)["version"], 1) << protocol;
+  }
+  const CliRun run = RunCli("predict" + Flags() + " --model labelled --version stable --input 'x=[1,2]'");
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("a version label needs --protocol v2 or rest"));
+}
+
 TEST_F(ClientE2ETest, ErrorsCarryTheServersMessage) {
   CliRun run = RunCli("predict --protocol rest" + Flags() + " --model nope --input 'x=[[1]]'");
   EXPECT_EQ(run.code, 1);
@@ -174,12 +228,13 @@ TEST_F(ClientE2ETest, ErrorsCarryTheServersMessage) {
   EXPECT_EQ(run.code, 1);
   EXPECT_THAT(run.err, HasSubstr("NOT_FOUND: "));
   EXPECT_THAT(run.err, HasSubstr("nope"));
-  // No version label is served: the server says so, through both front ends.
+  // A label the model does not have: the server says so, through both front ends.
   for (const char* protocol : {"v2", "rest"}) {
     run = RunCli(std::string("predict --protocol ") + protocol + Flags() +
-                 " --model id_fp32 --version stable --input 'x=[1]'");
+                 " --model labelled --version nightly --input 'x=[1]'");
     EXPECT_EQ(run.code, 1) << protocol;
     EXPECT_THAT(run.err, HasSubstr("NOT_FOUND")) << protocol;
+    EXPECT_THAT(run.err, HasSubstr("nightly")) << protocol;
   }
   // A value that does not fit: the server's INVALID_ARGUMENT (400 over REST).
   const std::string path = ::testing::TempDir() + "/client_e2e_bad." + std::to_string(::getpid()) + ".npy";
