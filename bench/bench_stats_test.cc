@@ -145,6 +145,9 @@ TEST(PrometheusTest, RequestDurationAndCpu) {
   const ServerSplit split = ComputeServerSplit(ParsePrometheusText(before), ParsePrometheusText(after), "m", "1");
   ASSERT_TRUE(split.valid);
   EXPECT_DOUBLE_EQ(split.request_ms, 3.0 / 100 * 1e3);
+  // Another method's requests: none of them in the scrapes.
+  EXPECT_TRUE(std::isnan(
+      ComputeServerSplit(ParsePrometheusText(before), ParsePrometheusText(after), "m", "1", "ModelInfer").request_ms));
   EXPECT_DOUBLE_EQ(*SampleDelta(ParsePrometheusText(before), ParsePrometheusText(after),
                                 "process_cpu_seconds_total", {}),
                    2.5);
@@ -224,6 +227,61 @@ TEST(ReportTest, FormatsLevels) {
   EXPECT_THAT(FormatReport(report, "csv"), HasSubstr("level,win,req/s"));
   EXPECT_THAT(FormatReport(report, "json"), HasSubstr("\"throughput\": 50"));
   EXPECT_THAT(PlotReport(report), HasSubstr("c=4"));
+}
+
+TEST(ReportTest, SingleV1RunHasNoProtocolColumn) {
+  BenchReport report;
+  report.method = "Predict";
+  report.model = "m";
+  LevelResult r;
+  r.mode = "concurrency";
+  r.level = 1;
+  report.levels.push_back(r);
+  EXPECT_FALSE(ShowsProtocols(report));
+  EXPECT_THAT(FormatReport(report, "csv"), ::testing::StartsWith("level,win,req/s"));
+  EXPECT_EQ(ThroughputRatios(report), "");
+}
+
+TEST(ReportTest, ProtocolColumnAndThroughputRatios) {
+  BenchReport report;
+  report.model = "identity";
+  report.rows = 1;
+  report.protocols = {{"v1", "localhost:1", "Predict", 1100, 4},
+                      {"v2", "localhost:1", "ModelInfer", 1150, 4},
+                      {"rest", "http://localhost:2/v2/models/identity/infer", "POST infer", 2900, 0}};
+  const double throughputs[][3] = {{1000, 980, 500}, {4000, 3900, 0}};
+  for (int level = 0; level < 2; ++level) {
+    for (int p = 0; p < 3; ++p) {
+      LevelResult r;
+      r.protocol = report.protocols[p].protocol;
+      r.mode = "concurrency";
+      r.level = level == 0 ? 1 : 16;
+      r.windows = 3;
+      r.stable = true;
+      r.ok = 10;
+      r.throughput = throughputs[level][p];
+      r.latency.p50 = p + 1;
+      report.levels.push_back(r);
+    }
+  }
+  EXPECT_TRUE(ShowsProtocols(report));
+  EXPECT_EQ(ThroughputRatios(report),
+            "c=1 throughput v2/v1 0.980, rest/v1 0.500\n"
+            "c=16 throughput v2/v1 0.975, rest/v1 0.000\n");
+  const std::string table = FormatReport(report, "table");
+  EXPECT_THAT(table, HasSubstr("  v2: ModelInfer at localhost:1, 1150 B payload, 4 channel(s)"));
+  EXPECT_THAT(table, HasSubstr("  rest: POST infer at http://localhost:2/v2/models/identity/infer, 2900 B payload, "
+                               "a kept-alive connection per request in flight"));
+  EXPECT_THAT(table, HasSubstr("c=1 throughput v2/v1 0.980"));
+  const std::string csv = FormatReport(report, "csv");
+  EXPECT_THAT(csv, ::testing::StartsWith("proto,level,win,req/s"));
+  EXPECT_THAT(csv, HasSubstr("\nrest,c=16,3,0.0,"));
+  const std::string json = FormatReport(report, "json");
+  EXPECT_THAT(json, HasSubstr("\"protocol\": \"rest\""));
+  EXPECT_THAT(json, HasSubstr("\"method\": \"ModelInfer\""));
+  const std::string svg = PlotReport(report);
+  EXPECT_THAT(svg, HasSubstr("p50 (concurrency, v2)"));
+  EXPECT_THAT(svg, HasSubstr("p99 (concurrency, rest)"));
 }
 
 }  // namespace

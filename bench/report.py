@@ -3,8 +3,9 @@
 
 Reads, from --dir: raw_<model>.json (microbatch-rawbench --format json) and
 <name>.json (microbatch bench --format json) for echo, identity, resnet18,
-resnet18_nobatch, mlp_bench, mlp_bench_nobatch and r5. Missing files show as
-"-" and their results as MISS. Standard library only.
+resnet18_nobatch, mlp_bench, mlp_bench_nobatch, r5 and protocols (identity
+through v1, v2 and REST in one run). Missing files show as "-" and their
+results as MISS. Standard library only.
 """
 import argparse
 import json
@@ -65,7 +66,11 @@ def served_table(report, title):
         return f"{title}: (missing)"
     any_server = any("server" in l for l in report["levels"])
     any_deadline = report.get("deadline_ms", 0) > 0
+    protocols = report.get("protocols") or []
+    any_protocol = len(protocols) > 1 or any(l.get("protocol", "v1") != "v1" for l in report["levels"])
     header = ["level", "win", "req/s", "rows/s", "p50_ms", "p90_ms", "p99_ms", "p99.9_ms", "max_ms"]
+    if any_protocol:
+        header = ["proto"] + header
     if any_deadline:
         header += ["goodput/s", "late"]
     if any_server:
@@ -77,6 +82,8 @@ def served_table(report, title):
         row = [level_name(l), f"{l['windows']}{'' if l['stable'] else '*'}", fmt(l["throughput"]),
                fmt(l["rows_per_s"]), fmt(lat["p50"], 2), fmt(lat["p90"], 2), fmt(lat["p99"], 2),
                fmt(lat["p99.9"], 2), fmt(lat["max"], 2)]
+        if any_protocol:
+            row = [l.get("protocol", "v1")] + row
         if any_deadline:
             row += [fmt(l["goodput"]), str(l["late"])]
         if any_server:
@@ -87,10 +94,50 @@ def served_table(report, title):
         errors = ",".join(f"{k}:{v}" for k, v in sorted(l["errors_by_code"].items())) or "0"
         row.append(errors)
         rows.append(row)
-    head = (f"{title}: {report['method']} {report['model']} v{report['version']}, {report['rows']} row(s)/request, "
-            f"{report['payload_bytes']} B payload, {report['channels']} channels"
-            + (f", deadline {report['deadline_ms']} ms" if any_deadline else ""))
-    return head + "\n" + table(header, rows)
+    if len(protocols) > 1:
+        head = (f"{title}: {report['model']} v{report['version']}, {report['rows']} row(s)/request"
+                + (f", deadline {report['deadline_ms']} ms" if any_deadline else "") + "; front ends: "
+                + ", ".join(f"{p['protocol']} {p['method']} ({p['payload_bytes']} B)" for p in protocols))
+    else:
+        head = (f"{title}: {report['method']} {report['model']} v{report['version']}, {report['rows']} row(s)/request, "
+                f"{report['payload_bytes']} B payload, {report['channels']} channels"
+                + (f", deadline {report['deadline_ms']} ms" if any_deadline else ""))
+    return head + "\n" + table(header, rows, left=2 if any_protocol else 1)
+
+
+def protocol_level(report, protocol, mode, level):
+    """The level of `protocol` at (mode, level) in a multi-protocol report, or None."""
+    if not report:
+        return None
+    for l in report["levels"]:
+        if l.get("protocol", "v1") == protocol and l["mode"] == mode and abs(l["level"] - level) < 1e-9:
+            return l
+    return None
+
+
+def protocol_lines(report):
+    """Throughput of each front end relative to v1 at each level, and c=1 latency of each."""
+    if not report:
+        return ["front ends: (missing)"]
+    names = [p["protocol"] for p in report.get("protocols", [])] or ["v1"]
+    lines = []
+    for l in report["levels"]:
+        if l.get("protocol", "v1") != "v1":
+            continue
+        parts = []
+        for name in names[1:]:
+            other = protocol_level(report, name, l["mode"], l["level"])
+            parts.append(f"{name}/v1 {fmt(ratio(other['throughput'] if other else None, l['throughput']), 3)}")
+        if parts:
+            lines.append(f"{level_name(l)} throughput: " + ", ".join(parts))
+    c1 = [(name, protocol_level(report, name, "concurrency", 1)) for name in names]
+    lines.append("c=1 latency p50 / p99: " + ", ".join(
+        f"{name} {fmt(l['latency_ms']['p50'], 3) if l else '-'} / {fmt(l['latency_ms']['p99'], 3) if l else '-'} ms"
+        for name, l in c1))
+    missing = [n for n in ("v2", "rest") if n not in names]
+    if missing:
+        lines.append("not measured (the server does not serve it): " + ", ".join(missing))
+    return lines
 
 
 def peak(report, key="rows_per_s"):
@@ -121,6 +168,8 @@ def main():
     parser.add_argument("--r4-goal", type=float, default=0.90)
     parser.add_argument("--r5-goal", type=float, default=0.90)
     parser.add_argument("--r4-concurrency", type=float, default=64)
+    parser.add_argument("--v2-goal", type=float, default=0.95)
+    parser.add_argument("--v2-concurrency", type=float, default=16)
     args = parser.parse_args()
     d = args.dir
     raw_resnet, raw_mlp = load(d, "raw_resnet18"), load(d, "raw_mlp_bench")
@@ -128,6 +177,7 @@ def main():
     resnet, resnet_nb = load(d, "resnet18"), load(d, "resnet18_nobatch")
     mlp, mlp_nb = load(d, "mlp_bench"), load(d, "mlp_bench_nobatch")
     r5 = load(d, "r5")
+    protocols = load(d, "protocols")
     resnet_c1 = load(d, "resnet18_c1")
     b1_runs = [r.get("batch1_rows_per_s") for r in (load(d, "raw_resnet18_b1_before"),
                                                      load(d, "raw_resnet18_b1_after")) if r]
@@ -145,6 +195,10 @@ def main():
                           (r5, "resnet18 overload (R5)")]:
         out.append(served_table(report, title))
         out.append("")
+
+    out.append(served_table(protocols, "identity through each front end in turn (#13)"))
+    out.extend(protocol_lines(protocols))
+    out.append("")
 
     # T(1): the raw batch-1 runs around the served concurrency-1 run (else the table's).
     t1 = sum(b1_runs) / len(b1_runs) if b1_runs else (raw_resnet.get("batch1_rows_per_s") if raw_resnet else None)
@@ -206,6 +260,16 @@ def main():
                     f"{fmt(goodput)} / {fmt(capacity)} = {fmt(r5_ratio, 2)}; late {late if late is not None else '-'}",
                     f">= {args.r5_goal:.2f}; late = 0",
                     r5_ratio is not None and r5_ratio >= args.r5_goal and late == 0))
+
+    # V2: v2 ModelInfer throughput / v1 Predict throughput, same run, same payload.
+    vc = args.v2_concurrency
+    v1_level = protocol_level(protocols, "v1", "concurrency", vc)
+    v2_level = protocol_level(protocols, "v2", "concurrency", vc)
+    v2_ratio = ratio(v2_level["throughput"] if v2_level else None, v1_level["throughput"] if v1_level else None)
+    results.append(("V2", f"identity v2 ModelInfer / v1 Predict req/s at c={vc:.0f} (same run, levels alternating)",
+                    f"{fmt(v2_level['throughput'] if v2_level else None)} / "
+                    f"{fmt(v1_level['throughput'] if v1_level else None)} = {fmt(v2_ratio, 3)}",
+                    f">= {args.v2_goal:.2f}", v2_ratio is not None and v2_ratio >= args.v2_goal))
 
     out.append("== Results ==")
     out.append(table(["", "what", "value", "goal", ""],

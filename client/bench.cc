@@ -10,6 +10,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <fstream>
 #include <iostream>
 #include <limits>
@@ -18,11 +19,15 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/types/span.h"
 #include "client/bench_load.h"
 #include "client/bench_stats.h"
 #include "client/metrics_scraper.h"
+#include "client/http_client.h"
+#include "client/open_inference.h"
+#include "inference/grpc_predict_v2.grpc.pb.h"
 #include "microbatch/v1/inference.grpc.pb.h"
 
 namespace microbatch {
@@ -56,42 +61,40 @@ struct LevelMeasurement {
   bool stable = false;
 };
 
-// Runs one level after another against one target: load, warm-up, windows
-// until stable (or the window limit), then the summary of the last windows.
+// Runs one level after another: load on a target, warm-up, windows until
+// stable (or the window limit), then the summary of the last windows.
 class Runner {
  public:
   // `scraper` may be null (no server-side split).
-  Runner(const BenchOptions& options, Target* target, MetricsScraper* scraper, std::string model,
-         std::string version)
-      : options_(options),
-        target_(target),
-        scraper_(scraper),
-        model_(std::move(model)),
-        version_(std::move(version)) {}
+  Runner(const BenchOptions& options, MetricsScraper* scraper, std::string model, std::string version)
+      : options_(options), scraper_(scraper), model_(std::move(model)), version_(std::move(version)) {}
 
-  LevelResult Run(const LevelSpec& spec) {
+  // `method`: the server's metrics label of the requests (e.g. "ModelInfer").
+  LevelResult Run(const LevelSpec& spec, Target* target, const std::string& protocol, const std::string& method) {
     Recorder recorder;
-    std::unique_ptr<Load> load = NewLoad(spec, &recorder);
+    std::unique_ptr<Load> load = NewLoad(spec, target, &recorder);
     load->Start();
     std::this_thread::sleep_for(std::chrono::milliseconds(options_.warmup_ms));
     recorder.Take();
-    LevelMeasurement measurement = MeasureWindows(spec, &recorder);
+    LevelMeasurement measurement = MeasureWindows(spec, protocol, &recorder);
     load->Stop();
-    return ToResult(spec, measurement);
+    LevelResult result = ToResult(spec, measurement, method);
+    result.protocol = protocol;
+    return result;
   }
 
  private:
-  std::unique_ptr<Load> NewLoad(const LevelSpec& spec, Recorder* recorder) {
+  std::unique_ptr<Load> NewLoad(const LevelSpec& spec, Target* target, Recorder* recorder) {
     if (spec.mode == "concurrency") {
-      return NewClosedLoop(target_, recorder, static_cast<int64_t>(spec.level), options_.deadline_ms);
+      return NewClosedLoop(target, recorder, static_cast<int64_t>(spec.level), options_.deadline_ms);
     }
-    return NewOpenLoop(target_, recorder, spec.level, options_.deadline_ms, options_.max_inflight,
+    return NewOpenLoop(target, recorder, spec.level, options_.deadline_ms, options_.max_inflight,
                        options_.seed);
   }
 
   // Windows until the last `stable_windows` agree within `stability` on
   // throughput and p99, or `max_windows` ran.
-  LevelMeasurement MeasureWindows(const LevelSpec& spec, Recorder* recorder) {
+  LevelMeasurement MeasureWindows(const LevelSpec& spec, const std::string& protocol, Recorder* recorder) {
     LevelMeasurement m;
     m.cpu_seconds.push_back(ProcessCpuSeconds());
     m.scrapes.push_back(Scrape());
@@ -108,7 +111,7 @@ class Runner {
       throughputs.push_back(seconds > 0 ? latency.count / seconds : 0);
       p99s.push_back(latency.p99);
       if (options_.verbose) {
-        std::cerr << "bench: " << spec.mode << " " << spec.level << " window " << w + 1 << ": "
+        std::cerr << "bench: " << protocol << " " << spec.mode << " " << spec.level << " window " << w + 1 << ": "
                   << Fixed(throughputs.back(), 1) << " req/s, p99 " << Fixed(latency.p99, 2) << " ms\n";
       }
       if (static_cast<int64_t>(m.windows.size()) >= need &&
@@ -122,7 +125,7 @@ class Runner {
   }
 
   // The result over the last `stable_windows` windows (all when fewer ran).
-  LevelResult ToResult(const LevelSpec& spec, const LevelMeasurement& m) const {
+  LevelResult ToResult(const LevelSpec& spec, const LevelMeasurement& m, const std::string& method) const {
     const size_t need = static_cast<size_t>(std::max<int64_t>(1, options_.stable_windows));
     const size_t first = m.windows.size() > need ? m.windows.size() - need : 0;
     LevelResult result;
@@ -144,7 +147,7 @@ class Runner {
     const std::vector<PromSample>& before = m.scrapes[first];
     const std::vector<PromSample>& after = m.scrapes.back();
     if (scraper_ != nullptr && !before.empty() && !after.empty()) {
-      result.server = ComputeServerSplit(before, after, model_, version_);
+      result.server = ComputeServerSplit(before, after, model_, version_, method);
       std::optional<double> server_cpu = SampleDelta(before, after, "process_cpu_seconds_total", {});
       if (server_cpu && result.seconds > 0) result.server_cpu_cores = *server_cpu / result.seconds;
     }
@@ -191,7 +194,6 @@ class Runner {
   }
 
   const BenchOptions& options_;
-  Target* target_;
   MetricsScraper* scraper_;
   std::string model_;
   std::string version_;
@@ -200,82 +202,244 @@ class Runner {
 
 // The dims after the batch dim of `input` in the payload: --shape's, else the
 // metadata's with -1 read as 1.
-absl::StatusOr<std::vector<int64_t>> PayloadRowDims(const BenchOptions& options,
-                                                    const v1::TensorMetadata& input) {
-  auto shape = options.shapes.find(input.name());
+absl::StatusOr<std::vector<int64_t>> PayloadRowDims(const BenchOptions& options, const DeclaredTensor& input) {
+  const int rank = static_cast<int>(input.shape.size());
+  auto shape = options.shapes.find(input.name);
   if (shape == options.shapes.end()) {
     std::vector<int64_t> dims;
-    for (int d = 1; d < input.shape_size(); ++d) dims.push_back(input.shape(d) < 0 ? 1 : input.shape(d));
+    for (int d = 1; d < rank; ++d) dims.push_back(input.shape[d] < 0 ? 1 : input.shape[d]);
     return dims;
   }
   const std::vector<int64_t>& dims = shape->second;
-  if (static_cast<int>(dims.size()) != input.shape_size() - 1) {
-    return absl::InvalidArgumentError(absl::StrCat("--shape ", input.name(), ": the model's input has ",
-                                                   input.shape_size() - 1, " dims after the batch dim, got ",
-                                                   dims.size()));
+  if (static_cast<int>(dims.size()) != rank - 1) {
+    return absl::InvalidArgumentError(absl::StrCat("--shape ", input.name, ": the model's input has ", rank - 1,
+                                                   " dims after the batch dim, got ", dims.size()));
   }
   for (size_t d = 0; d < dims.size(); ++d) {
-    if (input.shape(d + 1) != -1 && input.shape(d + 1) != dims[d]) {
+    if (input.shape[d + 1] != -1 && input.shape[d + 1] != dims[d]) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--shape ", input.name(), ": dim ", d + 1, " is fixed at ", input.shape(d + 1)));
+          absl::StrCat("--shape ", input.name, ": dim ", d + 1, " is fixed at ", input.shape[d + 1]));
     }
   }
   return dims;
 }
 
-// The request every call sends: `rows` rows of random inputs shaped by the
+// The inputs every call sends: `rows` rows of random values shaped by the
 // metadata and --shape.
-absl::StatusOr<v1::PredictRequest> BuildRequest(const BenchOptions& options,
-                                                const v1::ModelMetadata& metadata) {
+absl::StatusOr<std::vector<v1::Tensor>> BuildInputs(const BenchOptions& options, const ModelInfo& signature) {
   for (const auto& [name, dims] : options.shapes) {
-    const bool known = std::any_of(metadata.inputs().begin(), metadata.inputs().end(),
-                                   [&](const v1::TensorMetadata& in) { return in.name() == name; });
+    const bool known = std::any_of(signature.inputs.begin(), signature.inputs.end(),
+                                   [&](const DeclaredTensor& in) { return in.name == name; });
     if (!known) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--shape ", name, ": model '", metadata.name(), "' has no such input"));
+          absl::StrCat("--shape ", name, ": model '", signature.name, "' has no such input"));
     }
   }
-  v1::PredictRequest request;
-  request.set_model(options.model);
-  request.set_version(options.version);
+  std::vector<v1::Tensor> tensors;
   uint64_t seed = options.seed;
-  for (const v1::TensorMetadata& input : metadata.inputs()) {
+  for (const DeclaredTensor& input : signature.inputs) {
     absl::StatusOr<std::vector<int64_t>> dims = PayloadRowDims(options, input);
     if (!dims.ok()) return dims.status();
-    v1::Tensor* tensor = request.add_inputs();
-    tensor->set_name(input.name());
-    tensor->set_dtype(input.dtype());
-    tensor->add_shape(options.rows);
-    for (int64_t d : *dims) tensor->add_shape(d);
-    std::optional<int64_t> elements =
-        ElementCount(absl::MakeConstSpan(tensor->shape().data(), tensor->shape().size()));
-    const DType dtype = static_cast<DType>(input.dtype());
-    if (!elements || DTypeSize(dtype) == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("input '", input.name(), "': unsupported shape or dtype"));
+    v1::Tensor tensor;
+    tensor.set_name(input.name);
+    tensor.set_dtype(static_cast<v1::DataType>(input.dtype));
+    tensor.add_shape(options.rows);
+    for (int64_t d : *dims) tensor.add_shape(d);
+    std::optional<int64_t> elements = ElementCount(absl::MakeConstSpan(tensor.shape().data(), tensor.shape().size()));
+    if (!elements || DTypeSize(input.dtype) == 0) {
+      return absl::InvalidArgumentError(absl::StrCat("input '", input.name, "': unsupported shape or datatype ",
+                                                     input.datatype));
     }
-    *tensor->mutable_data() = RandomTensorBytes(dtype, *elements, seed++);
+    *tensor.mutable_data() = RandomTensorBytes(input.dtype, *elements, seed++);
+    tensors.push_back(std::move(tensor));
   }
-  return request;
+  return tensors;
 }
 
-absl::StatusOr<v1::ModelMetadata> FetchMetadata(const BenchOptions& options, const ChannelFactory& channels) {
+absl::Status RpcError(const char* rpc, const grpc::Status& status) {
+  const auto code = static_cast<absl::StatusCode>(status.error_code());
+  return absl::Status(code, absl::StrCat(rpc, ": ", absl::StatusCodeToString(code), ": ", status.error_message()));
+}
+
+// What the run needs from the model's metadata.
+struct BenchModel {
+  ModelInfo signature;
+  std::string version;         // the version that serves (for the /metrics labels)
+  int64_t max_batch_size = 0;  // 0: unknown (only v1 says)
+};
+
+std::shared_ptr<grpc::Channel> MetadataChannel(const BenchOptions& options, const ChannelFactory& channels) {
   grpc::ChannelArguments channel_args;
   channel_args.SetMaxReceiveMessageSize(-1);
-  auto stub = v1::Inference::NewStub(channels.NewChannel(options.target, channel_args));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  v1::GetModelMetadataRequest request;
-  request.set_model(options.model);
-  request.set_version(options.version);
-  v1::ModelMetadata metadata;
-  grpc::Status status = stub->GetModelMetadata(&context, request, &metadata);
-  if (!status.ok()) {
-    return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
-                        absl::StrCat("GetModelMetadata: ",
-                                     absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
-                                     ": ", status.error_message()));
+  return channels.NewChannel(options.target, channel_args);
+}
+
+// From v1 GetModelMetadata when v1 is measured, else from v2 ModelMetadata,
+// else from REST GET /v2/models/NAME.
+absl::StatusOr<BenchModel> FetchModel(const BenchOptions& options, const ChannelFactory& channels) {
+  const auto has = [&](Protocol p) {
+    return std::find(options.protocols.begin(), options.protocols.end(), p) != options.protocols.end();
+  };
+  const auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(10);
+  BenchModel model;
+  if (has(Protocol::kV1) || options.protocols.empty()) {
+    auto stub = v1::Inference::NewStub(MetadataChannel(options, channels));
+    grpc::ClientContext context;
+    context.set_deadline(deadline);
+    v1::GetModelMetadataRequest request;
+    request.set_model(options.model);
+    request.set_version(options.version);
+    v1::ModelMetadata metadata;
+    grpc::Status status = stub->GetModelMetadata(&context, request, &metadata);
+    if (!status.ok()) return RpcError("GetModelMetadata", status);
+    model.signature = SignatureFromV1(metadata);
+    model.version = absl::StrCat(metadata.version());
+    model.max_batch_size = metadata.batching().max_batch_size();
+    return model;
   }
-  return metadata;
+  if (has(Protocol::kV2)) {
+    auto stub = inference::GRPCInferenceService::NewStub(MetadataChannel(options, channels));
+    grpc::ClientContext context;
+    context.set_deadline(deadline);
+    inference::ModelMetadataRequest request;
+    request.set_name(options.model);
+    request.set_version(V2Version(options.version));
+    inference::ModelMetadataResponse metadata;
+    grpc::Status status = stub->ModelMetadata(&context, request, &metadata);
+    if (!status.ok()) return RpcError("ModelMetadata", status);
+    model.signature = SignatureFromV2(metadata);
+  } else {
+    HttpOptions http;
+    http.address = options.http;
+    http.tls = options.tls;
+    http.timeout_ms = 10000;
+    absl::StatusOr<std::unique_ptr<HttpClient>> client = HttpClient::Create(http);
+    if (!client.ok()) return client.status();
+    absl::StatusOr<HttpReply> response = (*client)->Get(RestModelPath(options.model, V2Version(options.version)));
+    if (!response.ok()) return response.status();
+    absl::StatusOr<ModelInfo> signature = ParseRestModelMetadata(response->status, response->body);
+    if (!signature.ok()) return absl::Status(signature.status().code(),
+                                             absl::StrCat("model metadata: ", signature.status().message()));
+    model.signature = std::move(*signature);
+  }
+  // The served version: the one asked for, else the newest listed.
+  int64_t newest = options.version;
+  for (const std::string& v : model.signature.versions) {
+    int64_t n = 0;
+    if (options.version == 0 && absl::SimpleAtoi(v, &n)) newest = std::max(newest, n);
+  }
+  model.version = absl::StrCat(newest);
+  return model;
+}
+
+// One front end under test.
+struct Front {
+  Protocol protocol;
+  std::unique_ptr<Target> target;
+  ProtocolInfo info;
+  std::string metrics_method;  // its `method` label in the server's metrics
+};
+
+grpc::ByteBuffer Payload(const std::string& bytes) {
+  grpc::Slice slice(bytes);
+  return grpc::ByteBuffer(&slice, 1);
+}
+
+absl::StatusOr<Front> MakeFront(Protocol protocol, const BenchOptions& options, const ChannelFactory& channels,
+                                const std::vector<v1::Tensor>& inputs) {
+  Front front;
+  front.protocol = protocol;
+  front.info.protocol = ProtocolName(protocol);
+  InferRequestSpec spec;
+  spec.model = options.model;
+  spec.version = V2Version(options.version);
+  spec.inputs = inputs;
+  TargetOptions target;
+  target.target = options.target;
+  target.channels = options.channels;
+  switch (protocol) {
+    case Protocol::kV1: {
+      v1::PredictRequest request;
+      request.set_model(options.model);
+      request.set_version(options.version);
+      for (const v1::Tensor& tensor : inputs) *request.add_inputs() = tensor;
+      const std::string bytes = request.SerializeAsString();
+      if (options.echo) {
+        target.method = "/microbatch.v1.Echo/Echo";
+        target.check = [n = bytes.size()](const std::string& response) { return response.size() == n; };
+      } else {
+        target.method = "/microbatch.v1.Inference/Predict";
+        target.check = [](const std::string& response) {
+          v1::PredictResponse parsed;
+          return parsed.ParseFromString(response) && parsed.outputs_size() > 0;
+        };
+      }
+      front.info.method = options.echo ? "Echo" : "Predict";
+      front.metrics_method = front.info.method;
+      front.info.payload_bytes = static_cast<int64_t>(bytes.size());
+      front.target = NewGrpcTarget(target, channels, Payload(bytes));
+      break;
+    }
+    case Protocol::kV2: {
+      absl::StatusOr<inference::ModelInferRequest> request = BuildModelInferRequest(spec);
+      if (!request.ok()) return request.status();
+      const std::string bytes = request->SerializeAsString();
+      target.method = "/inference.GRPCInferenceService/ModelInfer";
+      target.check = [](const std::string& response) {
+        inference::ModelInferResponse parsed;
+        if (!parsed.ParseFromString(response)) return false;
+        absl::StatusOr<InferResult> result = ParseModelInferResponse(parsed);
+        return result.ok() && !result->outputs.empty();
+      };
+      front.info.method = "ModelInfer";
+      front.metrics_method = "ModelInfer";
+      front.info.payload_bytes = static_cast<int64_t>(bytes.size());
+      front.target = NewGrpcTarget(target, channels, Payload(bytes));
+      break;
+    }
+    case Protocol::kRest: {
+      HttpOptions http;
+      http.address = options.http;
+      http.tls = options.tls;
+      http.timeout_ms = 0;  // each request's deadline sets it
+      absl::StatusOr<HttpEndpoint> endpoint = HttpEndpoint::Create(http);
+      if (!endpoint.ok()) return endpoint.status();
+      absl::StatusOr<std::string> body = BuildRestInferBody(spec);
+      if (!body.ok()) return body.status();
+      const std::string path = RestInferPath(spec.model, spec.version);
+      front.info.method = "POST infer";
+      front.metrics_method = "RestInfer";
+      front.info.payload_bytes = static_cast<int64_t>(body->size());
+      front.info.target = endpoint->Url(path);
+      front.target = NewRestTarget(*endpoint, path, std::move(*body), [](const std::string& response) {
+        absl::StatusOr<InferResult> result = ParseRestInferResponse(200, response);
+        return result.ok() && !result->outputs.empty();
+      });
+      break;
+    }
+  }
+  if (front.info.target.empty()) front.info.target = options.target;
+  front.info.channels = static_cast<int64_t>(front.target->connections());
+  return front;
+}
+
+// One checked request through `front`, before any level: the code of its
+// outcome (0 OK, -1 a response that does not decode).
+int FirstRequest(Front& front, int64_t deadline_ms) {
+  std::unique_ptr<Exchange> exchange = front.target->NewExchange(0);
+  std::mutex mu;
+  std::condition_variable cv;
+  std::optional<int> outcome;
+  const auto deadline = std::chrono::system_clock::now() +
+                        std::chrono::milliseconds(deadline_ms > 0 ? std::max<int64_t>(deadline_ms, 10000) : 30000);
+  exchange->Start(deadline, /*check=*/true, [&](int code) {
+    std::lock_guard<std::mutex> lock(mu);
+    outcome = code;
+    cv.notify_all();
+  });
+  std::unique_lock<std::mutex> lock(mu);
+  cv.wait(lock, [&] { return outcome.has_value(); });
+  return *outcome;
 }
 
 // Null without --metrics-url.
@@ -297,10 +461,15 @@ std::vector<LevelSpec> Levels(const BenchOptions& options) {
 }
 
 void PrintLevelLine(const BenchReport& report, const LevelResult& result) {
-  std::cerr << "bench: " << report.method << " " << report.model << " " << LevelName(result) << ": "
-            << Fixed(result.throughput, 1) << " req/s, p50 " << Fixed(result.latency.p50, 2) << " ms, p99 "
-            << Fixed(result.latency.p99, 2) << " ms, errors " << ErrorsText(result) << " ("
-            << result.windows << " windows" << (result.stable ? "" : ", not stable") << ")\n";
+  std::string method = report.method;
+  for (const ProtocolInfo& p : report.protocols) {
+    if (p.protocol == result.protocol) method = p.method;
+  }
+  std::cerr << "bench: " << (ShowsProtocols(report) ? result.protocol + " " : std::string()) << method << " "
+            << report.model << " " << LevelName(result) << ": " << Fixed(result.throughput, 1) << " req/s, p50 "
+            << Fixed(result.latency.p50, 2) << " ms, p99 " << Fixed(result.latency.p99, 2) << " ms, errors "
+            << ErrorsText(result) << " (" << result.windows << " windows" << (result.stable ? "" : ", not stable")
+            << ")\n";
 }
 
 }  // namespace
@@ -312,40 +481,48 @@ int RunBench(const BenchOptions& options) {
   if (!scraper.ok()) return Fail(std::string(scraper.status().message()));
 
   // The model's metadata shapes the payload.
-  absl::StatusOr<v1::ModelMetadata> metadata = FetchMetadata(options, *channels);
-  if (!metadata.ok()) return Fail(std::string(metadata.status().message()));
-  const int64_t max_batch_size = metadata->batching().max_batch_size();
-  if (!options.echo && max_batch_size > 0 && options.rows > max_batch_size) {
-    return Fail(absl::StrCat("--rows ", options.rows, " exceeds the model's max_batch_size ", max_batch_size));
+  absl::StatusOr<BenchModel> model = FetchModel(options, *channels);
+  if (!model.ok()) return Fail(std::string(model.status().message()));
+  if (!options.echo && model->max_batch_size > 0 && options.rows > model->max_batch_size) {
+    return Fail(absl::StrCat("--rows ", options.rows, " exceeds the model's max_batch_size ", model->max_batch_size));
   }
-  absl::StatusOr<v1::PredictRequest> request = BuildRequest(options, *metadata);
-  if (!request.ok()) return Fail(std::string(request.status().message()));
-  const std::string bytes = request->SerializeAsString();
-  grpc::Slice slice(bytes);
+  absl::StatusOr<std::vector<v1::Tensor>> inputs = BuildInputs(options, model->signature);
+  if (!inputs.ok()) return Fail(std::string(inputs.status().message()));
 
-  TargetOptions target_options;
-  target_options.target = options.target;
-  target_options.channels = options.channels;
-  target_options.method = options.echo ? "/microbatch.v1.Echo/Echo" : "/microbatch.v1.Inference/Predict";
-  target_options.echo = options.echo;
-  Target target(target_options, *channels, grpc::ByteBuffer(&slice, 1));
-  if (!target.WaitForConnected(std::chrono::seconds(10))) {
-    return Fail(absl::StrCat("cannot connect to ", options.target));
+  std::vector<Front> fronts;
+  for (Protocol protocol : options.protocols) {
+    absl::StatusOr<Front> front = MakeFront(protocol, options, *channels, *inputs);
+    if (!front.ok()) return Fail(absl::StrCat(ProtocolName(protocol), ": ", front.status().message()));
+    if (!front->target->WaitForConnected(std::chrono::seconds(10))) {
+      return Fail(absl::StrCat(front->info.protocol, ": cannot connect to ", front->info.target));
+    }
+    if (const int code = FirstRequest(*front, options.deadline_ms); code != 0) {
+      return Fail(absl::StrCat(front->info.protocol, ": the first ", front->info.method, " request to ",
+                               front->info.target, " failed: ", CodeName(code),
+                               " (try it with `microbatch predict --protocol ", front->info.protocol, "`)"));
+    }
+    fronts.push_back(std::move(*front));
   }
+  if (fronts.empty()) return Fail("no --protocol");
 
   BenchReport report;
-  report.target = options.target;
-  report.method = options.echo ? "Echo" : "Predict";
-  report.model = metadata->name();
-  report.version = metadata->version();
+  const ProtocolInfo& first = fronts.front().info;
+  report.target = first.target;
+  report.method = first.method;
+  report.model = model->signature.name.empty() ? options.model : model->signature.name;
+  int64_t version = 0;
+  report.version = absl::SimpleAtoi(model->version, &version) ? version : 0;
   report.rows = options.rows;
-  report.payload_bytes = static_cast<int64_t>(bytes.size());
+  report.payload_bytes = first.payload_bytes;
   report.deadline_ms = options.deadline_ms;
-  report.channels = static_cast<int64_t>(target.channels());
-  Runner runner(options, &target, scraper->get(), metadata->name(), absl::StrCat(metadata->version()));
+  report.channels = first.channels;
+  for (const Front& front : fronts) report.protocols.push_back(front.info);
+  Runner runner(options, scraper->get(), report.model, model->version);
   for (const LevelSpec& level : Levels(options)) {
-    report.levels.push_back(runner.Run(level));
-    PrintLevelLine(report, report.levels.back());
+    for (Front& front : fronts) {
+      report.levels.push_back(runner.Run(level, front.target.get(), front.info.protocol, front.metrics_method));
+      PrintLevelLine(report, report.levels.back());
+    }
   }
 
   std::cout << FormatReport(report, options.format);

@@ -1,5 +1,7 @@
 // `microbatch bench`: a load generator for any server speaking
-// microbatch.v1.Inference (or microbatch.v1.Echo). Closed loop (a fixed number
+// microbatch.v1.Inference (or microbatch.v1.Echo), the Open Inference
+// Protocol over gRPC (v2 ModelInfer) or over HTTP/JSON (REST), or several of
+// them in one run, each level through each front end in turn. Closed loop (a fixed number
 // of requests kept in flight) and open loop (Poisson arrivals at a fixed
 // rate), measured in windows repeated until throughput and p99 settle, with
 // the server's own queue/compute split scraped from its Prometheus metrics.
@@ -17,13 +19,18 @@
 
 #include "client/bench_report.h"
 #include "client/channel.h"
+#include "client/open_inference.h"
 
 namespace microbatch {
 namespace bench {
 
 // The options of `microbatch bench`; defaults are the flags' defaults.
 struct BenchOptions {
-  std::string target = "localhost:8500";
+  std::string target = "localhost:8500";  // gRPC: v1 and v2
+  // REST: [http[s]://]host:port[/prefix] (https also when tls asks for TLS).
+  std::string http = "localhost:8502";
+  // The front ends, each level run through each in this order.
+  std::vector<Protocol> protocols = {Protocol::kV1};
   TlsOptions tls;
   std::string model;  // required; with echo it only defines the payload
   int64_t version = 0;
@@ -42,7 +49,7 @@ struct BenchOptions {
   // Open loop: requests in flight beyond which arrivals are dropped by the
   // client (counted as CLIENT_DROPPED) instead of sent.
   int64_t max_inflight = 20000;
-  bool echo = false;
+  bool echo = false;  // v1 only
   // [http[s]://]host:port[/path] of the server's /metrics (https: verified
   // with tls.ca_file when set); empty: no server-side split.
   std::string metrics_url;
@@ -56,7 +63,9 @@ struct BenchOptions {
 
 // Runs the benchmark and prints the report on stdout, progress on stderr.
 // Returns the exit code: 0, or 1 after printing the error (server
-// unreachable, bad --shape for the model, unwritable --plot, ...).
+// unreachable, a front end whose first request fails, bad --shape for the
+// model, unwritable --plot, ...). The model's metadata comes from the first
+// of v1, v2, rest that is in `protocols`.
 int RunBench(const BenchOptions& options);
 
 }  // namespace bench

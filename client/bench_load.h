@@ -3,11 +3,13 @@
 // open-loop load shapes, and the recorder that collects their completions
 // into measurement windows.
 //
-// Every request sends the same pre-serialized payload (a grpc::ByteBuffer
-// whose slices are shared, not copied, by each call) through a generic stub on
-// the callback API, and responses are kept as raw bytes: the client does no
-// per-request protobuf work, so it is not the bottleneck. Several channels,
-// each with its own subchannel (TCP connection), spread the calls.
+// Every request sends the same pre-serialized payload and responses are kept
+// as raw bytes: the client does no per-request protobuf or JSON work (but for
+// a sample it checks), so it is not the bottleneck. gRPC (microbatch.v1 and
+// v2 ModelInfer): a grpc::ByteBuffer whose slices are shared by every call,
+// through a generic stub on the callback API, over several channels each
+// with its own subchannel (TCP connection). REST: one JSON body, POSTed
+// through a libcurl multi handle with reused easy handles (keep-alive).
 #ifndef MICROBATCH_CLIENT_BENCH_LOAD_H_
 #define MICROBATCH_CLIENT_BENCH_LOAD_H_
 
@@ -25,6 +27,7 @@
 #include <vector>
 
 #include "client/channel.h"
+#include "client/http_client.h"
 
 namespace microbatch {
 namespace bench {
@@ -99,39 +102,64 @@ class Recorder {
 // ---------------------------------------------------------------------------
 // The server under test.
 
+// One reusable call slot of a Target: sends the target's payload, one call at
+// a time. Exchanges are created once per closed-loop slot or open-loop pool
+// entry and reused, so the hot path creates no gRPC stub or curl handle.
+class Exchange {
+ public:
+  virtual ~Exchange() = default;
+
+  // Sends the payload. `done` runs exactly once, on a transport thread, with
+  // the outcome: 0 (OK), a gRPC status code 1..16 (REST: HTTP statuses as
+  // HttpStatusToCode maps them, a timeout DEADLINE_EXCEEDED, other transport
+  // failures UNAVAILABLE), or -1 (BAD_RESPONSE: OK, but with `check` the
+  // response did not decode). `deadline` SystemClock::time_point::max(): none.
+  // At most one call per exchange at a time; `done` may Start it again. The
+  // exchange may be destroyed once `done` has been entered, as long as no
+  // call is in flight.
+  virtual void Start(SystemClock::time_point deadline, bool check, std::function<void(int code)> done) = 0;
+
+  // Cancels the call in flight, if any (its `done` still runs, typically
+  // with CANCELLED). Thread-safe.
+  virtual void Cancel() = 0;
+};
+
+// A front end of one server, all exchanges sending the same payload.
+// Thread-safe.
+class Target {
+ public:
+  virtual ~Target() = default;
+  // False when the server is not reachable within `timeout`.
+  virtual bool WaitForConnected(std::chrono::seconds timeout) = 0;
+  // A new exchange; `index` spreads exchanges over the gRPC channels.
+  virtual std::unique_ptr<Exchange> NewExchange(size_t index) = 0;
+  // gRPC channels (TCP connections) used; 0 for REST (HTTP/1.1 keep-alive:
+  // one connection per request in flight, reused).
+  virtual size_t connections() const = 0;
+};
+
+// Whether an OK response's bytes (gRPC message or HTTP body) decode as
+// expected, for the first few responses of each level.
+using ResponseCheck = std::function<bool(const std::string& response)>;
+
 struct TargetOptions {
   std::string target;          // host:port or a gRPC target URI
   int64_t channels = 4;        // channels (TCP connections) the calls are spread over; >= 1
   std::string method;          // e.g. "/microbatch.v1.Inference/Predict"
-  bool echo = false;           // responses echo the payload (microbatch.v1.Echo)
+  ResponseCheck check;         // null: every OK response is good
 };
 
-// `channels` channels to one server, all sending the same payload. Call() is
-// thread-safe.
-class Target {
- public:
-  Target(const TargetOptions& options, const ChannelFactory& channel_factory, grpc::ByteBuffer payload);
+// gRPC: `channels` channels through a generic stub on the callback API; the
+// payload (a pre-serialized message) is shared, not copied, by each call.
+std::unique_ptr<Target> NewGrpcTarget(const TargetOptions& options, const ChannelFactory& channel_factory,
+                                      grpc::ByteBuffer payload);
 
-  // False when a channel did not connect within `timeout`.
-  bool WaitForConnected(std::chrono::seconds timeout);
-
-  // Sends the payload on channel `channel` (modulo the channel count); `done`
-  // runs on a gRPC thread with the final status, `response` holds the bytes.
-  void Call(size_t channel, grpc::ClientContext* context, grpc::ByteBuffer* response,
-            std::function<void(grpc::Status)> done);
-
-  size_t channels() const { return stubs_.size(); }
-
-  // Checks that an OK response decodes (Predict) or matches the payload (Echo).
-  bool Valid(grpc::ByteBuffer& response);
-
- private:
-  const std::string method_;
-  const grpc::ByteBuffer payload_;
-  const bool echo_;
-  std::vector<std::shared_ptr<grpc::Channel>> channels_;
-  std::vector<std::unique_ptr<grpc::GenericStub>> stubs_;
-};
+// REST: POST `body` (JSON) to endpoint.Url(path) through one curl multi
+// handle driven by one thread; each exchange keeps its easy handle and
+// response buffer, and connections are kept alive and reused. `check` sees
+// the body of 2xx answers.
+std::unique_ptr<Target> NewRestTarget(const HttpEndpoint& endpoint, const std::string& path, std::string body,
+                                      ResponseCheck check);
 
 // ---------------------------------------------------------------------------
 // Load shapes.

@@ -22,6 +22,42 @@ std::string ErrorsText(const LevelResult& r) {
   return parts.empty() ? "0" : absl::StrJoin(parts, ",");
 }
 
+bool ShowsProtocols(const BenchReport& report) {
+  if (report.protocols.size() > 1) return true;
+  return std::any_of(report.levels.begin(), report.levels.end(),
+                     [](const LevelResult& r) { return r.protocol != "v1"; });
+}
+
+namespace {
+
+// The result of `protocol` at the level of `like`, or null.
+const LevelResult* FindLevel(const BenchReport& report, const std::string& protocol, const LevelResult& like) {
+  for (const LevelResult& r : report.levels) {
+    if (r.protocol == protocol && r.mode == like.mode && r.level == like.level) return &r;
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+std::string ThroughputRatios(const BenchReport& report) {
+  if (report.protocols.size() < 2) return "";
+  const std::string& base = report.protocols[0].protocol;
+  std::string out;
+  for (const LevelResult& r : report.levels) {
+    if (r.protocol != base) continue;
+    std::vector<std::string> parts;
+    for (size_t p = 1; p < report.protocols.size(); ++p) {
+      const std::string& other = report.protocols[p].protocol;
+      const LevelResult* o = FindLevel(report, other, r);
+      const std::string ratio = o != nullptr && r.throughput > 0 ? Fixed(o->throughput / r.throughput, 3) : "-";
+      parts.push_back(absl::StrCat(other, "/", base, " ", ratio));
+    }
+    absl::StrAppend(&out, LevelName(r), " throughput ", absl::StrJoin(parts, ", "), "\n");
+  }
+  return out;
+}
+
 namespace {
 
 std::string FormatJson(const BenchReport& report) {
@@ -34,9 +70,18 @@ std::string FormatJson(const BenchReport& report) {
   out["payload_bytes"] = report.payload_bytes;
   out["deadline_ms"] = report.deadline_ms;
   out["channels"] = report.channels;
+  out["protocols"] = nlohmann::json::array();
+  for (const ProtocolInfo& p : report.protocols) {
+    out["protocols"].push_back({{"protocol", p.protocol},
+                                {"target", p.target},
+                                {"method", p.method},
+                                {"payload_bytes", p.payload_bytes},
+                                {"channels", p.channels}});
+  }
   out["levels"] = nlohmann::json::array();
   for (const LevelResult& r : report.levels) {
     nlohmann::json l;
+    l["protocol"] = r.protocol;
     l["mode"] = r.mode;
     l["level"] = r.level;
     l["windows"] = r.windows;
@@ -79,10 +124,12 @@ ReportTable MakeTable(const BenchReport& report) {
                                       [](const LevelResult& r) { return r.server.valid; });
   const bool any_rate = std::any_of(report.levels.begin(), report.levels.end(),
                                     [](const LevelResult& r) { return r.mode == "rate"; });
+  const bool any_protocol = ShowsProtocols(report);
   ReportTable table;
   std::vector<std::string>& header = table.header;
   header = {"level", "win", "req/s", "rows/s", "p50_ms", "p90_ms",
                                      "p99_ms", "p99.9_ms", "max_ms"};
+  if (any_protocol) header.insert(header.begin(), "proto");
   if (any_rate || report.deadline_ms > 0) {
     header.push_back("goodput/s");
     header.push_back("late");
@@ -99,6 +146,7 @@ ReportTable MakeTable(const BenchReport& report) {
         LevelName(r), absl::StrCat(r.windows, r.stable ? "" : "*"), Fixed(r.throughput, 1),
         Fixed(r.rows_per_s, 1), Fixed(r.latency.p50, 2), Fixed(r.latency.p90, 2),
         Fixed(r.latency.p99, 2), Fixed(r.latency.p999, 2), Fixed(r.latency.max, 2)};
+    if (any_protocol) row.insert(row.begin(), r.protocol);
     if (any_rate || report.deadline_ms > 0) {
       row.push_back(Fixed(r.goodput, 1));
       row.push_back(absl::StrCat(r.late));
@@ -135,16 +183,33 @@ std::string FormatCsv(const ReportTable& table) {
 }
 
 std::string FormatText(const BenchReport& report, const ReportTable& table) {
-  std::string out = absl::StrCat(report.method, " ", report.model,
-                                 report.version ? absl::StrCat(" v", report.version) : "", " at ",
-                                 report.target, ": ", report.rows, " row(s)/request, ",
-                                 report.payload_bytes, " B payload, ", report.channels, " channel(s)",
-                                 report.deadline_ms > 0 ? absl::StrCat(", deadline ", report.deadline_ms, " ms") : "",
-                                 "\n");
+  const std::string deadline =
+      report.deadline_ms > 0 ? absl::StrCat(", deadline ", report.deadline_ms, " ms") : "";
+  std::string out;
+  if (report.protocols.size() <= 1) {
+    out = absl::StrCat(report.method, " ", report.model, report.version ? absl::StrCat(" v", report.version) : "",
+                       " at ", report.target, ": ", report.rows, " row(s)/request, ", report.payload_bytes,
+                       " B payload, ",
+                       report.channels > 0 ? absl::StrCat(report.channels, " channel(s)")
+                                           : std::string("a kept-alive connection per request in flight"),
+                       deadline, "\n");
+  } else {
+    out = absl::StrCat(report.model, report.version ? absl::StrCat(" v", report.version) : "", ": ", report.rows,
+                       " row(s)/request", deadline, "; each level through ", report.protocols.size(),
+                       " front ends in turn:\n");
+    for (const ProtocolInfo& p : report.protocols) {
+      absl::StrAppend(&out, "  ", p.protocol, ": ", p.method, " at ", p.target, ", ", p.payload_bytes,
+                      " B payload, ",
+                      p.channels > 0 ? absl::StrCat(p.channels, " channel(s)")
+                                     : std::string("a kept-alive connection per request in flight"),
+                      "\n");
+    }
+  }
   out += FormatTable(table.header, table.rows);
   if (std::any_of(report.levels.begin(), report.levels.end(), [](const LevelResult& r) { return !r.stable; })) {
     out += "(* not stable within the window limit)\n";
   }
+  out += ThroughputRatios(report);
   return out;
 }
 
@@ -157,22 +222,36 @@ std::string FormatReport(const BenchReport& report, const std::string& format) {
 }
 
 std::string PlotReport(const BenchReport& report) {
+  std::vector<std::string> protocols;
+  for (const ProtocolInfo& p : report.protocols) protocols.push_back(p.protocol);
+  if (protocols.empty()) protocols.push_back("v1");
+  const bool named = ShowsProtocols(report);
+  // p50 and p99 colors of each (protocol, mode) series, in order.
+  static constexpr const char* kColors[][2] = {{"#1f77b4", "#ff7f0e"}, {"#2ca02c", "#d62728"},
+                                               {"#9467bd", "#8c564b"}, {"#e377c2", "#7f7f7f"},
+                                               {"#bcbd22", "#17becf"}, {"#393b79", "#637939"}};
   std::vector<PlotSeries> series;
-  for (const char* mode : {"concurrency", "rate"}) {
-    PlotSeries p50{absl::StrCat("p50 (", mode, ")"), std::string(mode) == "rate" ? "#2ca02c" : "#1f77b4", false, {}};
-    PlotSeries p99{absl::StrCat("p99 (", mode, ")"), std::string(mode) == "rate" ? "#d62728" : "#ff7f0e", true, {}};
-    for (const LevelResult& r : report.levels) {
-      if (r.mode != mode || r.ok == 0) continue;
-      p50.points.push_back({r.throughput, r.latency.p50, LevelName(r)});
-      p99.points.push_back({r.throughput, r.latency.p99, ""});
-    }
-    if (!p50.points.empty()) {
-      series.push_back(std::move(p50));
-      series.push_back(std::move(p99));
+  size_t color = 0;
+  for (const std::string& protocol : protocols) {
+    for (const char* mode : {"concurrency", "rate"}) {
+      const std::string label = named ? absl::StrCat(mode, ", ", protocol) : std::string(mode);
+      const auto& colors = kColors[color % (sizeof(kColors) / sizeof(kColors[0]))];
+      PlotSeries p50{absl::StrCat("p50 (", label, ")"), colors[0], false, {}};
+      PlotSeries p99{absl::StrCat("p99 (", label, ")"), colors[1], true, {}};
+      for (const LevelResult& r : report.levels) {
+        if (r.protocol != protocol || r.mode != mode || r.ok == 0) continue;
+        p50.points.push_back({r.throughput, r.latency.p50, LevelName(r)});
+        p99.points.push_back({r.throughput, r.latency.p99, ""});
+      }
+      if (!p50.points.empty()) {
+        series.push_back(std::move(p50));
+        series.push_back(std::move(p99));
+        ++color;
+      }
     }
   }
-  return LineChartSvg(absl::StrCat(report.method, " ", report.model, ": latency vs throughput (",
-                                   report.rows, " row(s)/request)"),
+  return LineChartSvg(absl::StrCat(named ? "" : absl::StrCat(report.method, " "), report.model,
+                                   ": latency vs throughput (", report.rows, " row(s)/request)"),
                       "throughput (requests/s)", "latency (ms)", series);
 }
 

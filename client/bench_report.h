@@ -16,6 +16,7 @@ namespace bench {
 // One concurrency or request-rate level, over the windows it was judged on
 // (the last `stable_windows`, or all of them when fewer ran).
 struct LevelResult {
+  std::string protocol = "v1";  // the front end measured: "v1", "v2" or "rest"
   std::string mode;  // "concurrency" or "rate"
   double level = 0;
   int windows = 0;        // windows measured
@@ -39,17 +40,41 @@ struct LevelResult {
   double server_cpu_cores = 0;
 };
 
+// One front end of the run.
+struct ProtocolInfo {
+  std::string protocol;  // "v1", "v2" or "rest"
+  std::string target;    // gRPC target, or the REST URL
+  std::string method;    // "Predict", "Echo", "ModelInfer" or "POST infer"
+  int64_t payload_bytes = 0;  // request message or JSON body
+  int64_t channels = 0;       // gRPC channels; 0 for REST (a kept-alive connection per request in flight)
+};
+
 struct BenchReport {
+  // The first front end (the only one in a single-protocol run).
   std::string target;
-  std::string method;  // "Predict" or "Echo"
+  std::string method;  // "Predict", "Echo", "ModelInfer" or "POST infer"
   std::string model;
   int64_t version = 0;
   int64_t rows = 1;
   int64_t payload_bytes = 0;
   int64_t deadline_ms = 0;
   int64_t channels = 0;
+  // Every front end, in the order each level ran them; empty: the one above,
+  // v1.
+  std::vector<ProtocolInfo> protocols;
+  // Level after level, each through every protocol in turn.
   std::vector<LevelResult> levels;
 };
+
+// Whether the report shows a protocol column: a front end other than v1, or
+// several.
+bool ShowsProtocols(const BenchReport& report);
+
+// The throughput of each level of each protocol after the first relative to
+// the first protocol's at the same level (e.g. v2/v1), as "c=1 v2/v1 0.97,
+// rest/v1 0.60" lines; empty with one protocol. Levels whose first-protocol
+// throughput is 0 show "-".
+std::string ThroughputRatios(const BenchReport& report);
 
 // "table", "csv" or "json" (anything else: the table).
 std::string FormatReport(const BenchReport& report, const std::string& format);

@@ -180,7 +180,7 @@ std::optional<double> SampleDelta(const std::vector<PromSample>& before,
 
 ServerSplit ComputeServerSplit(const std::vector<PromSample>& before,
                                const std::vector<PromSample>& after, const std::string& model,
-                               const std::string& version) {
+                               const std::string& version, const std::string& method) {
   const std::map<std::string, std::string> labels = {{"model", model}, {"version", version}};
   auto delta = [&](const std::string& name) { return SampleDelta(before, after, name, labels); };
   ServerSplit split;
@@ -201,7 +201,7 @@ ServerSplit ComputeServerSplit(const std::vector<PromSample>& before,
   split.batches = *compute_count;
   split.requests = *wait_count;
   std::map<std::string, std::string> predict = labels;
-  predict["method"] = "Predict";
+  predict["method"] = method;
   std::optional<double> duration_sum =
       SampleDelta(before, after, "microbatch_request_duration_seconds_sum", predict);
   std::optional<double> duration_count =

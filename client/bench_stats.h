@@ -73,15 +73,18 @@ struct ServerSplit {
   double batch_rows = 0;       // mean rows per executed batch
   double batches = 0;          // batches executed between the scrapes
   double requests = 0;         // requests whose queue wait was recorded
-  // Mean server-side Predict duration (receipt to answer); NaN when the
-  // server does not export microbatch_request_duration_seconds.
+  // Mean server-side duration (receipt to answer) of the requests of the
+  // measured method; NaN when the server does not export
+  // microbatch_request_duration_seconds for it.
   double request_ms = 0;
 };
 // From the microbatch_queue_wait_seconds, microbatch_compute_seconds and
-// microbatch_batch_size_rows histograms (labels model, version).
+// microbatch_batch_size_rows histograms (labels model, version), and
+// request_ms from microbatch_request_duration_seconds{method=`method`}
+// ("Predict", "ModelInfer" or "RestInfer").
 ServerSplit ComputeServerSplit(const std::vector<PromSample>& before,
                                const std::vector<PromSample>& after, const std::string& model,
-                               const std::string& version);
+                               const std::string& version, const std::string& method = "Predict");
 
 // `elements` random little-endian values of `dtype` from `seed`: floats
 // uniform in [-1, 1), integers in [0, 10), bools 0/1. Same seed, same bytes.

@@ -14,7 +14,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "client/http_client.h"
 #include "client/metrics_scraper.h"
+#include "client/open_inference.h"
 
 namespace microbatch {
 namespace {
@@ -146,6 +148,33 @@ CLI::Validator MetricsUrl() {
 
 CLI::Validator ExistingFile() { return CLI::Validator(MissingFile, ""); }
 
+CLI::Validator ProtocolList() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        auto protocols = ParseProtocolList(value);
+        return protocols.ok() ? "" : std::string(protocols.status().message());
+      },
+      "");
+}
+
+CLI::Validator HttpAddress() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        auto base = NormalizeHttpBase(value, /*tls=*/false);
+        return base.ok() ? "" : std::string(base.status().message());
+      },
+      "");
+}
+
+void AddHttpOption(CLI::App* command, std::string* http) {
+  command
+      ->add_option("--http", *http,
+                   "REST address of the server (its HTTP/metrics port) for --protocol rest: "
+                   "[http[s]://]host:port[/prefix]; https when a TLS option is given and no scheme")
+      ->type_name("HOST:PORT")
+      ->check(HttpAddress());
+}
+
 // ---------------------------------------------------------------------------
 // Options shared by several subcommands.
 
@@ -197,10 +226,28 @@ CLI::Option* AddModelOptions(CLI::App* command, std::string* model, int64_t* ver
 // ---------------------------------------------------------------------------
 // The subcommands.
 
-CLI::App* AddPredict(CLI::App& app, PredictOptions* o) {
-  CLI::App* command = app.add_subcommand("predict", "Send one Predict request and print the outputs as JSON");
+// predict's --protocol and --version, as given; ParseCommandLine converts them.
+struct PredictFlags {
+  std::string protocol = "v1";
+  std::string version = "0";
+};
+
+CLI::App* AddPredict(CLI::App& app, PredictOptions* o, PredictFlags* flags) {
+  CLI::App* command = app.add_subcommand(
+      "predict", "Send one inference request (v1 Predict, v2 ModelInfer or v2 REST) and print the outputs as JSON");
   AddConnectionOptions(command, &o->connection);
-  AddModelOptions(command, &o->model, &o->version);
+  command
+      ->add_option("--protocol", flags->protocol,
+                   "v1: microbatch.v1 Predict (gRPC); v2: Open Inference Protocol ModelInfer (gRPC, --target); "
+                   "rest: Open Inference Protocol over HTTP/JSON (--http)")
+      ->type_name("PROTOCOL")
+      ->check(CLI::IsMember({"v1", "v2", "rest"}));
+  AddHttpOption(command, &o->http);
+  command->add_option("--model", o->model, "Model name")->type_name("NAME")->required();
+  command
+      ->add_option("--version", flags->version,
+                   "Model version (0: the latest served); v2 and rest also take a version label")
+      ->type_name("N|LABEL");
   command
       ->add_option("--input", o->inputs,
                    "name=FILE.npy or name=JSON, e.g. x=[[0.1,0.2]]; JSON takes the model's dtype, and a JSON "
@@ -266,7 +313,8 @@ CLI::App* AddBatch(CLI::App& app, BatchOptions* o) {
   return command;
 }
 
-CLI::App* AddBench(CLI::App& app, bench::BenchOptions* o, std::vector<std::string>* shapes) {
+CLI::App* AddBench(CLI::App& app, bench::BenchOptions* o, std::vector<std::string>* shapes,
+                   std::string* protocols) {
   CLI::App* command = app.add_subcommand(
       "bench",
       "Measure throughput and latency of Predict (or Echo) under closed-loop concurrency or open-loop Poisson load");
@@ -320,6 +368,13 @@ CLI::App* AddBench(CLI::App& app, bench::BenchOptions* o, std::vector<std::strin
       ->check(Shape());
   command->add_flag("--echo", o->echo, "Send to microbatch.v1.Echo (server --enable_echo) instead of Predict");
   command
+      ->add_option("--protocol", *protocols,
+                   "Front ends to load, comma-separated, each level run through each in turn: v1 (Predict), "
+                   "v2 (Open Inference Protocol ModelInfer over gRPC), rest (the same over HTTP/JSON, --http)")
+      ->type_name("PROTOCOL,...")
+      ->check(ProtocolList());
+  AddHttpOption(command, &o->http);
+  command
       ->add_option("--metrics-url", o->metrics_url,
                    "[http[s]://]host:port[/path] of the server's Prometheus /metrics (path default /metrics; "
                    "https verified with --tls_ca), for the server-side split")
@@ -348,10 +403,38 @@ absl::Status CheckCombinations(const CliOptions& options) {
   if (tls != nullptr && !tls->server_name.empty() && !tls->Enabled()) {
     return absl::InvalidArgumentError("--tls_server_name needs TLS: add --tls or --tls_ca");
   }
+  if (options.command == Command::kBench && options.bench.echo &&
+      (options.bench.protocols.size() != 1 || options.bench.protocols[0] != Protocol::kV1)) {
+    return absl::InvalidArgumentError("--echo needs --protocol v1 (Echo is a microbatch.v1 service)");
+  }
   if (options.command == Command::kBatch && options.batch.shard_index >= options.batch.shard_count) {
     return absl::InvalidArgumentError(absl::StrCat("--shard-index ", options.batch.shard_index,
                                                    " must be < --shard-count ", options.batch.shard_count));
   }
+  return absl::OkStatus();
+}
+
+// predict --protocol/--version and bench --protocol into `options` (each
+// validated by CLI11 already but for the version's kind).
+absl::Status ConvertFlags(const PredictFlags& predict, const std::string& bench_protocols, CliOptions* options) {
+  absl::StatusOr<Protocol> protocol = ParseProtocol(predict.protocol);
+  if (!protocol.ok()) return absl::InvalidArgumentError(absl::StrCat("--protocol: ", protocol.status().message()));
+  options->predict.protocol = *protocol;
+  int64_t version = 0;
+  if (absl::SimpleAtoi(predict.version, &version)) {
+    if (version < 0) return absl::InvalidArgumentError(absl::StrCat("--version: must be >= 0, got ", version));
+    options->predict.version = version;
+  } else if (predict.version.empty()) {
+    return absl::InvalidArgumentError("--version: empty");
+  } else if (*protocol == Protocol::kV1) {
+    return absl::InvalidArgumentError(absl::StrCat("--version '", predict.version,
+                                                   "': v1 takes a number; a version label needs --protocol v2 or rest"));
+  } else {
+    options->predict.version_label = predict.version;
+  }
+  absl::StatusOr<std::vector<Protocol>> protocols = ParseProtocolList(bench_protocols);
+  if (!protocols.ok()) return absl::InvalidArgumentError(absl::StrCat("--protocol: ", protocols.status().message()));
+  options->bench.protocols = *protocols;
   return absl::OkStatus();
 }
 
@@ -367,6 +450,8 @@ CliParseResult ParseCommandLine(int argc, const char* const* argv) {
   CliParseResult result;
   CliOptions& options = result.options;
   std::vector<std::string> shapes;
+  PredictFlags predict_flags;
+  std::string bench_protocols = "v1";
 
   CLI::App app("microbatch: the command-line client of microbatch-server", "microbatch");
   app.formatter(std::make_shared<DefaultsFormatter>());
@@ -377,10 +462,10 @@ CliParseResult ParseCommandLine(int argc, const char* const* argv) {
       "Exit codes: 0 success, 1 the command failed, 2 usage error.");
   constexpr char kExitCodes[] = "Exit codes: 0 success, 1 the command failed, 2 usage error.";
   const std::pair<CLI::App*, Command> commands[] = {
-      {AddPredict(app, &options.predict), Command::kPredict},
+      {AddPredict(app, &options.predict, &predict_flags), Command::kPredict},
       {AddModels(app, &options.models), Command::kModels},
       {AddBatch(app, &options.batch), Command::kBatch},
-      {AddBench(app, &options.bench, &shapes), Command::kBench},
+      {AddBench(app, &options.bench, &shapes, &bench_protocols), Command::kBench},
   };
 
   for (const auto& [command, kind] : commands) command->footer(kExitCodes);
@@ -418,6 +503,11 @@ CliParseResult ParseCommandLine(int argc, const char* const* argv) {
   for (const std::string& shape : shapes) {
     auto parsed = ParseShape(shape);  // validated above
     if (parsed.ok()) options.bench.shapes[parsed->first] = parsed->second;
+  }
+  if (absl::Status s = ConvertFlags(predict_flags, bench_protocols, &options); !s.ok()) {
+    result.error = UsageError(parsed_command(), std::string(s.message()));
+    result.exit_code = kExitUsage;
+    return result;
   }
   if (absl::Status s = CheckCombinations(options); !s.ok()) {
     result.error = UsageError(parsed_command(), std::string(s.message()));

@@ -2,21 +2,13 @@
 
 #include <curl/curl.h>
 
-#include <mutex>
-
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "client/http_client.h"
 
 namespace microbatch {
 namespace bench {
 namespace {
-
-// curl_global_init is not safe to run concurrently with other libcurl calls;
-// run it once, before the first handle.
-void InitCurlOnce() {
-  static std::once_flag once;
-  std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
-}
 
 size_t AppendBody(char* data, size_t size, size_t count, void* user) {
   static_cast<std::string*>(user)->append(data, size * count);

@@ -1,13 +1,18 @@
-// `microbatch predict` (one Predict request, outputs printed as JSON) and
+// `microbatch predict` (one inference over microbatch.v1 Predict, v2 gRPC
+// ModelInfer or v2 REST, outputs printed as the same JSON for each) and
 // `microbatch models` (the served models' metadata as JSON).
 #ifndef MICROBATCH_CLIENT_PREDICT_H_
 #define MICROBATCH_CLIENT_PREDICT_H_
+
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "client/channel.h"
+#include "client/open_inference.h"
 
 namespace microbatch {
 
@@ -19,9 +24,13 @@ struct ConnectionOptions {
 };
 
 struct PredictOptions {
-  ConnectionOptions connection;
+  ConnectionOptions connection;  // v1 and v2 (gRPC); rest takes its TLS and timeout
+  Protocol protocol = Protocol::kV1;
+  std::string http = "localhost:8502";  // rest: [http[s]://]host:port[/prefix]
   std::string model;  // required
-  int64_t version = 0;  // 0: latest served
+  int64_t version = 0;  // 0: latest served (v2 and rest: the default version)
+  // v2 and rest: a version label sent instead of `version`; empty: none.
+  std::string version_label;
   // name=FILE.npy or name=JSON; a JSON value one dimension short of the
   // model's rank is one row. JSON takes its dtype from the model's metadata.
   std::vector<std::string> inputs;
@@ -32,6 +41,15 @@ struct PredictOptions {
 struct ModelsOptions {
   ConnectionOptions connection;
 };
+
+// The JSON that `predict` prints, whatever the protocol:
+//   {"protocol":"v2","model":"m","version":1,"request_id":"r",
+//    "latency_ms":0.4,"outputs":{"y":{"dtype":"FP32","shape":[1,2],
+//    "data":[[1.5,2.0]]}}}
+// "version" is a number when the server's version is numeric, else the
+// string; "request_id" only when the server echoed one. Floats are written
+// so that they parse back to the same bits.
+nlohmann::json PredictResultJson(Protocol protocol, const InferResult& result, absl::Duration latency);
 
 // Each prints its JSON on stdout and returns the exit code: 0, or 1 after
 // printing the error on stderr (RPC status, bad input, unreadable file).

@@ -105,6 +105,10 @@ nlohmann::json Nest(DType dtype, const char* data, const std::vector<int64_t>& s
   nlohmann::json array = nlohmann::json::array();
   for (int64_t i = 0; i < shape[dim]; ++i) {
     if (dim + 1 == shape.size()) {
+      if (dtype == DType::kInt64) {  // exactly: not every int64 is a double
+        array.push_back(Load<int64_t>(data, (*index)++));
+        continue;
+      }
       const double v = ElementAsDouble(dtype, data, (*index)++);
       if (dtype == DType::kBool) {
         array.push_back(v != 0);

@@ -3,7 +3,10 @@
 # machine: builds, writes the benchmark models, measures the raw model limits
 # in process (microbatch-rawbench), starts the server with --enable_echo,
 # measures it with `microbatch bench`, and prints raw tables, served tables and
-# R1-R5 with value, goal and PASS/MISS (bench/report.py).
+# R1-R5 and V2 with value, goal and PASS/MISS (bench/report.py). V2 (#13):
+# the identity model through v1 Predict, v2 ModelInfer (gRPC) and REST in one
+# run, each level through each front end in turn; a server without v2 or REST
+# is measured through what it has (V2 then MISS).
 #
 # Usage: scripts/bench.sh
 # Environment (all optional):
@@ -17,6 +20,8 @@
 #                            the server and rawbench alike (0: LibTorch's default, which on
 #                            the server's executor threads changes with what ran on them before)
 #   BENCH_R1_GOAL .. BENCH_R5_GOAL   goals of the issue (0.90, 0.35 ms, 0.85, 0.90, 0.90)
+#   BENCH_V2_GOAL=0.95       v2/v1 throughput of the identity model at c=16
+#   BENCH_PROTOCOL_WINDOW_MS=2000    measurement window of the front-end comparison
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -128,6 +133,23 @@ raw_b1() {
 # R3: bare gRPC (Echo) vs the identity model at the same payload (1 row of 256 FP32).
 bench echo 2 --echo --model identity --shape x=256 --concurrency 16,64
 bench identity 2 --model identity --shape x=256 --concurrency 16,64
+# V2 (#13): the same identity payload through v1, v2 (gRPC) and REST in one
+# run, each level through each front end in turn (the machine's drift hits
+# all alike); a front end the server lacks is left out.
+PROTOCOLS=v1
+for p in v2 rest; do
+  if "$BIN/microbatch" predict --protocol "$p" --target "$TARGET" --http "$METRICS" --timeout_ms 5000 \
+    --model identity --input 'x=[0]' >/dev/null 2>>"$OUT/bench.log"; then
+    PROTOCOLS="$PROTOCOLS,$p"
+  else
+    log "the server does not answer --protocol $p; left out of the front-end comparison (see $OUT/bench.log)"
+  fi
+done
+# Shorter windows (the comparison runs 2 levels x 3 front ends), set for this
+# call of bench() only.
+WINDOW_MS=${BENCH_PROTOCOL_WINDOW_MS:-2000} MAX_WINDOWS=3 \
+  bench protocols $((2 * $(echo "$PROTOCOLS" | tr ',' '\n' | wc -l))) --model identity --shape x=256 \
+  --protocol "$PROTOCOLS" --http "$METRICS" --concurrency 1,16
 # R1: served at concurrency 1 between two raw batch-1 runs.
 log "rawbench resnet18 batch 1 (before)"
 raw_b1 raw_resnet18_b1_before
@@ -162,7 +184,7 @@ trap - EXIT
   echo
   /usr/bin/python3 bench/report.py --dir "$OUT" \
     --r1-goal "${BENCH_R1_GOAL:-0.90}" --r2-goal "${BENCH_R2_GOAL:-0.35}" --r3-goal "${BENCH_R3_GOAL:-0.85}" \
-    --r4-goal "${BENCH_R4_GOAL:-0.90}" --r5-goal "${BENCH_R5_GOAL:-0.90}"
+    --r4-goal "${BENCH_R4_GOAL:-0.90}" --r5-goal "${BENCH_R5_GOAL:-0.90}" --v2-goal "${BENCH_V2_GOAL:-0.95}"
   echo
   echo "plots: $OUT/resnet18.svg $OUT/mlp_bench.svg; raw JSON and logs in $OUT/"
   echo "total time: $(($(date +%s) - T0)) s"

@@ -26,14 +26,17 @@ gtest_discover_tests(server_test PROPERTIES LABELS server TIMEOUT 300 DISCOVERY_
 
 # The microbatch CLI without a server: files, the command line (in process
 # and the real binary), TLS channels (with an in-process gRPC server), the
-# /metrics scraper (with a loopback HTTP server).
+# /metrics scraper (with a loopback HTTP server), the Open Inference Protocol
+# codecs, and v1/v2/REST against stand-in front ends (fake_front_ends.h).
 add_executable(client_test
   client/batch_io_test.cc
   client/channel_test.cc
   client/cli_binary_test.cc
   client/cli_test.cc
+  client/front_ends_test.cc
   client/metrics_scraper_test.cc
   client/npy_test.cc
+  client/open_inference_test.cc
   client/tensor_json_test.cc
 )
 target_include_directories(client_test PRIVATE ${PROJECT_SOURCE_DIR})
@@ -51,3 +54,13 @@ target_link_libraries(v2_test PRIVATE
   microbatch_service microbatch_demo_models microbatch_proto CURL::libcurl nlohmann_json::nlohmann_json
   GTest::gmock_main)
 gtest_discover_tests(v2_test PROPERTIES LABELS "server;v2" TIMEOUT 300 DISCOVERY_TIMEOUT 60)
+
+# The microbatch CLI against a real server on loopback (tests/v2/v2_server.h):
+# predict through v1, v2 and REST with every datatype, and bench over the three.
+add_executable(client_e2e_test client/client_e2e_test.cc)
+target_include_directories(client_e2e_test PRIVATE ${PROJECT_SOURCE_DIR})
+target_link_libraries(client_e2e_test PRIVATE
+  microbatch_service microbatch_demo_models microbatch_client_lib GTest::gmock_main)
+target_compile_definitions(client_e2e_test PRIVATE MICROBATCH_CLI_BIN="$<TARGET_FILE:microbatch>")
+add_dependencies(client_e2e_test microbatch)
+gtest_discover_tests(client_e2e_test PROPERTIES LABELS "client;server;v2" TIMEOUT 300 DISCOVERY_TIMEOUT 60)

@@ -66,6 +66,11 @@ TEST(CliBinaryTest, HelpExits0OnStdout) {
     EXPECT_THAT(run.out, HasSubstr("--tls_ca")) << command;
     EXPECT_THAT(run.err, IsEmpty()) << command;
   }
+  for (const char* command : {"predict", "bench"}) {
+    const CliRun run = RunCli(std::string(command) + " --help");
+    EXPECT_THAT(run.out, HasSubstr("--protocol")) << command;
+    EXPECT_THAT(run.out, HasSubstr("--http")) << command;
+  }
   const CliRun run = RunCli("--help");
   EXPECT_EQ(run.code, 0);
   EXPECT_THAT(run.out, HasSubstr("bench"));

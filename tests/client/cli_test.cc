@@ -57,8 +57,9 @@ struct HelpCase {
 const std::vector<HelpCase>& HelpCases() {
   static const auto* cases = new std::vector<HelpCase>{
       {"predict",
-       {{"--target", "localhost:8500"}, {"--timeout_ms", "30000"}, {"--model", ""}, {"--version", "0"},
-        {"--input", ""}, {"--output", ""}, {"--request_id", ""}, {"--tls", "off"}}},
+       {{"--target", "localhost:8500"}, {"--timeout_ms", "30000"}, {"--protocol", "v1"},
+        {"--http", "localhost:8502"}, {"--model", ""}, {"--version", "0"}, {"--input", ""}, {"--output", ""},
+        {"--request_id", ""}, {"--tls", "off"}}},
       {"models", {{"--target", "localhost:8500"}, {"--timeout_ms", "30000"}, {"--tls", "off"}}},
       {"batch",
        {{"--target", "localhost:8500"}, {"--streams", "0"}, {"--model", ""}, {"--version", "0"}, {"--input", ""},
@@ -69,6 +70,7 @@ const std::vector<HelpCase>& HelpCases() {
         {"--concurrency", "1"}, {"--request-rate", ""}, {"--deadline-ms", "0"}, {"--window-ms", "5000"},
         {"--warmup-ms", "2000"}, {"--stability", "0.1"}, {"--stable-windows", "3"}, {"--max-windows", "10"},
         {"--channels", "4"}, {"--max-inflight", "20000"}, {"--shape", ""}, {"--echo", "off"},
+        {"--protocol", "v1"}, {"--http", "localhost:8502"},
         {"--metrics-url", ""}, {"--format", "table"}, {"--plot", ""}, {"--seed", "1"}, {"--verbose", "off"},
         {"--tls", "off"}}},
   };
@@ -94,7 +96,9 @@ TEST(CliTest, HelpExitsZeroAndListsEveryOptionWithItsDefault) {
     for (const std::string& option : kTlsOptions) {
       EXPECT_FALSE(HelpEntry(result.help, option).empty()) << c.command << " --help lacks " << option;
     }
-    if (c.command != "models") EXPECT_THAT(HelpEntry(result.help, "--model"), HasSubstr("REQUIRED"));
+    if (c.command != "models") {
+      EXPECT_THAT(HelpEntry(result.help, "--model"), HasSubstr("REQUIRED"));
+    }
   }
 }
 
@@ -202,6 +206,57 @@ TEST(CliTest, PredictOptions) {
   EXPECT_EQ(o.connection.target, "host:1");
   EXPECT_EQ(o.connection.timeout_ms, 500);
   EXPECT_FALSE(o.connection.tls.Enabled());
+}
+
+TEST(CliTest, PredictProtocols) {
+  CliParseResult result = Parse({"predict", "--model", "m"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_EQ(result.options.predict.protocol, Protocol::kV1);
+  EXPECT_EQ(result.options.predict.http, "localhost:8502");
+  EXPECT_EQ(result.options.predict.version, 0);
+  EXPECT_EQ(result.options.predict.version_label, "");
+
+  result = Parse({"predict", "--model", "m", "--protocol", "v2", "--version", "3"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_EQ(result.options.predict.protocol, Protocol::kV2);
+  EXPECT_EQ(result.options.predict.version, 3);
+  EXPECT_EQ(result.options.predict.version_label, "");
+
+  result = Parse({"predict", "--model", "m", "--protocol=rest", "--http", "https://h:9/prefix", "--version",
+                  "stable"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_EQ(result.options.predict.protocol, Protocol::kRest);
+  EXPECT_EQ(result.options.predict.http, "https://h:9/prefix");
+  EXPECT_EQ(result.options.predict.version, 0);
+  EXPECT_EQ(result.options.predict.version_label, "stable");
+
+  ExpectUsageError({"predict", "--model", "m", "--protocol", "v3"}, "--protocol");
+  ExpectUsageError({"predict", "--model", "m", "--version", "stable"},
+                   "--version 'stable': v1 takes a number; a version label needs --protocol v2 or rest");
+  ExpectUsageError({"predict", "--model", "m", "--protocol", "v2", "--version", "-1"}, "--version: must be >= 0");
+  ExpectUsageError({"predict", "--model", "m", "--http", "localhost"}, "--http: expected [http[s]://]host:port");
+  ExpectUsageError({"predict", "--model", "m", "--http", "ftp://h:1"}, "--http: scheme must be http or https");
+}
+
+TEST(CliTest, BenchProtocols) {
+  CliParseResult result = Parse({"bench", "--model", "m"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_THAT(result.options.bench.protocols, ElementsAre(Protocol::kV1));
+  EXPECT_EQ(result.options.bench.http, "localhost:8502");
+
+  result = Parse({"bench", "--model", "m", "--protocol", "v1,v2,rest", "--http", "127.0.0.1:9"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_THAT(result.options.bench.protocols, ElementsAre(Protocol::kV1, Protocol::kV2, Protocol::kRest));
+  EXPECT_EQ(result.options.bench.http, "127.0.0.1:9");
+
+  result = Parse({"bench", "--model", "m", "--protocol", "rest,v2"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_THAT(result.options.bench.protocols, ElementsAre(Protocol::kRest, Protocol::kV2));
+
+  ExpectUsageError({"bench", "--model", "m", "--protocol", "v1,v1"}, "--protocol: protocol 'v1' is listed twice");
+  ExpectUsageError({"bench", "--model", "m", "--protocol", "v1,grpc"}, "'grpc' is not a protocol (v1, v2 or rest)");
+  ExpectUsageError({"bench", "--model", "m", "--protocol", "v2", "--echo"}, "--echo needs --protocol v1");
+  ExpectUsageError({"bench", "--model", "m", "--http", "h"}, "--http");
 }
 
 TEST(CliTest, ModelsDefaultsAndTls) {

@@ -1,0 +1,279 @@
+// The real `microbatch` binary against a real microbatch-server on loopback
+// (the demo models, an identity model per datatype as tests/v2/v2_server.h
+// writes them, and "labelled": identity versions 1 and 2, label stable -> 1)
+// through its three front ends: predict prints the same JSON, byte for byte,
+// for v1, v2 and rest with every datatype; errors carry the server's message;
+// bench loads v1, v2 and rest in one run.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "client/npy.h"
+#include "client/tensor_json.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/v2/v2_server.h"
+
+namespace microbatch::testing {
+
+class ClientE2EServer {
+ public:
+  ClientE2EServer() : dir_("client_e2e_test") {
+    namespace fs = std::filesystem;
+    DemoModelOptions models;
+    models.models = {"mlp", "pair", "identity"};
+    EXPECT_TRUE(WriteModelRepository(dir_.path(), models).ok());
+    for (const std::string& dtype : V2Datatypes()) {
+      WriteIdentityModel(dir_.path(), "id_" + absl::AsciiStrToLower(dtype), dtype, "max_batch_size: 128\n");
+    }
+    WriteIdentityModel(dir_.path(), "labelled", "FP32",
+                       "max_batch_size: 128\nversion_policy { all: true }\n"
+                       "version_labels { key: \"stable\" value: 1 }\n");
+    fs::create_directories(fs::path(dir_.path()) / "labelled" / "2");
+    fs::copy_file(fs::path(dir_.path()) / "identity" / "1" / "model.pt",
+                  fs::path(dir_.path()) / "labelled" / "2" / "model.pt");
+    server_ = std::make_unique<InferenceServer>(LoopbackOptions(dir_.path()));
+    absl::Status status = server_->StartListening();
+    EXPECT_TRUE(status.ok()) << status;
+    status = server_->LoadModels();
+    EXPECT_TRUE(status.ok()) << status;
+  }
+  ~ClientE2EServer() { server_->Shutdown(absl::Seconds(5)); }
+
+  int grpc_port() const { return server_->grpc_port(); }
+  int http_port() const { return server_->metrics_port(); }
+
+ private:
+  TempDir dir_;
+  std::unique_ptr<InferenceServer> server_;
+};
+
+}  // namespace microbatch::testing
+
+namespace microbatch {
+namespace {
+
+using ::microbatch::testing::ClientE2EServer;
+using ::testing::HasSubstr;
+
+struct CliRun {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+CliRun RunCli(const std::string& args) {
+  static int run = 0;
+  const std::string err_file = ::testing::TempDir() + "/client_e2e_test." + std::to_string(::getpid()) + "." +
+                               std::to_string(run++) + ".stderr";
+  FILE* p = popen((std::string(MICROBATCH_CLI_BIN) + " " + args + " 2>" + err_file).c_str(), "r");
+  CliRun result;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), p)) result.out.append(buf, n);
+  const int status = pclose(p);
+  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  if (FILE* f = fopen(err_file.c_str(), "r")) {
+    while (size_t n = fread(buf, 1, sizeof(buf), f)) result.err.append(buf, n);
+    fclose(f);
+  }
+  std::remove(err_file.c_str());
+  return result;
+}
+
+// predict's JSON without what differs by design (protocol, latency).
+nlohmann::json Comparable(const std::string& out) {
+  nlohmann::json json = nlohmann::json::parse(out, nullptr, false);
+  if (json.is_discarded()) return json;
+  json.erase("protocol");
+  json.erase("latency_ms");
+  return json;
+}
+
+template <typename T>
+std::string Bytes(const std::vector<T>& values) {
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(T));
+}
+
+// Six edge values of each datatype the .npy format has (BF16 has none).
+std::string EdgeBytes(const std::string& datatype) {
+  const float fmax = std::numeric_limits<float>::max();
+  if (datatype == "FP32") {
+    return Bytes<float>({0.1f, -0.0f, fmax, std::numeric_limits<float>::denorm_min(),
+                         std::numeric_limits<float>::infinity(), -1.0f / 3});
+  }
+  if (datatype == "FP64") {
+    return Bytes<double>({0.1, -0.0, std::numeric_limits<double>::max(), std::numeric_limits<double>::denorm_min(),
+                          -std::numeric_limits<double>::infinity(), 1.0 / 3});
+  }
+  if (datatype == "FP16") return Bytes<uint16_t>({0x3c00, 0x8000, 0x7bff, 0x0001, 0x7c00, 0x3555});
+  if (datatype == "INT64") return Bytes<int64_t>({INT64_MIN, INT64_MAX, 9007199254740993LL, -1, 0, 42});
+  if (datatype == "INT32") return Bytes<int32_t>({INT32_MIN, INT32_MAX, 16777217, -1, 0, 42});
+  if (datatype == "INT16") return Bytes<int16_t>({INT16_MIN, INT16_MAX, 300, -1, 0, 42});
+  if (datatype == "INT8") return Bytes<int8_t>({INT8_MIN, INT8_MAX, 3, -1, 0, 42});
+  if (datatype == "UINT8") return Bytes<uint8_t>({0, 255, 128, 127, 1, 42});
+  return Bytes<uint8_t>({1, 0, 0, 1, 1, 0});  // BOOL
+}
+
+class ClientE2ETest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { server_ = new ClientE2EServer(); }
+  static void TearDownTestSuite() {
+    delete server_;
+    server_ = nullptr;
+  }
+  static std::string Endpoints() {
+    return absl::StrCat(" --target 127.0.0.1:", server_->grpc_port(), " --http 127.0.0.1:", server_->http_port());
+  }
+  static std::string Flags() { return Endpoints() + " --timeout_ms 20000"; }
+
+  // predict through v1, v2 and rest: the (comparable) JSON of each must be
+  // the same; returns v1's.
+  static nlohmann::json PredictEverywhere(const std::string& args) {
+    nlohmann::json first;
+    for (const char* protocol : {"v1", "v2", "rest"}) {
+      const CliRun run = RunCli(std::string("predict --protocol ") + protocol + Flags() + " " + args);
+      EXPECT_EQ(run.code, 0) << protocol << " " << args << ": " << run.err;
+      const nlohmann::json full = nlohmann::json::parse(run.out, nullptr, false);
+      EXPECT_TRUE(full.is_object() && full["protocol"] == protocol) << run.out;
+      const nlohmann::json json = Comparable(run.out);
+      if (first.is_null()) {
+        first = json;
+      } else {
+        // dump(): -0.0 and 0.0 compare equal as numbers, not as text.
+        EXPECT_EQ(json.dump(), first.dump()) << protocol << " vs v1, " << args;
+      }
+    }
+    return first;
+  }
+
+  static ClientE2EServer* server_;
+};
+
+ClientE2EServer* ClientE2ETest::server_ = nullptr;
+
+TEST_F(ClientE2ETest, EveryDatatypeComesBackTheSameThroughEveryProtocol) {
+  for (const std::string& datatype : testing::V2Datatypes()) {
+    const std::string model = "id_" + absl::AsciiStrToLower(datatype);
+    if (datatype == "BF16") {  // no .npy dtype: JSON, values exact in BF16
+      const nlohmann::json json = PredictEverywhere("--model " + model + " --input 'x=[0.5,-3,1.5,-0.0,65280,0]'");
+      EXPECT_EQ(json["outputs"]["y"]["data"].dump(), "[[0.5,-3.0,1.5,-0.0,65280.0,0.0]]");
+      continue;
+    }
+    const DType dtype = *DTypeFromName(datatype);
+    const std::string bytes = EdgeBytes(datatype);
+    const std::string path = ::testing::TempDir() + "/client_e2e_" + model + "." + std::to_string(::getpid()) + ".npy";
+    {
+      auto writer = NpyWriter::Create(path, dtype, {6});  // one row of 6
+      ASSERT_TRUE(writer.ok()) << writer.status();
+      ASSERT_TRUE((*writer)->WriteRows(bytes).ok());
+      ASSERT_TRUE((*writer)->Finish().ok());
+    }
+    const nlohmann::json json = PredictEverywhere("--model " + model + " --input x=" + path);
+    v1::Tensor expected;
+    expected.set_dtype(static_cast<v1::DataType>(dtype));
+    expected.add_shape(1);
+    expected.add_shape(6);
+    expected.set_data(bytes);
+    EXPECT_EQ(json["outputs"]["y"].dump(), TensorToJson(expected).dump()) << datatype;
+    EXPECT_EQ(json["model"], model);
+    EXPECT_EQ(json["version"], 1);
+    std::remove(path.c_str());
+  }
+}
+
+TEST_F(ClientE2ETest, JsonInputsTakeTheMetadataOfEachProtocol) {
+  // One row of mlp (one dimension short of its rank), a request id, and a
+  // chosen output of pair.
+  nlohmann::json json = PredictEverywhere(
+      "--model mlp --request_id e2e --input 'x=[0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9,1.0,1.1,1.2,1.3,1.4,1.5,1.6]'");
+  EXPECT_EQ(json["request_id"], "e2e");
+  EXPECT_FALSE(json["outputs"].empty());
+  json = PredictEverywhere("--model pair --version 1 --output product --input 'a=[[1,2,3]]' --input 'b=[[4,5,6]]'");
+  EXPECT_EQ(json["outputs"].size(), 1u);
+  EXPECT_EQ(json["outputs"]["product"]["data"].dump(), "[[4.0,10.0,18.0]]");
+}
+
+TEST_F(ClientE2ETest, VersionsByNumberOrLabel) {
+  // Unpinned: the default version, the one labelled stable.
+  EXPECT_EQ(PredictEverywhere("--model labelled --input 'x=[1,2]'")["version"], 1);
+  EXPECT_EQ(PredictEverywhere("--model labelled --version 2 --input 'x=[1,2]'")["version"], 2);
+  // A label: v2 and REST only (v1 takes numbers).
+  for (const char* protocol : {"v2", "rest"}) {
+    const CliRun run = RunCli(std::string("predict --protocol ") + protocol + Flags() +
+                              " --model labelled --version stable --input 'x=[1,2]'");
+    ASSERT_EQ(run.code, 0) << protocol << ": " << run.err;
+    EXPECT_EQ(Comparable(run.out)["version"], 1) << protocol;
+  }
+  const CliRun run = RunCli("predict" + Flags() + " --model labelled --version stable --input 'x=[1,2]'");
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("a version label needs --protocol v2 or rest"));
+}
+
+TEST_F(ClientE2ETest, ErrorsCarryTheServersMessage) {
+  CliRun run = RunCli("predict --protocol rest" + Flags() + " --model nope --input 'x=[[1]]'");
+  EXPECT_EQ(run.code, 1);
+  EXPECT_THAT(run.err, HasSubstr("NOT_FOUND: HTTP 404: "));
+  EXPECT_THAT(run.err, HasSubstr("nope"));
+  run = RunCli("predict --protocol v2" + Flags() + " --model nope --input 'x=[[1]]'");
+  EXPECT_EQ(run.code, 1);
+  EXPECT_THAT(run.err, HasSubstr("NOT_FOUND: "));
+  EXPECT_THAT(run.err, HasSubstr("nope"));
+  // A label the model does not have: the server says so, through both front ends.
+  for (const char* protocol : {"v2", "rest"}) {
+    run = RunCli(std::string("predict --protocol ") + protocol + Flags() +
+                 " --model labelled --version nightly --input 'x=[1]'");
+    EXPECT_EQ(run.code, 1) << protocol;
+    EXPECT_THAT(run.err, HasSubstr("NOT_FOUND")) << protocol;
+    EXPECT_THAT(run.err, HasSubstr("nightly")) << protocol;
+  }
+  // A value that does not fit: the server's INVALID_ARGUMENT (400 over REST).
+  const std::string path = ::testing::TempDir() + "/client_e2e_bad." + std::to_string(::getpid()) + ".npy";
+  {
+    auto writer = NpyWriter::Create(path, DType::kInt32, {3});
+    ASSERT_TRUE(writer.ok());
+    ASSERT_TRUE((*writer)->WriteRows(Bytes<int32_t>({1, 2, 3})).ok());
+    ASSERT_TRUE((*writer)->Finish().ok());
+  }
+  run = RunCli("predict --protocol rest" + Flags() + " --model id_fp32 --input x=" + path);
+  EXPECT_EQ(run.code, 1);
+  EXPECT_THAT(run.err, HasSubstr("INVALID_ARGUMENT: HTTP 400: "));
+  run = RunCli("predict --protocol v2" + Flags() + " --model id_fp32 --input x=" + path);
+  EXPECT_EQ(run.code, 1);
+  EXPECT_THAT(run.err, HasSubstr("INVALID_ARGUMENT: "));
+  std::remove(path.c_str());
+}
+
+TEST_F(ClientE2ETest, BenchLoadsTheThreeFrontEndsInOneRun) {
+  const CliRun run = RunCli("bench --protocol v1,v2,rest --model id_fp32 --rows 4 --concurrency 1,4 --format json"
+                            " --window-ms 300 --warmup-ms 100 --max-windows 2 --stable-windows 1 --metrics-url 127.0.0.1:" +
+                            std::to_string(server_->http_port()) + Endpoints());
+  ASSERT_EQ(run.code, 0) << run.err;
+  const nlohmann::json report = nlohmann::json::parse(run.out);
+  ASSERT_EQ(report["protocols"].size(), 3u);
+  ASSERT_EQ(report["levels"].size(), 6u);
+  const char* order[] = {"v1", "v2", "rest"};
+  for (size_t i = 0; i < 6; ++i) {
+    const nlohmann::json& level = report["levels"][i];
+    EXPECT_EQ(level["protocol"], order[i % 3]);
+    EXPECT_GT(level["ok"].get<int64_t>(), 0) << order[i % 3];
+    EXPECT_EQ(level["errors"], 0) << order[i % 3] << " " << level["errors_by_code"].dump();
+    // The server-side split sees every front end's requests (same batcher).
+    ASSERT_TRUE(level.contains("server")) << order[i % 3];
+    EXPECT_GT(level["server"]["requests"].get<double>(), 0) << order[i % 3];
+    // request_ms from the front end's own method label (Predict, ModelInfer, RestInfer).
+    EXPECT_TRUE(level["server"].contains("request_ms")) << order[i % 3] << " " << level["server"].dump();
+  }
+}
+
+}  // namespace
+}  // namespace microbatch
