@@ -251,7 +251,7 @@ std::vector<prometheus::MetricFamily> ServerMetrics::CollectModelStates() const 
     if (state.ready) states.push_back(state);
     if (state.ready && state.has_cache) cached.push_back(state);
   }
-  return {
+  std::vector<prometheus::MetricFamily> families = {
       GaugeFamily("microbatch_queue_requests", "Requests waiting in the batcher's queue.", states,
                   [](const ModelState& s) { return static_cast<double>(s.queue.tasks); }),
       GaugeFamily("microbatch_queue_rows", "Rows waiting in the batcher's queue.", states,
@@ -267,14 +267,21 @@ std::vector<prometheus::MetricFamily> ServerMetrics::CollectModelStates() const 
                   "1 when the model version is loaded, warmed and serving.", all,
                   [](const ModelState& s) { return s.ready ? 1.0 : 0.0; }),
       VersionStateFamily(all),
-      GaugeFamily("microbatch_cache_bytes", "Bytes held by the response cache (keys and outputs).",
-                  cached, [](const ModelState& s) { return static_cast<double>(s.cache_bytes); }),
-      GaugeFamily("microbatch_cache_entries", "Answers held by the response cache.", cached,
-                  [](const ModelState& s) { return static_cast<double>(s.cache_entries); }),
-      CounterFamily("microbatch_cache_evictions_total",
-                    "Answers evicted from the response cache (least recently used first).", cached,
-                    [](const ModelState& s) { return static_cast<double>(s.cache_evictions); }),
   };
+  // Only where some version has a response cache.
+  if (!cached.empty()) {
+    families.push_back(GaugeFamily(
+        "microbatch_cache_bytes", "Bytes held by the response cache (keys and outputs).", cached,
+        [](const ModelState& s) { return static_cast<double>(s.cache_bytes); }));
+    families.push_back(GaugeFamily(
+        "microbatch_cache_entries", "Answers held by the response cache.", cached,
+        [](const ModelState& s) { return static_cast<double>(s.cache_entries); }));
+    families.push_back(CounterFamily(
+        "microbatch_cache_evictions_total",
+        "Answers evicted from the response cache (least recently used first).", cached,
+        [](const ModelState& s) { return static_cast<double>(s.cache_evictions); }));
+  }
+  return families;
 }
 
 ModelMetrics* ServerMetrics::ForModel(const std::string& model, int64_t version) {

@@ -108,6 +108,8 @@ TEST(MetricFamiliesTest, ExactSetOfFamiliesTypesAndLabels) {
       {"microbatch_shadow_rows_total", {"counter", model}},
       {"microbatch_shadow_argmax_mismatch_rows_total", {"counter", model}},
       {"microbatch_shadow_max_abs_diff", {"histogram", model}},
+      {"microbatch_cache_lookups_total", {"counter", with({"result"})}},
+      {"microbatch_cache_lookup_seconds", {"histogram", model}},
       {"microbatch_memory_budget_bytes", {"gauge", {}}},
       {"microbatch_memory_in_use_bytes", {"gauge", {}}},
       {"process_cpu_seconds_total", {"counter", {}}},
