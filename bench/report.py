@@ -170,6 +170,8 @@ def main():
     parser.add_argument("--r4-concurrency", type=float, default=64)
     parser.add_argument("--v2-goal", type=float, default=0.95)
     parser.add_argument("--v2-concurrency", type=float, default=16)
+    parser.add_argument("--c1-goal", type=float, default=0.90)
+    parser.add_argument("--c2-goal", type=float, default=0.05)
     args = parser.parse_args()
     d = args.dir
     raw_resnet, raw_mlp = load(d, "raw_resnet18"), load(d, "raw_mlp_bench")
@@ -178,6 +180,7 @@ def main():
     mlp, mlp_nb = load(d, "mlp_bench"), load(d, "mlp_bench_nobatch")
     r5 = load(d, "r5")
     protocols = load(d, "protocols")
+    cached, echo_c1, cached_c1 = load(d, "cached"), load(d, "echo_c1"), load(d, "cached_c1")
     resnet_c1 = load(d, "resnet18_c1")
     b1_runs = [r.get("batch1_rows_per_s") for r in (load(d, "raw_resnet18_b1_before"),
                                                      load(d, "raw_resnet18_b1_after")) if r]
@@ -196,6 +199,8 @@ def main():
         out.append(served_table(report, title))
         out.append("")
 
+    out.append(served_table(cached, "identity with the response cache, every call a hit (C1)"))
+    out.append("")
     out.append(served_table(protocols, "identity through each front end in turn (#13)"))
     out.extend(protocol_lines(protocols))
     out.append("")
@@ -270,6 +275,25 @@ def main():
                     f"{fmt(v2_level['throughput'] if v2_level else None)} / "
                     f"{fmt(v1_level['throughput'] if v1_level else None)} = {fmt(v2_ratio, 3)}",
                     f">= {args.v2_goal:.2f}", v2_ratio is not None and v2_ratio >= args.v2_goal))
+
+    # C1/C2: response-cache hits against bare gRPC Echo (same payload).
+    cached_peak = peak(cached, "throughput")
+    c1 = ratio(cached_peak, echo_peak)
+    results.append(("C1", "cache-hit peak req/s / bare gRPC Echo peak req/s (same payload)",
+                    f"{fmt(cached_peak)} / {fmt(echo_peak)} = {fmt(c1, 2)}", f">= {args.c1_goal:.2f}",
+                    c1 is not None and c1 >= args.c1_goal))
+
+    def p50_at_1(report):
+        for l in (report or {}).get("levels", []):
+            if l["mode"] == "concurrency" and abs(l["level"] - 1) < 1e-9:
+                return l["latency_ms"]["p50"]
+        return None
+
+    hit_p50, echo_p50 = p50_at_1(cached_c1), p50_at_1(echo_c1)
+    c2 = None if hit_p50 is None or echo_p50 is None else hit_p50 - echo_p50
+    results.append(("C2", "cache-hit p50 at concurrency 1 - Echo p50 at concurrency 1",
+                    f"{fmt(hit_p50, 3)} - {fmt(echo_p50, 3)} = {fmt(c2, 3)} ms", f"<= {args.c2_goal:.2f} ms",
+                    c2 is not None and c2 <= args.c2_goal))
 
     out.append("== Results ==")
     out.append(table(["", "what", "value", "goal", ""],

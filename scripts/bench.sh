@@ -21,6 +21,8 @@
 #                            the server's executor threads changes with what ran on them before)
 #   BENCH_R1_GOAL .. BENCH_R5_GOAL   goals of the issue (0.90, 0.35 ms, 0.85, 0.90, 0.90)
 #   BENCH_V2_GOAL=0.95       v2/v1 throughput of the identity model at c=16
+#   BENCH_C1_GOAL=0.90       response-cache hits: peak req/s / Echo peak req/s
+#   BENCH_C2_GOAL=0.05       response-cache hits: c=1 p50 - Echo c=1 p50 (ms)
 #   BENCH_PROTOCOL_WINDOW_MS=2000    measurement window of the front-end comparison
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -70,6 +72,16 @@ if [[ ! -f "$MODELS/resnet18/1/model.pt" ]]; then
 fi
 if [[ ! -f "$MODELS/resnet18_nobatch/config.pbtxt" || ! -f "$MODELS/mlp_bench_nobatch/config.pbtxt" ]]; then
   /usr/bin/python3 scripts/make_bench_models.py --output "$MODELS" --models --nobatch resnet18 mlp_bench >&2
+fi
+
+# identity_cached: the identity model with the response cache on (#17). The
+# bench sends the same inputs on every call, so after the first every call is
+# a cache hit.
+if [[ ! -f "$MODELS/identity_cached/config.pbtxt" ]]; then
+  mkdir -p "$MODELS/identity_cached/1"
+  cp "$MODELS/identity/1/model.pt" "$MODELS/identity_cached/1/model.pt"
+  { cat "$MODELS/identity/config.pbtxt"; echo "response_cache { max_bytes: 16777216 }"; } \
+    >"$MODELS/identity_cached/config.pbtxt"
 fi
 
 # --- Raw limits, before the server starts (nothing else on the cores).
@@ -133,6 +145,10 @@ raw_b1() {
 # R3: bare gRPC (Echo) vs the identity model at the same payload (1 row of 256 FP32).
 bench echo 2 --echo --model identity --shape x=256 --concurrency 16,64
 bench identity 2 --model identity --shape x=256 --concurrency 16,64
+# C1/C2 (#17): cache hits vs bare gRPC Echo, same payload, peak and c=1.
+bench cached 2 --model identity_cached --shape x=256 --concurrency 16,64
+bench echo_c1 1 --echo --model identity --shape x=256 --concurrency 1
+bench cached_c1 1 --model identity_cached --shape x=256 --concurrency 1
 # V2 (#13): the same identity payload through v1, v2 (gRPC) and REST in one
 # run, each level through each front end in turn (the machine's drift hits
 # all alike); a front end the server lacks is left out.
@@ -184,7 +200,7 @@ trap - EXIT
   echo
   /usr/bin/python3 bench/report.py --dir "$OUT" \
     --r1-goal "${BENCH_R1_GOAL:-0.90}" --r2-goal "${BENCH_R2_GOAL:-0.35}" --r3-goal "${BENCH_R3_GOAL:-0.85}" \
-    --r4-goal "${BENCH_R4_GOAL:-0.90}" --r5-goal "${BENCH_R5_GOAL:-0.90}" --v2-goal "${BENCH_V2_GOAL:-0.95}"
+    --r4-goal "${BENCH_R4_GOAL:-0.90}" --r5-goal "${BENCH_R5_GOAL:-0.90}" --v2-goal "${BENCH_V2_GOAL:-0.95}" --c1-goal "${BENCH_C1_GOAL:-0.90}" --c2-goal "${BENCH_C2_GOAL:-0.05}"
   echo
   echo "plots: $OUT/resnet18.svg $OUT/mlp_bench.svg; raw JSON and logs in $OUT/"
   echo "total time: $(($(date +%s) - T0)) s"
