@@ -298,6 +298,15 @@ phase_smoke() {
     || die "Predict mlp: probs do not sum to 1: $(echo "$out" | jq -c .outputs)"
   log "smoke: Predict identity, pair and mlp answer correctly (client: ${CLIENT:-microbatch in a second container})"
 
+  # KServe v2 REST on the same port as /metrics.
+  out=$(curl -fsS "http://127.0.0.1:$mport/v2/models/pair/infer" -d \
+    '{"inputs":[{"name":"a","shape":[1,3],"datatype":"FP32","data":[1,2,3]},{"name":"b","shape":[1,3],"datatype":"FP32","data":[4,5,6]}]}') \
+    || die "v2 REST infer failed"
+  echo "$out" | jq -e '[.outputs[] | select(.name == "sum") | .data[]] == [5,7,9]' >/dev/null \
+    || die "v2 REST infer: unexpected answer $out"
+  curl -fsS -o /dev/null "http://127.0.0.1:$mport/v2/health/ready" || die "/v2/health/ready failed"
+  log "smoke: KServe v2 REST infer and /v2/health/ready answer correctly"
+
   # /metrics and /readyz.
   local metrics
   metrics=$(curl -fsS "http://127.0.0.1:$mport/metrics") || die "/metrics failed"
