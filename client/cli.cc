@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <iterator>
 #include <iostream>
@@ -28,7 +29,8 @@ class DefaultsFormatter : public CLI::Formatter {
   std::string make_option_opts(const CLI::Option* opt) const override {
     std::string out;
     if (opt->get_type_size() != 0) {
-      if (!opt->get_type_name().empty()) absl::StrAppend(&out, " ", opt->get_type_name());
+      // A positional's name already says what it takes.
+      if (!opt->get_type_name().empty() && opt->nonpositional()) absl::StrAppend(&out, " ", opt->get_type_name());
       if (opt->get_expected_max() >= CLI::detail::expected_max_vector_size) absl::StrAppend(&out, " (repeatable)");
       if (opt->get_required()) absl::StrAppend(&out, " REQUIRED");
     }
@@ -263,10 +265,190 @@ CLI::App* AddPredict(CLI::App& app, PredictOptions* o, PredictFlags* flags) {
 }
 
 CLI::App* AddModels(CLI::App& app, ModelsOptions* o) {
-  CLI::App* command =
-      app.add_subcommand("models", "List the served models with their inputs, outputs and batching settings (JSON)");
+  CLI::App* command = app.add_subcommand(
+      "models",
+      "List every model version the server knows: its state (LOADING, READY, UNLOADING, UNAVAILABLE, FAILED and "
+      "why), labels, canary percent, shadow fraction, which version is the default, and the served versions' "
+      "inputs, outputs and batching settings");
   AddConnectionOptions(command, &o->connection);
+  command
+      ->add_option("--format", o->format,
+                   "json: one object per model version; table: one line per version, without the metadata")
+      ->type_name("FORMAT")
+      ->check(CLI::IsMember({"json", "table"}));
   return command;
+}
+
+// `model ACTION`'s arguments as given; ConvertModelFlags converts them.
+struct ModelFlags {
+  double timeout_s = 60;
+  std::string label_version;  // label VERSION
+  CLI::Option* label_version_option = nullptr;
+  bool remove = false;         // label --remove
+  std::string split;           // split SPLIT
+  std::string shadow_version;  // shadow VERSION: a number or "off"
+  std::string shadow_fraction;
+  CLI::Option* shadow_fraction_option = nullptr;
+};
+
+CLI::Validator PositiveNumber() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        double parsed = 0;
+        if (!absl::SimpleAtod(value, &parsed)) return absl::StrCat("'", value, "' is not a number");
+        if (!(parsed > 0)) return absl::StrCat("must be > 0, got ", value);
+        return "";
+      },
+      "");
+}
+
+CLI::Validator CanarySplit() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        auto canary = ParseCanarySplit(value);
+        return canary.ok() ? "" : std::string(canary.status().message());
+      },
+      "");
+}
+
+CLI::Validator ShadowVersion() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        int64_t version = 0;
+        if (value == "off" || (absl::SimpleAtoi(value, &version) && version >= 0)) return "";
+        return absl::StrCat("'", value, "' is not a version (an integer >= 1, or 0 or off to stop mirroring)");
+      },
+      "");
+}
+
+CLI::Validator ShadowFraction() {
+  return CLI::Validator(
+      [](std::string& value) -> std::string {
+        double fraction = 0;
+        if (absl::SimpleAtod(value, &fraction) && fraction > 0 && fraction <= 1) return "";
+        return absl::StrCat("'", value, "' is not a fraction in (0, 1], e.g. 0.05");
+      },
+      "");
+}
+
+// The model actions: each takes NAME, --target, --timeout and the TLS options.
+CLI::App* AddModel(CLI::App& app, ModelCommandOptions* o, ModelFlags* flags,
+                   std::vector<std::pair<CLI::App*, ModelAction>>* actions) {
+  CLI::App* model = app.add_subcommand(
+      "model",
+      "Change the live model repository (microbatch.v1.ModelControl): load, unload, label, split, shadow");
+  model->require_subcommand(1);
+  auto action = [&](const std::string& name, const std::string& description) {
+    CLI::App* command = model->add_subcommand(name, description);
+    command->add_option("NAME", o->model, "Model name")->type_name("NAME")->required();
+    command->add_option("--target", o->connection.target, "Server address (host:port or a gRPC target URI)")
+        ->type_name("HOST:PORT");
+    command
+        ->add_option("--timeout", flags->timeout_s,
+                     "Deadline of the call in seconds; load and unload wait this long for the versions to be "
+                     "READY or unloaded")
+        ->type_name("SECONDS")
+        ->check(PositiveNumber());
+    AddTlsOptions(command, &o->connection.tls);
+    return command;
+  };
+  CLI::App* load = action("load",
+                          "Load (or reload after a config change) the versions the model's version policy selects "
+                          "on disk, wait until they are READY or one FAILED, and print the model's versions "
+                          "(explicit mode: --model_control_mode=explicit)");
+  load->add_option("--format", o->format, "json: one object per version; table: one line per version")
+      ->type_name("FORMAT")
+      ->check(CLI::IsMember({"json", "table"}));
+  actions->emplace_back(load, ModelAction::kLoad);
+
+  actions->emplace_back(action("unload",
+                              "Unload every version of the model once the requests queued on it are answered, "
+                              "and wait until it is unloaded (explicit mode)"),
+                       ModelAction::kUnload);
+
+  CLI::App* label = action("label",
+                           "Point LABEL at the READY version VERSION (atomic; loads nothing), or remove the label "
+                           "(--remove, or VERSION 0)");
+  label->add_option("LABEL", o->label, "Version label, e.g. stable")->type_name("LABEL")->required();
+  flags->label_version_option = label->add_option("VERSION", flags->label_version, "Version number (0: remove)")
+                                    ->type_name("VERSION")
+                                    ->check(IntAtLeast(0));
+  label->add_flag("--remove", flags->remove, "Remove LABEL instead of pointing it at a version");
+  actions->emplace_back(label, ModelAction::kLabel);
+
+  CLI::App* split = action("split",
+                           "Set the canary split of unpinned requests: VERSION:PERCENT[,VERSION:PERCENT...], e.g. "
+                           "3:10 (10% to version 3); none (or \"\") removes every canary");
+  split->add_option("SPLIT", flags->split, "VERSION:PERCENT[,VERSION:PERCENT...] or none")
+      ->type_name("SPLIT")
+      ->required()
+      ->check(CanarySplit());
+  actions->emplace_back(split, ModelAction::kSplit);
+
+  CLI::App* shadow = action("shadow",
+                            "Mirror FRACTION of the model's requests to version VERSION and record how its outputs "
+                            "diverge; VERSION off (or 0) stops mirroring");
+  shadow->add_option("VERSION", flags->shadow_version, "Shadow version, or off (or 0) to stop mirroring")
+      ->type_name("VERSION|off")
+      ->required()
+      ->check(ShadowVersion());
+  flags->shadow_fraction_option =
+      shadow->add_option("FRACTION", flags->shadow_fraction, "Fraction of requests mirrored, in (0, 1], e.g. 0.05")
+          ->type_name("FRACTION")
+          ->check(ShadowFraction());
+  actions->emplace_back(shadow, ModelAction::kShadow);
+  return model;
+}
+
+// `model ACTION`'s arguments into `o` (each validated by CLI11 already but
+// for how they combine).
+absl::Status ConvertModelFlags(const ModelFlags& flags, ModelCommandOptions* o) {
+  // Capped at a year: "1e300" or "inf" must not overflow the milliseconds.
+  o->connection.timeout_ms = std::max<int64_t>(1, std::llround(std::min(flags.timeout_s, 365 * 86400.0) * 1000));
+  switch (o->action) {
+    case ModelAction::kLabel: {
+      const bool has_version = flags.label_version_option->count() > 0;
+      if (has_version && flags.remove) {
+        return absl::InvalidArgumentError("give VERSION or --remove, not both");
+      }
+      if (!has_version && !flags.remove) {
+        return absl::InvalidArgumentError("VERSION is required (or --remove to remove the label)");
+      }
+      o->version = 0;
+      if (has_version && !absl::SimpleAtoi(flags.label_version, &o->version)) {
+        return absl::InvalidArgumentError(absl::StrCat("VERSION '", flags.label_version, "' is not an integer"));
+      }
+      break;
+    }
+    case ModelAction::kSplit: {
+      absl::StatusOr<std::vector<std::pair<int64_t, double>>> canary = ParseCanarySplit(flags.split);
+      if (!canary.ok()) return absl::InvalidArgumentError(absl::StrCat("SPLIT: ", canary.status().message()));
+      o->canary = std::move(*canary);
+      break;
+    }
+    case ModelAction::kShadow: {
+      o->version = 0;
+      if (flags.shadow_version != "off" && !absl::SimpleAtoi(flags.shadow_version, &o->version)) {
+        return absl::InvalidArgumentError(absl::StrCat("VERSION '", flags.shadow_version, "' is not a version"));
+      }
+      const bool has_fraction = flags.shadow_fraction_option->count() > 0;
+      if (o->version == 0 && has_fraction) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("VERSION ", flags.shadow_version, " stops mirroring and takes no FRACTION"));
+      }
+      if (o->version > 0 && !has_fraction) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("FRACTION is required with VERSION ", o->version, ": a number in (0, 1], e.g. 0.05"));
+      }
+      if (has_fraction && !absl::SimpleAtod(flags.shadow_fraction, &o->fraction)) {
+        return absl::InvalidArgumentError(absl::StrCat("FRACTION '", flags.shadow_fraction, "' is not a number"));
+      }
+      break;
+    }
+    case ModelAction::kLoad:
+    case ModelAction::kUnload: break;
+  }
+  return absl::OkStatus();
 }
 
 CLI::App* AddBatch(CLI::App& app, BatchOptions* o) {
@@ -396,6 +578,7 @@ absl::Status CheckCombinations(const CliOptions& options) {
   switch (options.command) {
     case Command::kPredict: tls = &options.predict.connection.tls; break;
     case Command::kModels: tls = &options.models.connection.tls; break;
+    case Command::kModel: tls = &options.model.connection.tls; break;
     case Command::kBatch: tls = &options.batch.tls; break;
     case Command::kBench: tls = &options.bench.tls; break;
     case Command::kNone: break;
@@ -438,10 +621,14 @@ absl::Status ConvertFlags(const PredictFlags& predict, const std::string& bench_
   return absl::OkStatus();
 }
 
+constexpr char kModelActions[] = "load, unload, label, split, shadow";
+
 std::string UsageError(const std::string& command, const std::string& message) {
   const std::string name = command.empty() ? "microbatch" : absl::StrCat("microbatch ", command);
-  return absl::StrCat(name, ": ", message, command.empty() ? " (commands: predict, models, batch, bench)" : "",
-                      "\nRun '", name, " --help' for the options.\n");
+  std::string commands;
+  if (command.empty()) commands = " (commands: predict, models, model, batch, bench)";
+  if (command == "model") commands = absl::StrCat(" (commands: ", kModelActions, ")");
+  return absl::StrCat(name, ": ", message, commands, "\nRun '", name, " --help' for the options.\n");
 }
 
 }  // namespace
@@ -451,6 +638,7 @@ CliParseResult ParseCommandLine(int argc, const char* const* argv) {
   CliOptions& options = result.options;
   std::vector<std::string> shapes;
   PredictFlags predict_flags;
+  ModelFlags model_flags;
   std::string bench_protocols = "v1";
 
   CLI::App app("microbatch: the command-line client of microbatch-server", "microbatch");
@@ -461,26 +649,40 @@ CliParseResult ParseCommandLine(int argc, const char* const* argv) {
       "Run 'microbatch COMMAND --help' for a command's options.\n"
       "Exit codes: 0 success, 1 the command failed, 2 usage error.");
   constexpr char kExitCodes[] = "Exit codes: 0 success, 1 the command failed, 2 usage error.";
+  std::vector<std::pair<CLI::App*, ModelAction>> model_actions;
   const std::pair<CLI::App*, Command> commands[] = {
       {AddPredict(app, &options.predict, &predict_flags), Command::kPredict},
       {AddModels(app, &options.models), Command::kModels},
+      {AddModel(app, &options.model, &model_flags, &model_actions), Command::kModel},
       {AddBatch(app, &options.batch), Command::kBatch},
       {AddBench(app, &options.bench, &shapes, &bench_protocols), Command::kBench},
   };
 
   for (const auto& [command, kind] : commands) command->footer(kExitCodes);
+  for (const auto& [action, kind] : model_actions) action->footer(kExitCodes);
   auto parsed_command = [&]() -> std::string {
+    for (const auto& [action, kind] : model_actions) {
+      if (action->parsed()) return absl::StrCat("model ", action->get_name());
+    }
     for (const auto& [command, kind] : commands) {
       if (command->parsed()) return command->get_name();
     }
     return "";
   };
   // CLI11 reports a first word that names no command as "a subcommand is
-  // required"; name it instead.
+  // required" (and one after `model` as an unexpected argument); name it
+  // instead.
   if (argc > 1 && argv[1][0] != '-' &&
       std::none_of(std::begin(commands), std::end(commands),
                    [&](const auto& command) { return command.first->get_name() == argv[1]; })) {
     result.error = UsageError("", absl::StrCat("unknown command '", argv[1], "'"));
+    result.exit_code = kExitUsage;
+    return result;
+  }
+  if (argc > 2 && std::string(argv[1]) == "model" && argv[2][0] != '-' &&
+      std::none_of(model_actions.begin(), model_actions.end(),
+                   [&](const auto& action) { return action.first->get_name() == argv[2]; })) {
+    result.error = UsageError("model", absl::StrCat("unknown command '", argv[2], "'"));
     result.exit_code = kExitUsage;
     return result;
   }
@@ -500,6 +702,9 @@ CliParseResult ParseCommandLine(int argc, const char* const* argv) {
   for (const auto& [command, kind] : commands) {
     if (command->parsed()) options.command = kind;
   }
+  for (const auto& [action, kind] : model_actions) {
+    if (action->parsed()) options.model.action = kind;
+  }
   for (const std::string& shape : shapes) {
     auto parsed = ParseShape(shape);  // validated above
     if (parsed.ok()) options.bench.shapes[parsed->first] = parsed->second;
@@ -508,6 +713,13 @@ CliParseResult ParseCommandLine(int argc, const char* const* argv) {
     result.error = UsageError(parsed_command(), std::string(s.message()));
     result.exit_code = kExitUsage;
     return result;
+  }
+  if (options.command == Command::kModel) {
+    if (absl::Status s = ConvertModelFlags(model_flags, &options.model); !s.ok()) {
+      result.error = UsageError(parsed_command(), std::string(s.message()));
+      result.exit_code = kExitUsage;
+      return result;
+    }
   }
   if (absl::Status s = CheckCombinations(options); !s.ok()) {
     result.error = UsageError(parsed_command(), std::string(s.message()));
@@ -529,6 +741,7 @@ int RunCommandLine(int argc, const char* const* argv) {
   switch (options.command) {
     case Command::kPredict: return RunPredict(options.predict);
     case Command::kModels: return RunModels(options.models);
+    case Command::kModel: return RunModelCommand(options.model);
     case Command::kBatch: return RunBatch(options.batch);
     case Command::kBench: return bench::RunBench(options.bench);
     case Command::kNone: break;

@@ -1,6 +1,7 @@
 // The command line of `microbatch`, the client of microbatch-server: CLI11
-// subcommands predict, models, batch and bench, their options (each with its
-// default in --help), validation, and the exit codes.
+// subcommands predict, models, model (load, unload, label, split, shadow),
+// batch and bench, their options (each with its default in --help),
+// validation, and the exit codes.
 #ifndef MICROBATCH_CLIENT_CLI_H_
 #define MICROBATCH_CLIENT_CLI_H_
 
@@ -8,6 +9,7 @@
 
 #include "client/batch.h"
 #include "client/bench.h"
+#include "client/models.h"
 #include "client/predict.h"
 
 namespace microbatch {
@@ -18,13 +20,14 @@ constexpr int kExitFailure = 1;  // the command ran and failed (RPC error, bad f
 constexpr int kExitUsage = 2;    // usage error: no or unknown subcommand, unknown option,
                                  // missing required option, bad value
 
-enum class Command { kNone, kPredict, kModels, kBatch, kBench };
+enum class Command { kNone, kPredict, kModels, kModel, kBatch, kBench };
 
 // The parsed options of the chosen subcommand (the others keep defaults).
 struct CliOptions {
   Command command = Command::kNone;
   PredictOptions predict;
   ModelsOptions models;
+  ModelCommandOptions model;  // `model ACTION`: the action and its arguments
   BatchOptions batch;
   bench::BenchOptions bench;
 };

@@ -237,32 +237,6 @@ absl::StatusOr<Outcome> PredictRest(const PredictOptions& options) {
   return outcome;
 }
 
-nlohmann::json TensorsJson(const google::protobuf::RepeatedPtrField<v1::TensorMetadata>& tensors) {
-  nlohmann::json out = nlohmann::json::array();
-  for (const auto& t : tensors) {
-    out.push_back({{"name", t.name()},
-                   {"dtype", DTypeName(static_cast<DType>(t.dtype()))},
-                   {"shape", std::vector<int64_t>(t.shape().begin(), t.shape().end())}});
-  }
-  return out;
-}
-
-nlohmann::json ModelJson(const v1::ModelMetadata& model) {
-  nlohmann::json m;
-  m["name"] = model.name();
-  m["version"] = model.version();
-  m["versions"] = std::vector<int64_t>(model.versions().begin(), model.versions().end());
-  m["platform"] = model.platform();
-  m["device"] = model.device();
-  m["inputs"] = TensorsJson(model.inputs());
-  m["outputs"] = TensorsJson(model.outputs());
-  m["batching"] = {{"max_batch_size", model.batching().max_batch_size()},
-                   {"max_queue_delay_microseconds", model.batching().max_queue_delay_microseconds()},
-                   {"max_queue_size", model.batching().max_queue_size()},
-                   {"instance_count", model.batching().instance_count()}};
-  return m;
-}
-
 }  // namespace
 
 nlohmann::json PredictResultJson(Protocol protocol, const InferResult& result, absl::Duration latency) {
@@ -291,20 +265,6 @@ int RunPredict(const PredictOptions& options) {
   }
   if (!outcome.ok()) return Fail(std::string(outcome.status().message()));
   std::cout << PredictResultJson(options.protocol, outcome->result, outcome->latency).dump(2) << "\n";
-  return 0;
-}
-
-int RunModels(const ModelsOptions& options) {
-  absl::StatusOr<std::unique_ptr<v1::Inference::Stub>> stub = Connect(options.connection);
-  if (!stub.ok()) return Fail(std::string(stub.status().message()));
-  grpc::ClientContext context;
-  SetDeadline(options.connection, &context);
-  v1::ListModelsResponse response;
-  grpc::Status status = (*stub)->ListModels(&context, v1::ListModelsRequest(), &response);
-  if (!status.ok()) return Fail(std::string(RpcError(status).message()));
-  nlohmann::json out = nlohmann::json::array();
-  for (const v1::ModelMetadata& model : response.models()) out.push_back(ModelJson(model));
-  std::cout << out.dump(2) << "\n";
   return 0;
 }
 

@@ -1,6 +1,6 @@
-// `microbatch predict` (one inference over microbatch.v1 Predict, v2 gRPC
-// ModelInfer or v2 REST, outputs printed as the same JSON for each) and
-// `microbatch models` (the served models' metadata as JSON).
+// `microbatch predict`: one inference over microbatch.v1 Predict, v2 gRPC
+// ModelInfer or v2 REST, outputs printed as the same JSON for each
+// (`microbatch models` is in client/models.h).
 #ifndef MICROBATCH_CLIENT_PREDICT_H_
 #define MICROBATCH_CLIENT_PREDICT_H_
 
@@ -38,10 +38,6 @@ struct PredictOptions {
   std::string request_id;            // echoed back by the server
 };
 
-struct ModelsOptions {
-  ConnectionOptions connection;
-};
-
 // The JSON that `predict` prints, whatever the protocol:
 //   {"protocol":"v2","model":"m","version":1,"request_id":"r",
 //    "latency_ms":0.4,"outputs":{"y":{"dtype":"FP32","shape":[1,2],
@@ -51,10 +47,9 @@ struct ModelsOptions {
 // so that they parse back to the same bits.
 nlohmann::json PredictResultJson(Protocol protocol, const InferResult& result, absl::Duration latency);
 
-// Each prints its JSON on stdout and returns the exit code: 0, or 1 after
-// printing the error on stderr (RPC status, bad input, unreadable file).
+// Prints the JSON on stdout and returns the exit code: 0, or 1 after printing
+// the error on stderr (RPC status, bad input, unreadable file).
 int RunPredict(const PredictOptions& options);
-int RunModels(const ModelsOptions& options);
 
 }  // namespace microbatch
 

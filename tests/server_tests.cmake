@@ -56,8 +56,9 @@ target_link_libraries(v2_test PRIVATE
 gtest_discover_tests(v2_test PROPERTIES LABELS "server;v2" TIMEOUT 300 DISCOVERY_TIMEOUT 60)
 
 # The microbatch CLI against a real server on loopback (tests/v2/v2_server.h):
-# predict through v1, v2 and REST with every datatype, and bench over the three.
-add_executable(client_e2e_test client/client_e2e_test.cc)
+# predict through v1, v2 and REST with every datatype, bench over the three,
+# and models / model load|unload|label|split|shadow in explicit and poll mode.
+add_executable(client_e2e_test client/client_e2e_test.cc client/model_cli_e2e_test.cc)
 target_include_directories(client_e2e_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(client_e2e_test PRIVATE
   microbatch_service microbatch_demo_models microbatch_client_lib GTest::gmock_main)

@@ -12,7 +12,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "client/predict.h"
+#include "client/models.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "microbatch/v1/inference.grpc.pb.h"

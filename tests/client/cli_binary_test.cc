@@ -71,16 +71,42 @@ TEST(CliBinaryTest, HelpExits0OnStdout) {
     EXPECT_THAT(run.out, HasSubstr("--protocol")) << command;
     EXPECT_THAT(run.out, HasSubstr("--http")) << command;
   }
+  for (const char* action : {"load", "unload", "label", "split", "shadow"}) {
+    const CliRun run = RunCli(std::string("model ") + action + " --help");
+    EXPECT_EQ(run.code, 0) << action;
+    EXPECT_THAT(run.out, HasSubstr("Usage: microbatch model " + std::string(action))) << action;
+    EXPECT_THAT(run.out, HasSubstr("--timeout")) << action;
+    EXPECT_THAT(run.out, HasSubstr("--tls_ca")) << action;
+    EXPECT_THAT(run.err, IsEmpty()) << action;
+  }
   const CliRun run = RunCli("--help");
   EXPECT_EQ(run.code, 0);
   EXPECT_THAT(run.out, HasSubstr("bench"));
 }
 
+TEST(CliBinaryTest, ModelUsageErrorsExit2) {
+  CliRun run = RunCli("model split mlp 3:x");
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("percent 'x' is not a number in (0, 100]"));
+  EXPECT_THAT(run.err, HasSubstr("microbatch model split --help"));
+  EXPECT_THAT(run.out, IsEmpty());
+  run = RunCli("model");
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("load, unload, label, split, shadow"));
+  run = RunCli("model shadow mlp 4");
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("FRACTION is required"));
+}
+
 TEST(CliBinaryTest, RuntimeFailureExits1) {
   // Nothing listens on port 1.
-  const CliRun run = RunCli("models --target 127.0.0.1:1 --timeout_ms 2000");
+  CliRun run = RunCli("models --target 127.0.0.1:1 --timeout_ms 2000");
   EXPECT_EQ(run.code, 1);
   EXPECT_THAT(run.err, HasSubstr("UNAVAILABLE"));
+  run = RunCli("model load mlp --target 127.0.0.1:1 --timeout 2");
+  EXPECT_EQ(run.code, 1);
+  EXPECT_THAT(run.err, HasSubstr("microbatch: UNAVAILABLE: "));
+  EXPECT_THAT(run.out, IsEmpty());
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_split.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/test_util.h"
@@ -60,7 +61,18 @@ const std::vector<HelpCase>& HelpCases() {
        {{"--target", "localhost:8500"}, {"--timeout_ms", "30000"}, {"--protocol", "v1"},
         {"--http", "localhost:8502"}, {"--model", ""}, {"--version", "0"}, {"--input", ""}, {"--output", ""},
         {"--request_id", ""}, {"--tls", "off"}}},
-      {"models", {{"--target", "localhost:8500"}, {"--timeout_ms", "30000"}, {"--tls", "off"}}},
+      {"models", {{"--target", "localhost:8500"}, {"--timeout_ms", "30000"}, {"--format", "json"}, {"--tls", "off"}}},
+      {"model load", {{"NAME", ""}, {"--target", "localhost:8500"}, {"--timeout", "60"}, {"--format", "json"},
+                      {"--tls", "off"}}},
+      {"model unload", {{"NAME", ""}, {"--target", "localhost:8500"}, {"--timeout", "60"}, {"--tls", "off"}}},
+      {"model label",
+       {{"NAME", ""}, {"LABEL", ""}, {"VERSION", ""}, {"--remove", "off"}, {"--target", "localhost:8500"},
+        {"--timeout", "60"}, {"--tls", "off"}}},
+      {"model split", {{"NAME", ""}, {"SPLIT", ""}, {"--target", "localhost:8500"}, {"--timeout", "60"},
+                       {"--tls", "off"}}},
+      {"model shadow",
+       {{"NAME", ""}, {"VERSION", ""}, {"FRACTION", ""}, {"--target", "localhost:8500"}, {"--timeout", "60"},
+        {"--tls", "off"}}},
       {"batch",
        {{"--target", "localhost:8500"}, {"--streams", "0"}, {"--model", ""}, {"--version", "0"}, {"--input", ""},
         {"--output", ""}, {"--outputs", ""}, {"--chunk-rows", "1024"}, {"--window", "4"}, {"--resume", "off"},
@@ -77,9 +89,15 @@ const std::vector<HelpCase>& HelpCases() {
   return *cases;
 }
 
+std::vector<std::string> Words(const std::string& command, std::vector<std::string> more) {
+  std::vector<std::string> words = absl::StrSplit(command, ' ');
+  words.insert(words.end(), more.begin(), more.end());
+  return words;
+}
+
 TEST(CliTest, HelpExitsZeroAndListsEveryOptionWithItsDefault) {
   for (const HelpCase& c : HelpCases()) {
-    const CliParseResult result = Parse({c.command, "--help"});
+    const CliParseResult result = Parse(Words(c.command, {"--help"}));
     EXPECT_FALSE(result.run);
     EXPECT_EQ(result.exit_code, kExitOk) << c.command;
     EXPECT_THAT(result.error, IsEmpty());
@@ -96,8 +114,12 @@ TEST(CliTest, HelpExitsZeroAndListsEveryOptionWithItsDefault) {
     for (const std::string& option : kTlsOptions) {
       EXPECT_FALSE(HelpEntry(result.help, option).empty()) << c.command << " --help lacks " << option;
     }
-    if (c.command != "models") {
+    if (c.command != "models" && c.command.rfind("model ", 0) != 0) {
       EXPECT_THAT(HelpEntry(result.help, "--model"), HasSubstr("REQUIRED"));
+    }
+    if (c.command.rfind("model ", 0) == 0) {
+      EXPECT_THAT(HelpEntry(result.help, "NAME"), HasSubstr("REQUIRED")) << c.command;
+      EXPECT_THAT(result.help, HasSubstr("2 usage error")) << c.command;
     }
   }
 }
@@ -105,10 +127,15 @@ TEST(CliTest, HelpExitsZeroAndListsEveryOptionWithItsDefault) {
 TEST(CliTest, TopLevelHelpListsTheCommands) {
   const CliParseResult result = Parse({"--help"});
   EXPECT_EQ(result.exit_code, kExitOk);
-  for (const char* command : {"predict", "models", "batch", "bench"}) {
+  for (const char* command : {"predict", "models", "model", "batch", "bench"}) {
     EXPECT_THAT(result.help, HasSubstr(command));
   }
   EXPECT_THAT(result.help, HasSubstr("2 usage error"));
+  const CliParseResult model = Parse({"model", "--help"});
+  EXPECT_EQ(model.exit_code, kExitOk);
+  for (const char* action : {"load", "unload", "label", "split", "shadow"}) {
+    EXPECT_THAT(model.help, HasSubstr(action));
+  }
 }
 
 TEST(CliTest, NoOrUnknownSubcommandIsAUsageError) {
@@ -351,6 +378,131 @@ TEST(CliTest, BenchOptionsAsScriptsSpellThem) {
   EXPECT_EQ(result.options.bench.channels, 4);
   EXPECT_EQ(result.options.bench.format, "table");
   EXPECT_EQ(result.options.bench.seed, 1u);
+}
+
+TEST(CliTest, ModelsFormat) {
+  CliParseResult result = Parse({"models", "--format", "table"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_EQ(result.options.models.format, "table");
+  EXPECT_EQ(Parse({"models"}).options.models.format, "json");
+  ExpectUsageError({"models", "--format", "xml"}, "--format");
+}
+
+TEST(CliTest, ModelLoadAndUnload) {
+  CliParseResult result = Parse({"model", "load", "mlp"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_EQ(result.options.command, Command::kModel);
+  const ModelCommandOptions& o = result.options.model;
+  EXPECT_EQ(o.action, ModelAction::kLoad);
+  EXPECT_EQ(o.model, "mlp");
+  EXPECT_EQ(o.connection.target, "localhost:8500");
+  EXPECT_EQ(o.connection.timeout_ms, 60000);
+  EXPECT_EQ(o.format, "json");
+  EXPECT_FALSE(o.connection.tls.Enabled());
+
+  result = Parse({"model", "load", "--target", "h:1", "--timeout", "2.5", "--format=table", "--tls", "mlp"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_EQ(result.options.model.model, "mlp");
+  EXPECT_EQ(result.options.model.connection.target, "h:1");
+  EXPECT_EQ(result.options.model.connection.timeout_ms, 2500);
+  EXPECT_EQ(result.options.model.format, "table");
+  EXPECT_TRUE(result.options.model.connection.tls.Enabled());
+
+  result = Parse({"model", "unload", "mlp", "--timeout", "300"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_EQ(result.options.model.action, ModelAction::kUnload);
+  EXPECT_EQ(result.options.model.model, "mlp");
+  EXPECT_EQ(result.options.model.connection.timeout_ms, 300000);
+
+  ExpectUsageError({"model"}, "A subcommand is required");
+  ExpectUsageError({"model"}, "(commands: load, unload, label, split, shadow)");
+  ExpectUsageError({"model", "reload", "mlp"}, "microbatch model: unknown command 'reload'");
+  ExpectUsageError({"model", "load"}, "microbatch model load: NAME is required");
+  ExpectUsageError({"model", "load", "a", "b"}, "b");
+  EXPECT_EQ(Parse({"model", "load", "mlp", "--timeout", "inf"}).options.model.connection.timeout_ms,
+            int64_t{365} * 86400 * 1000);
+  ExpectUsageError({"model", "load", "mlp", "--timeout", "0"}, "--timeout: must be > 0, got 0");
+  ExpectUsageError({"model", "load", "mlp", "--timeout", "nan"}, "--timeout");
+  ExpectUsageError({"model", "load", "mlp", "--timeout", "soon"}, "--timeout: 'soon' is not a number");
+  ExpectUsageError({"model", "load", "mlp", "--format", "xml"}, "--format");
+  ExpectUsageError({"model", "unload", "mlp", "--bogus"}, "--bogus");
+  ExpectUsageError({"model", "unload", "mlp", "--format", "json"}, "--format");  // load only
+  ExpectUsageError({"model", "unload", "mlp", "--timeout_ms", "5"}, "--timeout_ms");
+  ExpectUsageError({"model", "unload", "mlp", "--tls_server_name", "localhost"}, "--tls_server_name needs TLS");
+  ExpectUsageError({"model", "load", "mlp", "--tls_ca", "/no/such/ca.pem"}, "--tls_ca: file does not exist");
+}
+
+TEST(CliTest, ModelLabel) {
+  CliParseResult result = Parse({"model", "label", "mlp", "stable", "2"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_EQ(result.options.model.action, ModelAction::kLabel);
+  EXPECT_EQ(result.options.model.model, "mlp");
+  EXPECT_EQ(result.options.model.label, "stable");
+  EXPECT_EQ(result.options.model.version, 2);
+
+  for (const std::vector<std::string>& remove :
+       {std::vector<std::string>{"model", "label", "mlp", "stable", "--remove"},
+        std::vector<std::string>{"model", "label", "mlp", "stable", "0"}}) {
+    result = Parse(remove);
+    ASSERT_TRUE(result.run) << result.error;
+    EXPECT_EQ(result.options.model.label, "stable");
+    EXPECT_EQ(result.options.model.version, 0);
+  }
+
+  ExpectUsageError({"model", "label", "mlp"}, "LABEL is required");
+  ExpectUsageError({"model", "label", "mlp", "stable"}, "VERSION is required (or --remove to remove the label)");
+  ExpectUsageError({"model", "label", "mlp", "stable", "2", "--remove"}, "give VERSION or --remove, not both");
+  ExpectUsageError({"model", "label", "mlp", "stable", "two"}, "VERSION: 'two' is not an integer");
+  ExpectUsageError({"model", "label", "mlp", "stable", "-1"}, "-1");
+  ExpectUsageError({"model", "label", "mlp", "stable", "2", "3"}, "3");
+}
+
+TEST(CliTest, ModelSplit) {
+  CliParseResult result = Parse({"model", "split", "mlp", "3:10"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_EQ(result.options.model.action, ModelAction::kSplit);
+  EXPECT_THAT(result.options.model.canary, ElementsAre(Pair(3, 10.0)));
+
+  result = Parse({"model", "split", "mlp", "3:10%,4:2.5"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_THAT(result.options.model.canary, ElementsAre(Pair(3, 10.0), Pair(4, 2.5)));
+
+  for (const char* clear : {"none", ""}) {
+    result = Parse({"model", "split", "mlp", clear});
+    ASSERT_TRUE(result.run) << clear << ": " << result.error;
+    EXPECT_THAT(result.options.model.canary, IsEmpty());
+  }
+
+  ExpectUsageError({"model", "split", "mlp"}, "SPLIT is required");
+  ExpectUsageError({"model", "split", "mlp", "3"}, "'3': expected VERSION:PERCENT, e.g. 3:10");
+  ExpectUsageError({"model", "split", "mlp", "x:10"}, "'x:10': version 'x' is not an integer >= 1");
+  ExpectUsageError({"model", "split", "mlp", "0:10"}, "version '0' is not an integer >= 1");
+  ExpectUsageError({"model", "split", "mlp", "3:0"}, "percent '0' is not a number in (0, 100]");
+  ExpectUsageError({"model", "split", "mlp", "3:101"}, "percent '101' is not a number in (0, 100]");
+  ExpectUsageError({"model", "split", "mlp", "3:ten"}, "percent 'ten'");
+  ExpectUsageError({"model", "split", "mlp", "3:10,3:5"}, "version 3 is listed twice");
+  ExpectUsageError({"model", "split", "mlp", "3:60,4:50"}, "the percents sum to 110, more than 100");
+}
+
+TEST(CliTest, ModelShadow) {
+  CliParseResult result = Parse({"model", "shadow", "mlp", "4", "0.05"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_EQ(result.options.model.action, ModelAction::kShadow);
+  EXPECT_EQ(result.options.model.version, 4);
+  EXPECT_DOUBLE_EQ(result.options.model.fraction, 0.05);
+
+  for (const char* off : {"off", "0"}) {
+    result = Parse({"model", "shadow", "mlp", off});
+    ASSERT_TRUE(result.run) << off << ": " << result.error;
+    EXPECT_EQ(result.options.model.version, 0);
+  }
+
+  ExpectUsageError({"model", "shadow", "mlp"}, "VERSION is required");
+  ExpectUsageError({"model", "shadow", "mlp", "4"}, "FRACTION is required with VERSION 4");
+  ExpectUsageError({"model", "shadow", "mlp", "off", "0.5"}, "VERSION off stops mirroring and takes no FRACTION");
+  ExpectUsageError({"model", "shadow", "mlp", "four", "0.5"}, "'four' is not a version");
+  ExpectUsageError({"model", "shadow", "mlp", "4", "0"}, "FRACTION: '0' is not a fraction in (0, 1]");
+  ExpectUsageError({"model", "shadow", "mlp", "4", "1.5"}, "'1.5' is not a fraction in (0, 1]");
 }
 
 }  // namespace
