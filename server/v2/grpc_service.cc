@@ -109,6 +109,7 @@ grpc::ServerUnaryReactor* GrpcService::ServerMetadata(grpc::CallbackServerContex
                                                       inference::ServerMetadataResponse* response) {
   response->set_name(kServerName);
   response->set_version(ServerVersion());
+  response->add_extensions("model_repository");
   return Answer(context, absl::OkStatus());
 }
 

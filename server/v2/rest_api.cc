@@ -71,6 +71,7 @@ std::string ServerMetadataJson() {
   writer.Key("extensions");
   writer.StartArray();
   WriteString(writer, "binary_tensor_data");
+  WriteString(writer, "model_repository");
   writer.EndArray();
   writer.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
