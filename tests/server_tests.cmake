@@ -12,6 +12,7 @@ add_executable(server_test
   server/server_flags_test.cc
   server/memory_bound_test.cc
   server/chaos_test.cc
+  server/lifecycle_test.cc
 )
 target_include_directories(server_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(server_test PRIVATE
