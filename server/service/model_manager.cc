@@ -228,7 +228,13 @@ absl::Status ModelManager::Aspire(const ModelOnDisk& model, bool strict, bool re
       seen.last_aspired[v.version] = v.fingerprint;
     }
   }
-  if (!(seen.config_routing == *routing) || !seen.routing_applied) {
+  if (versions->empty()) {
+    // Nothing aspired: the lifecycle clears the model's routing. The
+    // config's is applied again once versions are aspired again (not before:
+    // a label naming a version keeps it loaded, past its grace period).
+    seen.config_routing = *routing;
+    seen.routing_applied = false;
+  } else if (!(seen.config_routing == *routing) || !seen.routing_applied) {
     seen.config_routing = *routing;
     seen.routing_applied = false;
     routing_pending_ = true;
@@ -241,7 +247,10 @@ void ModelManager::ApplyPendingRouting() {
   {
     MutexLock lock(&mu_);
     for (const auto& [name, seen] : seen_) {
-      if (!seen.routing_applied) pending.emplace_back(name, seen.config_routing);
+      // A model with nothing aspired waits until versions are back.
+      if (!seen.routing_applied && !seen.fingerprints.empty()) {
+        pending.emplace_back(name, seen.config_routing);
+      }
     }
   }
   for (const auto& [name, spec] : pending) {
@@ -249,7 +258,9 @@ void ModelManager::ApplyPendingRouting() {
     if (s.ok()) {
       MutexLock lock(&mu_);
       auto it = seen_.find(name);
-      if (it != seen_.end() && it->second.config_routing == spec) it->second.routing_applied = true;
+      if (it != seen_.end() && it->second.config_routing == spec && !it->second.fingerprints.empty()) {
+        it->second.routing_applied = true;
+      }
       Log(LogLevel::kInfo, "model_routing_applied", {{"model", name}, {"routing", spec.DebugString()}});
     }
   }
@@ -268,7 +279,7 @@ void ModelManager::OnPublish(const std::shared_ptr<const lifecycle::ServingSnaps
   }
   // Config routing waiting for versions to be READY: try again.
   for (const auto& [name, seen] : seen_) {
-    if (!seen.routing_applied) {
+    if (!seen.routing_applied && !seen.fingerprints.empty()) {
       routing_pending_ = true;
       wake_.NotifyAll();
       break;
@@ -351,6 +362,7 @@ void ModelManager::Scan(bool startup) {
         gone.push_back(it->first);
         it->second.fingerprints.clear();
         it->second.config_text.clear();
+        it->second.routing_applied = false;  // the lifecycle clears it; see Aspire()
       }
       ++it;
     }

@@ -737,6 +737,71 @@ TEST_F(LifecycleTest, PollShortAbsenceWithinGraceChangesNothing) {
   EXPECT_EQ(traffic.per_version().size(), 1u);
 }
 
+// 5b. Poll mode: every version of a model gone for a moment (the model
+// directory replaced by two renames, or all its version directories moved
+// away and back) within the grace period: nothing unloads, and once they are
+// back the config's labels route again. (While nothing is aspired the
+// lifecycle clears the model's routing, so during the absence unpinned
+// requests go to the highest version: see the report of #12.)
+TEST_F(LifecycleTest, PollShortAbsenceOfEveryVersionKeepsConfigLabels) {
+  MlpConfigOptions config;
+  config.extra = "version_policy { all: true }\nversion_labels { key: \"stable\" value: 1 }\n";
+  WriteConfig(config);
+  Publish(1);
+  Publish(2);
+  AddReference(1);
+  AddReference(2);
+  StartServer(Poll(absl::ZeroDuration(), absl::Seconds(2)));  // scans on PollNow() only
+  ModelManager* models = server_->models();
+  const ServedModel* v1 = Served(1);
+  const ServedModel* v2 = Served(2);
+  Traffic traffic(server_->grpc_port(), &refs_, Load());
+  traffic.Start();
+  ASSERT_TRUE(traffic.WaitForMore(50));
+
+  std::vector<absl::Time> back;
+  // The whole model directory, then every version directory.
+  for (const bool whole : {true, false}) {
+    if (whole) {
+      fs::rename(repo_ + "/mlp", repo_ + "/.mlp.old");
+    } else {
+      fs::rename(VersionDir(1), repo_ + "/mlp/.1.away");
+      fs::rename(VersionDir(2), repo_ + "/mlp/.2.away");
+    }
+    models->PollNow();
+    ASSERT_TRUE(traffic.WaitForMore(50));
+    if (whole) {
+      fs::rename(repo_ + "/.mlp.old", repo_ + "/mlp");
+    } else {
+      fs::rename(repo_ + "/mlp/.1.away", VersionDir(1));
+      fs::rename(repo_ + "/mlp/.2.away", VersionDir(2));
+    }
+    models->PollNow();
+    back.push_back(absl::Now());
+    IndexRows rows = Index();
+    EXPECT_EQ(rows[1].state(), v1::VERSION_STATE_READY) << Describe(rows);
+    EXPECT_EQ(rows[2].state(), v1::VERSION_STATE_READY) << Describe(rows);
+    EXPECT_THAT(rows[1].labels(), ::testing::ElementsAre("stable")) << Describe(rows);
+    EXPECT_TRUE(rows[1].is_default()) << Describe(rows);
+    v1::PredictResponse next;
+    ASSERT_TRUE(PredictOnce(0, 0, &next).ok());
+    EXPECT_EQ(next.version(), 1);
+    ASSERT_TRUE(traffic.WaitForMore(50));
+  }
+  absl::SleepFor(absl::Milliseconds(2300));  // past the grace period
+  models->PollNow();
+  ASSERT_TRUE(traffic.WaitForMore(50));
+  traffic.Stop();
+  ExpectClean(traffic);
+  EXPECT_EQ(Served(1), v1);
+  EXPECT_EQ(Served(2), v2);
+  int64_t after_back_on_v2 = 0;
+  for (const Answer& a : traffic.answers()) {
+    if (a.sent > back.back() && a.version != 1) ++after_back_on_v2;
+  }
+  EXPECT_EQ(after_back_on_v2, 0);
+}
+
 // 6. Relabel (rollback): stable -> 2, then back to 1. The next request after
 // SetLabel returns goes to the new target; nothing loads; each relabel takes
 // well under 100 ms.
