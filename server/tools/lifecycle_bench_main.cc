@@ -269,7 +269,8 @@ int Run(const char* argv0) {
       absl::GetFlag(FLAGS_unload_grace_seconds));
   std::cout << "swap  rename->LOADING  rename->READY  load+warm  rename->first answer  rename->old unloaded\n";
   std::vector<double> to_first;
-  std::vector<std::pair<absl::Time, absl::Time>> windows, unload_windows;
+  std::vector<std::pair<absl::Time, absl::Time>> windows, unload_windows, loading_windows,
+      switch_windows;
   for (const auto& [v, at] : renamed) {
     auto ms = [&](const std::map<int64_t, absl::Time>& m, int64_t key) {
       auto it = m.find(key);
@@ -285,13 +286,17 @@ int Run(const char* argv0) {
     const absl::Time to = first_answer.count(v) ? first_answer[v] + absl::Milliseconds(500)
                                                 : at + absl::Seconds(10);
     windows.emplace_back(from, to);
+    if (first_answer.count(v)) {
+      loading_windows.emplace_back(from, first_answer[v]);
+      switch_windows.emplace_back(first_answer[v], to);
+    }
     // The old version's drain and unload, +-0.5 s.
     if (seen.unavailable_after_ready.count(v - 1)) {
       const absl::Time gone = seen.unavailable_after_ready[v - 1];
       unload_windows.emplace_back(gone - absl::Milliseconds(500), gone + absl::Milliseconds(500));
     }
   }
-  std::vector<double> steady, swapping, unloading;
+  std::vector<double> steady, swapping, unloading, loading, switching;
   int64_t errors = 0, total = 0;
   for (const Sent& s : all) {
     ++total;
@@ -306,6 +311,12 @@ int Run(const char* argv0) {
     for (const auto& [from, to] : unload_windows) {
       if (s.sent >= from && s.sent < to) unloading.push_back(s.ms);
     }
+    for (const auto& [from, to] : loading_windows) {
+      if (s.sent >= from && s.sent < to) loading.push_back(s.ms);
+    }
+    for (const auto& [from, to] : switch_windows) {
+      if (s.sent >= from && s.sent < to) switching.push_back(s.ms);
+    }
   }
   const Stats st = Summarize(steady), sw = Summarize(swapping), un = Summarize(unloading);
   std::sort(to_first.begin(), to_first.end());
@@ -317,10 +328,16 @@ int Run(const char* argv0) {
   std::cout << absl::StrFormat("Predict during swap: n=%6zu  p50 %7.3f ms  p99 %7.3f ms  max %7.2f ms"
                                "  (p99 x%.2f)\n",
                                sw.n, sw.p50, sw.p99, sw.max, st.p99 > 0 ? sw.p99 / st.p99 : 0.0);
+  for (const auto& [name, part] : {std::make_pair("  of which loading:  ", Summarize(loading)),
+                                    std::make_pair("  of which switched: ", Summarize(switching))}) {
+    std::cout << absl::StrFormat("%s n=%6zu  p50 %7.3f ms  p99 %7.3f ms  max %7.2f ms\n", name, part.n,
+                                 part.p50, part.p99, part.max);
+  }
   std::cout << absl::StrFormat("Predict around unload: n=%6zu  p50 %7.3f ms  p99 %7.3f ms  max %7.2f ms"
                                "  (p99 x%.2f)\n",
                                un.n, un.p50, un.p99, un.max, st.p99 > 0 ? un.p99 / st.p99 : 0.0);
-  std::cout << "(during swap: from the new version's LOADING - 50 ms to its first answer + 500 ms; "
+  std::cout << "(during swap: from the new version's LOADING - 50 ms to its first answer (loading), then "
+               "500 ms (switched); "
                "around unload: the old version's UNAVAILABLE +- 500 ms)\n";
   std::cout << "requests " << total << ", non-OK " << errors << "\n";
   return failed || errors > 0 ? 1 : 0;
