@@ -61,12 +61,13 @@ if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
   step "build ASan+UBSan"
   BUILD_DIR=build-asan BUILD_TYPE=Debug scripts/build.sh -DMICROBATCH_ASAN=ON -DMICROBATCH_BUILD_BENCH=OFF
   step "ctest ASan+UBSan"
-  # MemoryBoundTest measures the server's RSS against its memory budget;
-  # under ASan RSS also holds the quarantine of freed memory, redzones and
-  # shadow memory (measured +530 MiB for a 48 MiB budget), so it runs in the
-  # plain ctest only.
+  # MemoryBoundTest measures the server's RSS against its memory budget, and
+  # LifecycleMemoryTest RSS across model load/unload cycles; under ASan RSS
+  # also holds the quarantine of freed memory, redzones and shadow memory
+  # (measured +530 MiB for a 48 MiB budget), so they run in the plain ctest
+  # only.
   (cd build-asan && env "${ASAN_ENV[@]}" ctest --output-on-failure -j "$JOBS" --timeout 900 \
-    -E '^MemoryBoundTest\.')
+    -E '^(MemoryBoundTest|LifecycleMemoryTest)\.')
 
   TSAN_TESTS=(core_test metrics_test http_server_test service_test)
   step "build TSan"

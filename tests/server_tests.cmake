@@ -13,6 +13,7 @@ add_executable(server_test
   server/memory_bound_test.cc
   server/chaos_test.cc
   server/response_cache_e2e_test.cc
+  server/lifecycle_test.cc
 )
 target_include_directories(server_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(server_test PRIVATE

@@ -19,6 +19,8 @@ target_link_libraries(microbatch_service_fake_backend PUBLIC
 add_executable(service_test
   service/batch_framing_test.cc
   service/service_concurrency_test.cc
+  service/shadow_latency_test.cc
+  service/model_control_test.cc
 )
 target_include_directories(service_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(service_test PRIVATE microbatch_service_fake_backend GTest::gmock_main)

@@ -436,15 +436,16 @@ void InferenceEngine::Infer(InferenceRequest request, InferenceCallbacks callbac
     if (status.ok() && call->callbacks.on_outputs) {
       final_status = call->callbacks.on_outputs(InferenceResult{*call->model, call->selected, outputs});
     }
-    if (std::shared_ptr<Shadow> shadow = std::move(call->shadow)) {
-      {
-        MutexLock lock(&shadow->mu);
-        shadow->primary_ok = status.ok();
-        if (status.ok()) shadow->primary = CopyOutputs(call->model->signature, outputs);
-      }
-      shadow->Done();
+    std::shared_ptr<Shadow> shadow = std::move(call->shadow);
+    if (shadow != nullptr) {
+      MutexLock lock(&shadow->mu);
+      shadow->primary_ok = status.ok();
+      if (status.ok()) shadow->primary = CopyOutputs(call->model->signature, outputs);
     }
     Finish(call, std::move(final_status));
+    // After the caller's answer: when the shadow answered first, Done()
+    // compares the outputs here, which must not delay that answer.
+    if (shadow != nullptr) shadow->Done();
   };
   if (cache != nullptr) {
     const absl::Time start = absl::Now();

@@ -74,9 +74,11 @@ grpc::ServerUnaryReactor* ModelControlService::RepositoryIndex(
     v1::RepositoryIndexResponse* response) {
   absl::StatusOr<ModelManager*> models = engine_->Models();
   if (!models.ok()) return Answer(context, models.status());
-  // The index scans the repository directory: off the gRPC thread.
+  // The index scans the repository directory: off the gRPC thread, and not
+  // behind LoadModel / UnloadModel calls waiting on pool_ (two slow loads
+  // held it for as long as they took).
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  FinishOnPool(pool_, reactor, [models = *models, request, response] {
+  FinishOnPool(&index_pool_, reactor, [models = *models, request, response] {
     FillIndex(*models, request->model(), response->mutable_versions());
     response->set_control_mode(models->mode() == ControlMode::kPoll ? "poll" : "explicit");
     return absl::OkStatus();

@@ -29,7 +29,9 @@ void FillIndex(const ModelManager& models, const std::string& model,
                google::protobuf::RepeatedPtrField<v1::ModelVersionStatus>* out);
 
 // Thread-safe. Calls that wait (LoadModel, UnloadModel) run on `pool`;
-// routing calls return at once.
+// RepositoryIndex (a directory scan, no waiting) on a thread of the
+// service's own, so that it answers while loads keep `pool` busy; routing
+// calls return at once.
 class ModelControlService final : public v1::ModelControl::CallbackService {
  public:
   // Neither is owned; both must outlive the service's calls.
@@ -58,6 +60,7 @@ class ModelControlService final : public v1::ModelControl::CallbackService {
  private:
   InferenceEngine* const engine_;
   lifecycle::ThreadPool* const pool_;
+  lifecycle::ThreadPool index_pool_{1};
 };
 
 }  // namespace microbatch

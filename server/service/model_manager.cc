@@ -1,5 +1,7 @@
 #include "server/service/model_manager.h"
 
+#include <malloc.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
@@ -58,6 +60,26 @@ std::optional<ControlMode> ParseControlMode(absl::string_view text) {
   return std::nullopt;
 }
 
+namespace {
+
+// Owns a loaded version; destroying it destroys the version (its batcher,
+// instances and weights), then returns the freed heap pages to the system:
+// weights below glibc's mmap threshold (up to 32 MiB) live in malloc arenas,
+// which otherwise keep them, so RSS would not drop after an unload and
+// load/unload cycles would spread copies over the arenas of new threads.
+struct TrimOnRelease {
+  explicit TrimOnRelease(std::shared_ptr<ServedModel> m) : model(std::move(m)) {}
+  ~TrimOnRelease() {
+    model.reset();
+#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+    malloc_trim(0);  // under a sanitizer, its allocator holds the memory
+#endif
+  }
+  std::shared_ptr<ServedModel> model;
+};
+
+}  // namespace
+
 // Loads versions with LibTorch for the lifecycle manager.
 class ModelManager::Loader final : public lifecycle::VersionLoader {
  public:
@@ -78,7 +100,11 @@ class ModelManager::Loader final : public lifecycle::VersionLoader {
       }
       return loaded.status();
     }
-    return std::shared_ptr<lifecycle::LoadedVersion>(std::move(*loaded));
+    // The handles share one holder: when the last goes, the version is
+    // destroyed and the heap memory it freed is handed back to the system.
+    auto holder = std::make_shared<TrimOnRelease>(std::move(*loaded));
+    ServedModel* version_model = holder->model.get();
+    return std::shared_ptr<lifecycle::LoadedVersion>(std::move(holder), version_model);
   }
 
  private:
@@ -199,9 +225,16 @@ absl::Status ModelManager::Aspire(const ModelOnDisk& model, bool strict, bool re
   for (const VersionOnDisk& v : model.versions) {
     if (std::find(versions->begin(), versions->end(), v.version) != versions->end()) {
       seen.fingerprints[v.version] = v.fingerprint;
+      seen.last_aspired[v.version] = v.fingerprint;
     }
   }
-  if (!(seen.config_routing == *routing) || !seen.routing_applied) {
+  if (versions->empty()) {
+    // Nothing aspired: the lifecycle clears the model's routing. The
+    // config's is applied again once versions are aspired again (not before:
+    // a label naming a version keeps it loaded, past its grace period).
+    seen.config_routing = *routing;
+    seen.routing_applied = false;
+  } else if (!(seen.config_routing == *routing) || !seen.routing_applied) {
     seen.config_routing = *routing;
     seen.routing_applied = false;
     routing_pending_ = true;
@@ -214,7 +247,10 @@ void ModelManager::ApplyPendingRouting() {
   {
     MutexLock lock(&mu_);
     for (const auto& [name, seen] : seen_) {
-      if (!seen.routing_applied) pending.emplace_back(name, seen.config_routing);
+      // A model with nothing aspired waits until versions are back.
+      if (!seen.routing_applied && !seen.fingerprints.empty()) {
+        pending.emplace_back(name, seen.config_routing);
+      }
     }
   }
   for (const auto& [name, spec] : pending) {
@@ -222,7 +258,9 @@ void ModelManager::ApplyPendingRouting() {
     if (s.ok()) {
       MutexLock lock(&mu_);
       auto it = seen_.find(name);
-      if (it != seen_.end() && it->second.config_routing == spec) it->second.routing_applied = true;
+      if (it != seen_.end() && it->second.config_routing == spec && !it->second.fingerprints.empty()) {
+        it->second.routing_applied = true;
+      }
       Log(LogLevel::kInfo, "model_routing_applied", {{"model", name}, {"routing", spec.DebugString()}});
     }
   }
@@ -241,7 +279,7 @@ void ModelManager::OnPublish(const std::shared_ptr<const lifecycle::ServingSnaps
   }
   // Config routing waiting for versions to be READY: try again.
   for (const auto& [name, seen] : seen_) {
-    if (!seen.routing_applied) {
+    if (!seen.routing_applied && !seen.fingerprints.empty()) {
       routing_pending_ = true;
       wake_.NotifyAll();
       break;
@@ -273,8 +311,9 @@ void ModelManager::Scan(bool startup) {
         if (!v.complete) continue;
         auto previous = seen.observed.find(v.version);
         auto aspired = seen.fingerprints.find(v.version);
+        auto before = seen.last_aspired.find(v.version);
         const bool settled = previous != seen.observed.end() && previous->second == v.fingerprint;
-        const bool known = aspired != seen.fingerprints.end() && aspired->second == v.fingerprint;
+        const bool known = before != seen.last_aspired.end() && before->second == v.fingerprint;
         if (settled || known) eligible.push_back(v);
         if (settled && aspired != seen.fingerprints.end() && aspired->second != v.fingerprint) {
           failed_changed = true;  // a file replaced in place: retry it if it failed
@@ -323,6 +362,7 @@ void ModelManager::Scan(bool startup) {
         gone.push_back(it->first);
         it->second.fingerprints.clear();
         it->second.config_text.clear();
+        it->second.routing_applied = false;  // the lifecycle clears it; see Aspire()
       }
       ++it;
     }

@@ -152,6 +152,11 @@ class ModelManager {
     std::map<int64_t, std::string> fingerprints;
     // model.pt fingerprints of every version directory at the last scan.
     std::map<int64_t, std::string> observed;
+    // The fingerprint each version had when it was last aspired, kept while
+    // it is missing from disk: the same file back after a short absence is
+    // wanted again at the next scan (inside the grace period), without
+    // waiting a second scan for it to settle.
+    std::map<int64_t, std::string> last_aspired;
     lifecycle::RoutingSpec config_routing;        // from config.pbtxt
     bool routing_applied = false;
   };

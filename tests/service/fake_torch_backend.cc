@@ -8,7 +8,10 @@
 // signature order) and row element j, `(k + 2) * x[j % row_elements(x)]`
 // where x is the first input when it is FP32; other outputs are zeros. A
 // model file whose content is "fail" gives instances whose Run() returns
-// INTERNAL.
+// INTERNAL; one whose content is "sleep:N" gives instances that take N ms
+// per Run() (a slow model, e.g. a slow shadow candidate).
+#include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -23,8 +26,8 @@ namespace {
 
 class FakeTorchInstance final : public ModelInstance {
  public:
-  FakeTorchInstance(ModelSignature signature, bool fail)
-      : signature_(std::move(signature)), fail_(fail) {}
+  FakeTorchInstance(ModelSignature signature, bool fail, std::chrono::milliseconds run_time)
+      : signature_(std::move(signature)), fail_(fail), run_time_(run_time) {}
 
   absl::StatusOr<std::vector<TensorView>> Run(absl::Span<const TensorView> inputs) override {
     if (fail_) return absl::InternalError("fake model: asked to fail");
@@ -66,13 +69,15 @@ class FakeTorchInstance final : public ModelInstance {
       outputs.push_back(std::move(out));
     }
     // A little model time, so that batches overlap with the RPC threads.
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
+    std::this_thread::sleep_for(run_time_.count() > 0 ? std::chrono::microseconds(run_time_)
+                                                      : std::chrono::microseconds(200));
     return outputs;
   }
 
  private:
   const ModelSignature signature_;
   const bool fail_;
+  const std::chrono::milliseconds run_time_;
 };
 
 }  // namespace
@@ -87,7 +92,10 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> LoadTorchInstance(const TorchMode
   }
   std::stringstream content;
   content << in.rdbuf();
-  return std::make_unique<FakeTorchInstance>(spec.signature, content.str() == "fail");
+  const std::string text = content.str();
+  std::chrono::milliseconds run_time(0);
+  if (text.rfind("sleep:", 0) == 0) run_time = std::chrono::milliseconds(std::atoi(text.c_str() + 6));
+  return std::make_unique<FakeTorchInstance>(spec.signature, text == "fail", run_time);
 }
 
 }  // namespace microbatch
