@@ -368,7 +368,8 @@ void ModelManager::Scan(bool startup) {
     }
   }
   for (const std::string& name : gone) {
-    lifecycle_->SetAspiredVersions(name, lifecycle::AspiredVersions{});
+    absl::Status s = lifecycle_->SetAspiredVersions(name, lifecycle::AspiredVersions{});
+    if (!s.ok()) Log(LogLevel::kWarning, "model_update_refused", {{"model", name}, {"message", s.message()}});
   }
 }
 
