@@ -187,7 +187,9 @@ except Exception:
     print(0)' "$OUT/resnet18.json")
 RATE=$(/usr/bin/python3 -c 'import sys; print(round(2 * float(sys.argv[1])))' "$CAPACITY")
 if [[ "$RATE" -gt 0 ]]; then
-  bench r5 1 --model resnet18 --request-rate "$RATE" --deadline-ms "$R5_DEADLINE_MS" --warmup-ms 2000
+  # (the common flags carry --warmup-ms: R5 sets its own through WARMUP_MS; a
+  # second --warmup-ms is a usage error since the CLI moved to CLI11)
+  WARMUP_MS=2000 bench r5 1 --model resnet18 --request-rate "$RATE" --deadline-ms "$R5_DEADLINE_MS"
 else
   log "no resnet18 capacity measured; skipping R5"
 fi
