@@ -248,7 +248,7 @@ CLI::App* AddPredict(CLI::App& app, PredictOptions* o, PredictFlags* flags) {
   command->add_option("--model", o->model, "Model name")->type_name("NAME")->required();
   command
       ->add_option("--version", flags->version,
-                   "Model version (0: the latest served); v2 and rest also take a version label")
+                   "Model version (0: the default version) or a version label (e.g. stable)")
       ->type_name("N|LABEL");
   command
       ->add_option("--input", o->inputs,
@@ -609,9 +609,6 @@ absl::Status ConvertFlags(const PredictFlags& predict, const std::string& bench_
     options->predict.version = version;
   } else if (predict.version.empty()) {
     return absl::InvalidArgumentError("--version: empty");
-  } else if (*protocol == Protocol::kV1) {
-    return absl::InvalidArgumentError(absl::StrCat("--version '", predict.version,
-                                                   "': v1 takes a number; a version label needs --protocol v2 or rest"));
   } else {
     options->predict.version_label = predict.version;
   }

@@ -137,6 +137,7 @@ absl::StatusOr<Outcome> PredictV1(const PredictOptions& options) {
   v1::GetModelMetadataRequest metadata_request;
   metadata_request.set_model(options.model);
   metadata_request.set_version(options.version);
+  metadata_request.set_version_label(options.version_label);
   v1::ModelMetadata metadata;
   {
     grpc::ClientContext context;
@@ -151,6 +152,7 @@ absl::StatusOr<Outcome> PredictV1(const PredictOptions& options) {
   v1::PredictRequest request;
   request.set_model(options.model);
   request.set_version(options.version);
+  request.set_version_label(options.version_label);
   request.set_request_id(options.request_id);
   for (const std::string& output : options.outputs) request.add_outputs(output);
   for (v1::Tensor& tensor : *inputs) *request.add_inputs() = std::move(tensor);

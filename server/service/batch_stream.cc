@@ -95,7 +95,7 @@ void BatchPredictReactor::AcceptChunk() {
   }
   if (*kind == BatchFraming::Kind::kHeader) {
     const v1::BatchJobHeader& header = message.header();
-    absl::StatusOr<std::shared_ptr<ServedModel>> model = repository_->Find(header.model(), header.version());
+    absl::StatusOr<std::shared_ptr<ServedModel>> model = repository_->Find(header.model(), header.version(), header.version_label());
     if (!model.ok()) {
       FailStream(model.status());
       return;

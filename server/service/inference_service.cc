@@ -2,6 +2,7 @@
 
 #include <optional>
 
+#include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/core/log.h"
@@ -47,6 +48,13 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
   inference.method = RpcMethod::kPredict;
   inference.model.name = request.model();
   inference.model.version = request.version();
+  inference.model.label = request.version_label();
+  if (!request.version_label().empty() && request.version() != 0) {
+    inference.input_error = absl::InvalidArgumentError(absl::StrCat(
+        "set either version (", request.version(), ") or version_label ('",
+        ClientText(request.version_label()), "'), not both"));
+    inference.model.label.clear();
+  }
   inference.id = request.request_id();
   inference.routing_key = RoutingKey(*context, request.request_id());
   inference.received = received;
@@ -119,7 +127,7 @@ grpc::ServerUnaryReactor* InferenceService::GetModelMetadata(
     absl::StatusOr<ModelManager*> repository = engine_->Models();
     if (!repository.ok()) return repository.status();
     absl::StatusOr<std::shared_ptr<ServedModel>> model =
-        (*repository)->Find(request.model(), request.version());
+        (*repository)->Find(request.model(), request.version(), request.version_label());
     if (!model.ok()) return model.status();
     v1::ModelMetadata response;
     FillMetadata(**repository, **model, &response);

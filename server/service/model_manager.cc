@@ -427,6 +427,21 @@ absl::StatusOr<std::shared_ptr<ServedModel>> ModelManager::Find(absl::string_vie
   return routed->primary;
 }
 
+absl::StatusOr<std::shared_ptr<ServedModel>> ModelManager::Find(absl::string_view name,
+                                                                int64_t version,
+                                                                absl::string_view label) const {
+  if (label.empty()) return Find(name, version);
+  if (version != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "model '", ClientText(name), "': set either version (", version, ") or version_label ('",
+        ClientText(label), "'), not both"));
+  }
+  absl::StatusOr<RoutedRequest> routed =
+      Route(name, lifecycle::VersionSelector::Label(std::string(label)), {});
+  if (!routed.ok()) return routed.status();
+  return routed->primary;
+}
+
 std::vector<int64_t> ModelManager::Versions(absl::string_view name) const {
   std::shared_ptr<const lifecycle::ServingSnapshot> snapshot = lifecycle_->Snapshot();
   const lifecycle::ServedModel* model = snapshot->Find(name);

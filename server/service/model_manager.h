@@ -108,6 +108,10 @@ class ModelManager {
   // A served version: `version` 0 is the default one. NOT_FOUND names what
   // is served.
   absl::StatusOr<std::shared_ptr<ServedModel>> Find(absl::string_view name, int64_t version) const;
+  // The version `label` names when it is not empty (INVALID_ARGUMENT when
+  // `version` is set too), else Find(name, version).
+  absl::StatusOr<std::shared_ptr<ServedModel>> Find(absl::string_view name, int64_t version,
+                                                    absl::string_view label) const;
   // READY versions of `name`, ascending.
   std::vector<int64_t> Versions(absl::string_view name) const;
   // Every READY version, by name then version.

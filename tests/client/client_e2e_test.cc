@@ -207,16 +207,16 @@ TEST_F(ClientE2ETest, VersionsByNumberOrLabel) {
   // Unpinned: the default version, the one labelled stable.
   EXPECT_EQ(PredictEverywhere("--model labelled --input 'x=[1,2]'")["version"], 1);
   EXPECT_EQ(PredictEverywhere("--model labelled --version 2 --input 'x=[1,2]'")["version"], 2);
-  // A label: v2 and REST only (v1 takes numbers).
-  for (const char* protocol : {"v2", "rest"}) {
+  // A label, through every protocol (v1: PredictRequest.version_label).
+  for (const char* protocol : {"v1", "v2", "rest"}) {
     const CliRun run = RunCli(std::string("predict --protocol ") + protocol + Flags() +
                               " --model labelled --version stable --input 'x=[1,2]'");
     ASSERT_EQ(run.code, 0) << protocol << ": " << run.err;
     EXPECT_EQ(Comparable(run.out)["version"], 1) << protocol;
   }
-  const CliRun run = RunCli("predict" + Flags() + " --model labelled --version stable --input 'x=[1,2]'");
-  EXPECT_EQ(run.code, 2);
-  EXPECT_THAT(run.err, HasSubstr("a version label needs --protocol v2 or rest"));
+  const CliRun run = RunCli("predict" + Flags() + " --model labelled --version nope --input 'x=[1,2]'");
+  EXPECT_EQ(run.code, 1);
+  EXPECT_THAT(run.err, HasSubstr("no version label 'nope'"));
 }
 
 TEST_F(ClientE2ETest, ErrorsCarryTheServersMessage) {
