@@ -66,9 +66,15 @@ void* RememberTarget(void*, const char* uri, MHD_Connection*) {
   return state;
 }
 
-// MHD_OPTION_NOTIFY_COMPLETED: frees the request's state.
-void ForgetRequest(void*, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
-  delete static_cast<RequestState*>(*state);
+// MHD_OPTION_NOTIFY_COMPLETED: frees the request's state. An asynchronous
+// request counts as in flight until here, when its answer has been sent (or
+// the connection closed), so Stop() never cuts an answer off.
+void ForgetRequest(void* server, MHD_Connection*, void** state, MHD_RequestTerminationCode) {
+  auto* request = static_cast<RequestState*>(*state);
+  if (request != nullptr && request->slot != nullptr) {
+    static_cast<HttpServer::State*>(server)->async_in_flight.fetch_sub(1);
+  }
+  delete request;
   *state = nullptr;
 }
 
@@ -188,7 +194,6 @@ MHD_Result HandOver(HttpServer::State& server, MHD_Connection* connection, Reque
   if (slot->answered) {
     HttpResponse response = std::move(slot->response);
     lock.unlock();
-    server.async_in_flight.fetch_sub(1);
     return Respond(connection, response);
   }
   slot->suspended = true;
@@ -232,7 +237,6 @@ MHD_Result Dispatch(void* server_state, MHD_Connection* connection, const char* 
       std::lock_guard<std::mutex> lock(state->slot->mu);
       response = std::move(state->slot->response);
     }
-    server.async_in_flight.fetch_sub(1);
     return Respond(connection, response);
   }
   return HandOver(server, connection, *state);
@@ -348,7 +352,7 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, static_cast<unsigned>(options.max_connections_per_ip),
       MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
       MHD_OPTION_URI_LOG_CALLBACK, &RememberTarget, nullptr,
-      MHD_OPTION_NOTIFY_COMPLETED, &ForgetRequest, nullptr,
+      MHD_OPTION_NOTIFY_COMPLETED, &ForgetRequest, state_.get(),
       MHD_OPTION_LISTENING_ADDRESS_REUSE, 0u,  // a busy port fails, as it should
       MHD_OPTION_ARRAY, tls_options,
       MHD_OPTION_END);

@@ -354,6 +354,10 @@ TEST(HttpServerAsyncTest, AnswersLaterWithoutHoldingTheOnlyThread) {
     EXPECT_EQ(replies[i].body, "POST /v2/models/m/infer body" + std::to_string(i) + " yes");
     EXPECT_THAT(replies[i].head, HasSubstr("X-Answered: later"));
   }
+  // Counted until each answer is sent (libmicrohttpd's completion callback).
+  for (int i = 0; i < 100 && server.async_in_flight() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   EXPECT_EQ(server.async_in_flight(), 0);
 }
 
