@@ -81,8 +81,8 @@ if [[ "${SKIP_SANITIZERS:-0}" != 1 ]]; then
 fi
 
 if [[ "${SKIP_FUZZ:-0}" != 1 ]]; then
-  step "fuzz (${FUZZ_SECONDS:-20}s per harness)"
-  scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
+  step "fuzz (${FUZZ_SECONDS:-12}s per harness)"
+  scripts/fuzz.sh "${FUZZ_SECONDS:-12}"
 fi
 
 if [[ -x scripts/check-deploy.sh ]]; then
