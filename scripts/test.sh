@@ -7,7 +7,7 @@
 #   3. the core, metrics, HTTP and service-layer tests under ThreadSanitizer
 #      (build-tsan/; the service tests use the fake backend, see
 #      tests/service_tests.cmake and tests/tsan.supp);
-#   4. every libFuzzer harness for FUZZ_SECONDS (default 20) each
+#   4. every libFuzzer harness for FUZZ_SECONDS (default 12) each
 #      (scripts/fuzz.sh, build-fuzz/);
 #   5. the deploy checks.
 # SKIP_SANITIZERS=1 or SKIP_FUZZ=1 leave out steps 2-3 or 4 (local use).
