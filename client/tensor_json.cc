@@ -5,59 +5,10 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
+#include "common/tensor/float16.h"
 
 namespace microbatch {
 namespace {
-
-float HalfToFloat(uint16_t h) {
-  const uint32_t sign = (h & 0x8000u) << 16;
-  uint32_t exponent = (h >> 10) & 0x1f;
-  uint32_t mantissa = h & 0x3ff;
-  uint32_t bits;
-  if (exponent == 0) {
-    if (mantissa == 0) {
-      bits = sign;
-    } else {  // subnormal
-      exponent = 127 - 15 + 1;
-      while ((mantissa & 0x400) == 0) {
-        mantissa <<= 1;
-        --exponent;
-      }
-      bits = sign | (exponent << 23) | ((mantissa & 0x3ff) << 13);
-    }
-  } else if (exponent == 31) {
-    bits = sign | 0x7f800000u | (mantissa << 13);
-  } else {
-    bits = sign | ((exponent + 127 - 15) << 23) | (mantissa << 13);
-  }
-  float f;
-  std::memcpy(&f, &bits, 4);
-  return f;
-}
-
-uint16_t FloatToHalf(float f) {
-  uint32_t bits;
-  std::memcpy(&bits, &f, 4);
-  const uint16_t sign = static_cast<uint16_t>((bits >> 16) & 0x8000);
-  const int32_t exponent = static_cast<int32_t>((bits >> 23) & 0xff) - 127 + 15;
-  uint32_t mantissa = bits & 0x7fffff;
-  if (((bits >> 23) & 0xff) == 0xff) return sign | 0x7c00 | (mantissa ? 0x200 : 0);
-  if (exponent >= 31) return sign | 0x7c00;
-  if (exponent <= 0) {
-    if (exponent < -10) return sign;
-    mantissa |= 0x800000;
-    const int shift = 14 - exponent;
-    uint32_t half = mantissa >> shift;
-    const uint32_t rest = mantissa & ((1u << shift) - 1);
-    const uint32_t halfway = 1u << (shift - 1);
-    if (rest > halfway || (rest == halfway && (half & 1))) ++half;
-    return sign | static_cast<uint16_t>(half);
-  }
-  uint32_t half = (static_cast<uint32_t>(exponent) << 10) | (mantissa >> 13);
-  const uint32_t rest = mantissa & 0x1fff;
-  if (rest > 0x1000 || (rest == 0x1000 && (half & 1))) ++half;
-  return sign | static_cast<uint16_t>(half);
-}
 
 template <typename T>
 T Load(const char* data, size_t index) {
@@ -132,12 +83,7 @@ double ElementAsDouble(DType dtype, const char* data, size_t index) {
     case DType::kFloat32: return Load<float>(data, index);
     case DType::kFloat64: return Load<double>(data, index);
     case DType::kFloat16: return HalfToFloat(Load<uint16_t>(data, index));
-    case DType::kBFloat16: {
-      const uint32_t bits = static_cast<uint32_t>(Load<uint16_t>(data, index)) << 16;
-      float f;
-      std::memcpy(&f, &bits, 4);
-      return f;
-    }
+    case DType::kBFloat16: return BFloat16ToFloat(Load<uint16_t>(data, index));
     case DType::kInt64: return static_cast<double>(Load<int64_t>(data, index));
     case DType::kInt32: return Load<int32_t>(data, index);
     case DType::kInt16: return Load<int16_t>(data, index);

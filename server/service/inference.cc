@@ -300,8 +300,7 @@ absl::StatusOr<std::shared_ptr<ServedModel>> InferenceEngine::Find(const ModelSp
 }
 
 std::shared_ptr<InferenceEngine::Shadow> InferenceEngine::StartShadow(
-    std::shared_ptr<ServedModel> model, absl::Span<const RequestTensor> request,
-    const ServedModel& primary) {
+    std::shared_ptr<ServedModel> model, absl::Span<const RequestTensor> request) {
   ModelMetrics* metrics = model->metrics;
   if (shadows_in_flight_.fetch_add(1) >= options_.max_shadow_in_flight) {
     shadows_in_flight_.fetch_sub(1);
@@ -353,7 +352,6 @@ std::shared_ptr<InferenceEngine::Shadow> InferenceEngine::StartShadow(
     shadow->dropped = true;
     --shadow->remaining;  // the shadow side is over
   }
-  (void)primary;
   return shadow;
 }
 
@@ -480,7 +478,7 @@ void InferenceEngine::Infer(InferenceRequest request, InferenceCallbacks callbac
     call->deferred.reset();
   }
   if (routed->shadow != nullptr) {
-    call->shadow = StartShadow(std::move(routed->shadow), request.inputs, served);
+    call->shadow = StartShadow(std::move(routed->shadow), request.inputs);
   }
   DynamicBatcher* batcher = served.batcher.get();
   absl::Status queued = batcher->Enqueue(std::move(task));

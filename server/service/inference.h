@@ -139,8 +139,7 @@ class InferenceEngine {
   void AnswerFromCache(Call* call, const CachedResponse& answer);
   // Mirrors the validated request to `shadow`; null when not mirrored.
   std::shared_ptr<Shadow> StartShadow(std::shared_ptr<ServedModel> shadow,
-                                      absl::Span<const RequestTensor> inputs,
-                                      const ServedModel& primary);
+                                      absl::Span<const RequestTensor> inputs);
 
   ServerMetrics* const metrics_;
   MemoryBudget* const budget_;
