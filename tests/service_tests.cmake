@@ -4,17 +4,13 @@
 # also run under ThreadSanitizer (scripts/test.sh): Debian's LibTorch and its
 # OpenMP runtime are not instrumented.
 
-# The service sources, compiled again without microbatch_torch_backend.
-get_target_property(_service_sources microbatch_service SOURCES)
-list(TRANSFORM _service_sources PREPEND ${PROJECT_SOURCE_DIR}/server/)
-add_library(microbatch_service_fake_backend STATIC
-  ${_service_sources} service/fake_torch_backend.cc)
-target_include_directories(microbatch_service_fake_backend PUBLIC ${PROJECT_SOURCE_DIR})
-target_include_directories(microbatch_service_fake_backend PRIVATE ${RAPIDJSON_INCLUDE_DIR})
-target_compile_definitions(microbatch_service_fake_backend PRIVATE MICROBATCH_VERSION="${PROJECT_VERSION}")
-target_link_libraries(microbatch_service_fake_backend PUBLIC
-  microbatch_core microbatch_lifecycle microbatch_proto microbatch_metrics microbatch_http
-  gRPC::grpc++ gRPC::grpc++_reflection absl::flags absl::strings absl::time)
+# The service library (compiled once, server/CMakeLists.txt) with the fake
+# backend in place of the LibTorch one.
+add_library(microbatch_fake_backend STATIC service/fake_torch_backend.cc)
+target_include_directories(microbatch_fake_backend PUBLIC ${PROJECT_SOURCE_DIR})
+target_link_libraries(microbatch_fake_backend PUBLIC microbatch_core absl::status absl::statusor)
+add_library(microbatch_service_fake_backend INTERFACE)
+target_link_libraries(microbatch_service_fake_backend INTERFACE microbatch_service_base microbatch_fake_backend)
 
 add_executable(service_test
   service/batch_framing_test.cc
