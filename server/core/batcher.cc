@@ -62,7 +62,10 @@ void DynamicBatcher::Wake() {
 }
 
 absl::Status DynamicBatcher::Enqueue(BatchTask task) {
-  if (task.rows < 1 || task.rows > options_.max_batch_size) {
+  if (task.splittable && task.priority != Priority::kBulk) {
+    return absl::InvalidArgumentError("only bulk tasks can be split across batches");
+  }
+  if (task.rows < 1 || (task.rows > options_.max_batch_size && !task.splittable)) {
     return absl::InvalidArgumentError(absl::StrCat("request has ", task.rows,
                                                    " rows; the model accepts 1 to ",
                                                    options_.max_batch_size, " (max_batch_size)"));
@@ -78,6 +81,7 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
   const absl::Time now = options_.clock->Now();
   bool probe = false;
   if (interactive) {
+    last_interactive_ = now;
     absl::Status admitted = Admit(task, now, &probe);
     if (!admitted.ok()) return admitted;
   }
@@ -90,7 +94,7 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
     interactive_rows_ += task.rows;
   }
   const int priority = static_cast<int>(task.priority);
-  queue.by_priority[priority].push_back(Queued{std::move(task), now, probe});
+  queue.by_priority[priority].push_back(Queued{std::move(task), now, probe, 0});
   enqueued_.fetch_add(1, std::memory_order_release);
   work_cv_.NotifyOne();
   return absl::OkStatus();
@@ -224,40 +228,56 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
   batch->formed = now;
   const absl::Duration margin = options_.deadline_margin;
   absl::Time earliest_deadline = absl::InfiniteFuture();
+  int64_t interactive_rows = 0;
   bool closed = false;
   for (int priority = 0; priority < 2 && !closed; ++priority) {
     std::deque<Queued>& tasks = best->by_priority[priority];
-    while (!tasks.empty() && batch->rows + tasks.front().task.rows <= options_.max_batch_size) {
-      const BatchTask& front = tasks.front().task;
+    while (!tasks.empty()) {
+      Queued& head = tasks.front();
+      const BatchTask& front = head.task;
+      int64_t room = options_.max_batch_size - batch->rows;
+      if (priority == 1) room = BulkRoom(interactive_rows, batch->rows, room, now);
+      if (room <= 0) break;
+      int64_t take = front.rows;
+      if (take > room) {
+        if (!front.splittable) break;
+        take = room;  // the rest stays at the head of the queue
+      }
       absl::Status drop;
       if (front.deadline <= now) {
         drop = absl::DeadlineExceededError(
-            absl::StrCat("deadline passed after ", absl::FormatDuration(now - tasks.front().enqueued),
+            absl::StrCat("deadline passed after ", absl::FormatDuration(now - head.enqueued),
                          " in the queue; the request was not run"));
-      } else if (!tasks.front().probe && now + EstimateCompute(front.rows) + margin > front.deadline) {
-        drop = DeadlineTooShort(front.deadline - now, EstimateCompute(front.rows), front.rows, margin);
+      } else if (!head.probe && now + EstimateCompute(take) + margin > front.deadline) {
+        drop = DeadlineTooShort(front.deadline - now, EstimateCompute(take), take, margin);
       } else if (front.is_cancelled && front.is_cancelled()) {
         drop = absl::CancelledError("the caller cancelled; the request was not run");
       } else if (!batch->tasks.empty() &&
-                 now + EstimateCompute(batch->rows + front.rows) + margin >
+                 now + EstimateCompute(batch->rows + take) + margin >
                      std::min(earliest_deadline, front.deadline)) {
         closed = true;  // more rows would make a task of this batch late
         break;
       }
-      Queued queued = std::move(tasks.front());
-      tasks.pop_front();
+      Queued queued;
+      if (!drop.ok() || take == front.rows) {
+        queued = std::move(head);  // the whole (rest of the) task
+        tasks.pop_front();
+        --queued_tasks_;
+        if (priority == 0) {
+          --interactive_tasks_;
+          interactive_rows_ -= queued.task.rows;
+        }
+      } else {
+        queued = SplitHead(&head, take);
+      }
       best->rows -= queued.task.rows;
       queued_rows_ -= queued.task.rows;
-      --queued_tasks_;
-      if (priority == 0) {
-        --interactive_tasks_;
-        interactive_rows_ -= queued.task.rows;
-      }
       if (!drop.ok()) {
         dead->emplace_back(std::move(queued), std::move(drop));
       } else {
         earliest_deadline = std::min(earliest_deadline, queued.task.deadline);
         batch->rows += queued.task.rows;
+        if (priority == 0) interactive_rows += queued.task.rows;
         batch->tasks.push_back(std::move(queued));
       }
     }
@@ -271,6 +291,56 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
   }
   Replan(now);
   return true;
+}
+
+DynamicBatcher::Queued DynamicBatcher::SplitHead(Queued* head, int64_t rows) {
+  Queued part;
+  part.enqueued = head->enqueued;
+  part.probe = head->probe;
+  part.task_row = head->task_row;
+  BatchTask& rest = head->task;
+  part.task.rows = rows;
+  part.task.splittable = true;
+  part.task.shape_key = rest.shape_key;
+  part.task.priority = rest.priority;
+  part.task.deadline = rest.deadline;
+  part.task.is_cancelled = rest.is_cancelled;
+  part.task.done = rest.done;
+  part.task.inputs.reserve(rest.inputs.size());
+  for (TensorView& in : rest.inputs) {
+    const size_t row_bytes = in.row_bytes();
+    TensorView slice = in;
+    slice.shape[0] = rows;
+    slice.byte_size = static_cast<size_t>(rows) * row_bytes;
+    in.data = static_cast<const char*>(in.data) + slice.byte_size;
+    in.shape[0] -= rows;
+    in.byte_size -= slice.byte_size;
+    part.task.inputs.push_back(std::move(slice));
+  }
+  rest.rows -= rows;
+  head->task_row += rows;
+  return part;
+}
+
+int64_t DynamicBatcher::BulkRoom(int64_t interactive_rows, int64_t batch_rows, int64_t room,
+                                 absl::Time now) const {
+  if (room <= 0 || options_.bulk_run_budget <= absl::ZeroDuration() || cost_points_.empty() ||
+      now - last_interactive_ > options_.bulk_yield_window) {
+    return room;
+  }
+  // The largest count whose batch stays within budget of its interactive rows.
+  const absl::Duration limit = EstimateCompute(interactive_rows) + options_.bulk_run_budget;
+  int64_t lo = 0;
+  int64_t hi = room;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (EstimateCompute(batch_rows + mid) <= limit) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return batch_rows == 0 ? std::max<int64_t>(lo, 1) : lo;
 }
 
 namespace {
@@ -361,7 +431,7 @@ void DynamicBatcher::ExecutorLoop(ModelInstance* instance) {
     for (auto& [queued, status] : dead) {
       BatchInfo info;
       info.queue_wait = batch.formed - queued.enqueued;
-      queued.task.done(status, TaskOutputs(nullptr, 0, 0), info);
+      queued.task.done(status, TaskOutputs(nullptr, 0, queued.task.rows, queued.task_row), info);
     }
     if (batch.tasks.empty()) continue;
     RunBatch(instance, batch, buffers);
@@ -436,9 +506,11 @@ void DynamicBatcher::RunBatch(ModelInstance* instance, Batch& batch,
   for (Queued& queued : batch.tasks) {
     info.queue_wait = batch.formed - queued.enqueued;
     if (outputs.ok()) {
-      queued.task.done(absl::OkStatus(), TaskOutputs(&*outputs, offset, queued.task.rows), info);
+      queued.task.done(absl::OkStatus(),
+                       TaskOutputs(&*outputs, offset, queued.task.rows, queued.task_row), info);
     } else {
-      queued.task.done(outputs.status(), TaskOutputs(nullptr, 0, 0), info);
+      queued.task.done(outputs.status(), TaskOutputs(nullptr, 0, queued.task.rows, queued.task_row),
+                       info);
     }
     offset += queued.task.rows;
   }

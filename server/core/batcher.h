@@ -40,7 +40,9 @@ class ModelInstance {
 
 // Scheduling class of a task. Interactive tasks (Predict) always go before
 // bulk tasks (BatchPredict); a batch is topped up with bulk rows of the same
-// shape only when no interactive row of that shape is waiting.
+// shape only when no interactive row of that shape is waiting, and while
+// interactive tasks keep arriving, batches that carry bulk rows are kept short
+// (BatcherOptions::bulk_run_budget).
 enum class Priority { kInteractive = 0, kBulk = 1 };
 
 // What became of the batch that carried a task.
@@ -51,13 +53,21 @@ struct BatchInfo {
   absl::Duration compute;       // model run time of the batch
 };
 
-// The rows of one task inside the outputs of its batch.
+// The rows of one task (or of one part of a splittable task) inside the
+// outputs of its batch.
 class TaskOutputs {
  public:
-  TaskOutputs(const std::vector<TensorView>* batch_outputs, int64_t row_offset, int64_t rows)
-      : batch_outputs_(batch_outputs), row_offset_(row_offset), rows_(rows) {}
+  TaskOutputs(const std::vector<TensorView>* batch_outputs, int64_t row_offset, int64_t rows,
+              int64_t task_row = 0)
+      : batch_outputs_(batch_outputs), row_offset_(row_offset), rows_(rows), task_row_(task_row) {}
+  // Number of outputs; 0 when the task (part) failed.
   size_t size() const { return batch_outputs_ ? batch_outputs_->size() : 0; }
+  // Rows answered by this call: the task's, or the part's when it was split
+  // (also set when the part failed).
   int64_t rows() const { return rows_; }
+  // Index of the first of these rows within the task: 0 unless the task was
+  // split.
+  int64_t task_row() const { return task_row_; }
   DType dtype(size_t i) const { return (*batch_outputs_)[i].dtype; }
   // Shape of output i for this task's rows.
   std::vector<int64_t> shape(size_t i) const;
@@ -68,6 +78,7 @@ class TaskOutputs {
   const std::vector<TensorView>* batch_outputs_;
   int64_t row_offset_;
   int64_t rows_;
+  int64_t task_row_;
 };
 
 // A request's rows waiting for a batch.
@@ -76,6 +87,12 @@ struct BatchTask {
   // `done` has been called.
   std::vector<TensorView> inputs;
   int64_t rows = 0;
+  // Bulk tasks only. A splittable task may hold more than max_batch_size rows
+  // and is run in parts, in row order, each part filling the room a batch has
+  // left; `done` is then called once per part (TaskOutputs::task_row() and
+  // rows() say which rows), so exactly once for every row. Parts of one task
+  // may run concurrently on different instances.
+  bool splittable = false;
   // Tasks are batched together only when their shape keys are equal.
   std::string shape_key;
   Priority priority = Priority::kInteractive;
@@ -88,9 +105,10 @@ struct BatchTask {
   // Optional; a task whose caller has gone is answered CANCELLED and never
   // run. Called from batcher threads.
   std::function<bool()> is_cancelled;
-  // Called exactly once, from a batcher thread, with OK and this task's rows
-  // of the outputs (valid only during the call), or with the error that ended
-  // the task (then `outputs` is empty).
+  // Called exactly once (once per part of a split task), from a batcher
+  // thread, with OK and this task's rows of the outputs (valid only during
+  // the call), or with the error that ended the task (then `outputs` has no
+  // tensors; its rows() still counts the rows the error answers).
   std::function<void(const absl::Status& status, const TaskOutputs& outputs,
                      const BatchInfo& info)>
       done;
@@ -121,6 +139,15 @@ struct BatcherOptions {
   // A probe may be answered after its deadline when the model really is that
   // slow: at most one such request per interval. Default 1 s.
   absl::Duration estimate_probe_interval = absl::Seconds(1);
+  // While interactive tasks keep arriving (one was enqueued within
+  // bulk_yield_window), a batch that carries bulk rows takes only as many as
+  // keep its estimated model time within bulk_run_budget beyond that of its
+  // interactive rows (at least one bulk row when it has none): an interactive
+  // task then waits behind at most one such short run. Otherwise bulk batches
+  // fill up to max_batch_size. A zero or negative budget turns the bound off.
+  // Defaults 1 ms and 100 ms.
+  absl::Duration bulk_run_budget = absl::Milliseconds(1);
+  absl::Duration bulk_yield_window = absl::Milliseconds(100);
   // Not owned; must outlive the batcher. Default: the wall clock.
   Clock* clock = Clock::Real();
   // Optional; called once per executed batch (from its executor thread, after
@@ -165,7 +192,9 @@ class DynamicBatcher {
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
 
   // Queues `task`. On error the task is not queued and `done` is never
-  // called: INVALID_ARGUMENT when rows is outside [1, max_batch_size],
+  // called: INVALID_ARGUMENT when rows is outside [1, max_batch_size] (any
+  // positive count for a splittable bulk task; an interactive task cannot be
+  // splittable),
   // RESOURCE_EXHAUSTED when the interactive queue is full or the work ahead
   // would make the task late, DEADLINE_EXCEEDED when its own model time
   // exceeds what its deadline leaves, UNAVAILABLE after Shutdown() began.
@@ -192,6 +221,8 @@ class DynamicBatcher {
     // Admitted although the estimate said it could not make its deadline,
     // to measure the model again (see BatcherOptions::estimate_probe_interval).
     bool probe = false;
+    // Rows of a splittable task already taken into batches.
+    int64_t task_row = 0;
   };
   // Tasks of one shape key.
   struct ShapeQueue {
@@ -226,6 +257,13 @@ class DynamicBatcher {
   bool TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl::Status>>* dead,
                  absl::Time* wake_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void RunBatch(ModelInstance* instance, Batch& batch, std::vector<AlignedBuffer>& buffers);
+  // Moves the first `rows` rows of a splittable task into a part of their own.
+  static Queued SplitHead(Queued* head, int64_t rows);
+  // Bulk rows a batch of `batch_rows` rows, `interactive_rows` of them
+  // interactive, may still take (BatcherOptions::bulk_run_budget); at most
+  // `room`.
+  int64_t BulkRoom(int64_t interactive_rows, int64_t batch_rows, int64_t room, absl::Time now) const
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Estimated model time for a batch of `rows`, on the safe side (average
   // plus twice the mean deviation); zero until a batch ran.
   absl::Duration EstimateCompute(int64_t rows) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -260,6 +298,8 @@ class DynamicBatcher {
   int64_t queued_tasks_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t queued_rows_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t busy_ ABSL_GUARDED_BY(mu_) = 0;
+  // When the last interactive task was enqueued.
+  absl::Time last_interactive_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   // Batches of (2^(i-1), 2^i] rows.
   std::vector<CostWindow> cost_ ABSL_GUARDED_BY(mu_) = std::vector<CostWindow>(32);

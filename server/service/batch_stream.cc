@@ -28,12 +28,12 @@ struct BatchPredictReactor::Chunk {
   int64_t sequence = 0;
   int64_t offset = 0;
   int64_t rows = 0;
-  int pending_pieces = 0;
+  int64_t pending_rows = 0;  // rows not yet answered by the batcher
   absl::Status status;
   absl::Time received;
   v1::BatchPredictResponse response;
   MemoryBudget::Lease memory;  // the chunk's bytes and its results'
-  bool ready() const { return pending_pieces == 0; }
+  bool ready() const { return pending_rows == 0; }
 };
 
 BatchPredictReactor::BatchPredictReactor(grpc::CallbackServerContext* context,
@@ -159,49 +159,40 @@ void BatchPredictReactor::AcceptChunk() {
     return;
   }
   chunk->memory = std::move(*memory);
-  // Pre-size every selected output for the whole chunk; pieces copy in place.
-  const int64_t piece_rows = model_->plan.config.max_batch_size();
+  // The whole chunk is one splittable bulk task: the batcher cuts it into
+  // parts where batches have room (next to Predict rows, or short runs while
+  // Predict traffic is active); each part's rows are copied into the chunk's
+  // outputs (pre-sized by its first part) in place.
   Chunk* raw = chunk.get();
-  std::vector<BatchTask> tasks;
-  for (int64_t first = 0; first < validated->rows; first += piece_rows) {
-    const int64_t rows = std::min(piece_rows, validated->rows - first);
-    BatchTask task;
-    task.rows = rows;
-    task.shape_key = validated->shape_key;
-    task.priority = Priority::kBulk;
-    for (const TensorView& in : validated->inputs) {
-      TensorView piece = in;
-      const size_t row_bytes = in.row_bytes();
-      piece.shape[0] = rows;
-      piece.data = static_cast<const char*>(in.data) + first * row_bytes;
-      piece.byte_size = rows * row_bytes;
-      task.inputs.push_back(std::move(piece));
-    }
-    task.is_cancelled = [this] { return cancelled_.load(); };
-    task.done = [this, raw, first](const absl::Status& status, const TaskOutputs& outputs,
-                                   const BatchInfo& info) {
-      model_->metrics->RecordQueueWait(info.queue_wait);
-      OnPieceDone(raw, first, status, outputs);
-    };
-    tasks.push_back(std::move(task));
-  }
-  chunk->pending_pieces = static_cast<int>(tasks.size());
+  BatchTask task;
+  task.rows = validated->rows;
+  task.shape_key = validated->shape_key;
+  task.priority = Priority::kBulk;
+  task.splittable = true;
+  task.inputs = validated->inputs;
+  task.is_cancelled = [this] { return cancelled_.load(); };
+  task.done = [this, raw](const absl::Status& status, const TaskOutputs& outputs,
+                          const BatchInfo& info) {
+    model_->metrics->RecordQueueWait(info.queue_wait);
+    OnPartDone(raw, status, outputs);
+  };
+  chunk->pending_rows = validated->rows;
   window_chunks_.push_back(std::move(chunk));
-  for (BatchTask& task : tasks) {
-    ++refs_;
-    absl::Status queued = model_->batcher->Enqueue(std::move(task));
-    if (!queued.ok()) {
-      --refs_;
-      --raw->pending_pieces;
-      if (raw->status.ok()) raw->status = queued;
-    }
+  ++refs_;
+  absl::Status queued = model_->batcher->Enqueue(std::move(task));
+  if (!queued.ok()) {
+    --refs_;
+    raw->pending_rows = 0;
+    if (raw->status.ok()) raw->status = queued;
   }
 }
 
-void BatchPredictReactor::OnPieceDone(Chunk* chunk, int64_t row_offset, const absl::Status& status,
-                                      const TaskOutputs& outputs) {
+void BatchPredictReactor::OnPartDone(Chunk* chunk, const absl::Status& status,
+                                     const TaskOutputs& outputs) {
+  bool chunk_done;
   {
     MutexLock lock(&mu_);
+    const int64_t row_offset = outputs.task_row();
     if (!status.ok()) {
       if (chunk->status.ok()) chunk->status = status;
     } else if (chunk->status.ok()) {
@@ -228,10 +219,12 @@ void BatchPredictReactor::OnPieceDone(Chunk* chunk, int64_t row_offset, const ab
         }
       }
     }
-    --chunk->pending_pieces;
+    chunk->pending_rows -= outputs.rows();
+    chunk_done = chunk->pending_rows <= 0;
   }
   Pump();
-  Unref();
+  // One reference per chunk's task, released by its last part.
+  if (chunk_done) Unref();
 }
 
 void BatchPredictReactor::OnWriteDone(bool ok) {

@@ -78,8 +78,9 @@ class BatchPredictReactor final
   ~BatchPredictReactor() override;
   // Takes the chunk just read; called with mu_ held.
   void AcceptChunk() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void OnPieceDone(Chunk* chunk, int64_t row_offset, const absl::Status& status,
-                   const TaskOutputs& outputs);
+  // Takes the answer to one part of a chunk's task (TaskOutputs::task_row()
+  // and rows() say which rows).
+  void OnPartDone(Chunk* chunk, const absl::Status& status, const TaskOutputs& outputs);
   // Starts whatever read, write or finish the state allows. Call without mu_.
   void Pump();
   void FailStream(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

@@ -236,6 +236,11 @@ absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& input, const std::str
   plan.batcher.max_batch_size = c.max_batch_size();
   plan.batcher.max_queue_delay = absl::Microseconds(c.max_queue_delay_microseconds());
   plan.batcher.max_queue_size = c.max_queue_size();
+  if (c.bulk_run_budget_microseconds() != 0) {
+    // Negative turns the bound off (BatcherOptions: a budget <= 0).
+    plan.batcher.bulk_run_budget =
+        absl::Microseconds(std::max<int64_t>(c.bulk_run_budget_microseconds(), 0));
+  }
   plan.warmup_batch_sizes.assign(c.warmup_batch_sizes().begin(), c.warmup_batch_sizes().end());
   return plan;
 }

@@ -484,6 +484,190 @@ TEST(DynamicBatcherTest, InteractiveGoesBeforeBulk) {
                                            ElementsAre(3, 4), ElementsAre(6)));
 }
 
+// The parts of one splittable task as its `done` saw them. Thread-safe.
+class PartLog {
+ public:
+  struct Part {
+    absl::Status status;
+    int64_t task_row = 0;
+    int64_t rows = 0;
+    std::vector<float> result;
+  };
+  // A splittable bulk task over `values` (one FP32 per row), kept alive here.
+  BatchTask Task(std::vector<float> values, std::function<bool()> is_cancelled = nullptr) {
+    values_.push_back(std::make_unique<std::vector<float>>(std::move(values)));
+    const std::vector<float>& v = *values_.back();
+    BatchTask task;
+    task.rows = static_cast<int64_t>(v.size());
+    TensorView in;
+    in.dtype = DType::kFloat32;
+    in.shape = {task.rows, 1};
+    in.data = v.data();
+    in.byte_size = v.size() * sizeof(float);
+    task.inputs = {in};
+    task.shape_key = "[1];";
+    task.priority = Priority::kBulk;
+    task.splittable = true;
+    task.is_cancelled = std::move(is_cancelled);
+    task.done = [this](const absl::Status& status, const TaskOutputs& outputs, const BatchInfo&) {
+      Part part{status, outputs.task_row(), outputs.rows(), {}};
+      if (status.ok()) {
+        const absl::string_view bytes = outputs.data(0);
+        const float* f = reinterpret_cast<const float*>(bytes.data());
+        part.result.assign(f, f + bytes.size() / sizeof(float));
+      }
+      MutexLock lock(&mu_);
+      parts_.push_back(std::move(part));
+      rows_ += outputs.rows();
+      cv_.NotifyAll();
+    };
+    return task;
+  }
+  void WaitRows(int64_t rows) {
+    MutexLock lock(&mu_);
+    while (rows_ < rows) cv_.Wait(&mu_);
+  }
+  std::vector<Part> parts() {
+    MutexLock lock(&mu_);
+    return parts_;
+  }
+
+ private:
+  std::vector<std::unique_ptr<std::vector<float>>> values_;
+  Mutex mu_;
+  CondVar cv_;
+  std::vector<Part> parts_ ABSL_GUARDED_BY(mu_);
+  int64_t rows_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+std::vector<float> Iota(int n, float first = 0) {
+  std::vector<float> v(static_cast<size_t>(n));
+  for (int i = 0; i < n; ++i) v[static_cast<size_t>(i)] = first + static_cast<float>(i);
+  return v;
+}
+
+TEST(DynamicBatcherTest, SplittableBulkTaskRunsInFullBatchesAndEveryRowIsAnsweredOnce) {
+  FakeClock clock;
+  FakeModel model;
+  PartLog log;
+  DynamicBatcher batcher(Options(&clock, 4, absl::ZeroDuration()), FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(log.Task(Iota(10))).ok());  // more rows than max_batch_size
+  log.WaitRows(10);
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(0, 1, 2, 3), ElementsAre(4, 5, 6, 7),
+                                           ElementsAre(8, 9)));
+  const std::vector<PartLog::Part> parts = log.parts();
+  ASSERT_EQ(parts.size(), 3u);
+  for (size_t i = 0; i < parts.size(); ++i) {
+    EXPECT_TRUE(parts[i].status.ok());
+    EXPECT_EQ(parts[i].task_row, static_cast<int64_t>(4 * i));
+    ASSERT_EQ(static_cast<int64_t>(parts[i].result.size()), parts[i].rows);
+    for (int64_t r = 0; r < parts[i].rows; ++r) {
+      EXPECT_EQ(parts[i].result[static_cast<size_t>(r)], 2.0f * (parts[i].task_row + r));
+    }
+  }
+}
+
+TEST(DynamicBatcherTest, InteractiveRowsShareABatchWithThePartOfABulkTaskThatFits) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  PartLog log;
+  DynamicBatcher batcher(Options(&clock, 4, absl::ZeroDuration()), FakeInstances(&model, 1));
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({100})).ok());
+  model.WaitForBatches(1);
+  ASSERT_TRUE(batcher.Enqueue(log.Task(Iota(7))).ok());
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({50})).ok());
+  model.Release();
+  log.WaitRows(7);
+  calls.WaitFinished(2);
+  // The interactive row first, then exactly the room it leaves filled with bulk rows.
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(100), ElementsAre(50, 0, 1, 2),
+                                           ElementsAre(3, 4, 5, 6)));
+  EXPECT_THAT(calls[1].result, ElementsAre(100));
+  EXPECT_EQ(calls[1].info.batch_rows, 4);
+  const std::vector<PartLog::Part> parts = log.parts();
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_EQ(parts[0].task_row, 0);
+  EXPECT_THAT(parts[0].result, ElementsAre(0, 2, 4));
+  EXPECT_EQ(parts[1].task_row, 3);
+  EXPECT_THAT(parts[1].result, ElementsAre(6, 8, 10, 12));
+}
+
+TEST(DynamicBatcherTest, BulkRunsStayWithinTheirBudgetWhileInteractiveTrafficArrives) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCostPerRow(&clock, absl::Milliseconds(1));
+  Calls calls;
+  PartLog log;
+  BatcherOptions options = Options(&clock, 8, absl::ZeroDuration());
+  options.bulk_run_budget = absl::Milliseconds(2);
+  options.bulk_yield_window = absl::Milliseconds(100);
+  DynamicBatcher batcher(options, FakeInstances(&model, 1));
+  // An interactive row teaches the batcher 1 ms per row and counts as live traffic.
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({100})).ok());
+  calls.WaitFinished(1);
+  ASSERT_TRUE(batcher.Enqueue(log.Task(Iota(6))).ok());
+  log.WaitRows(6);
+  // While live traffic is recent: bulk-only runs of 2 ms (2 rows).
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(100), ElementsAre(0, 1), ElementsAre(2, 3),
+                                           ElementsAre(4, 5)));
+  // A live row gets its own time plus 2 ms of bulk rows.
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(log.Task(Iota(9, 10))).ok());
+  model.WaitForBatches(5);
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({200})).ok());
+  model.Release();
+  calls.WaitFinished(2);
+  log.WaitRows(15);
+  std::vector<std::vector<float>> batches = model.batches();
+  ASSERT_GE(batches.size(), 6u);
+  EXPECT_THAT(batches[4], ElementsAre(10, 11));
+  EXPECT_THAT(batches[5], ElementsAre(200, 12, 13));
+  // No live traffic for longer than the window: bulk batches are full again.
+  clock.Advance(absl::Milliseconds(200));
+  const size_t before = model.batches().size();
+  ASSERT_TRUE(batcher.Enqueue(log.Task(Iota(10, 100))).ok());
+  log.WaitRows(25);
+  batches = model.batches();
+  ASSERT_EQ(batches.size(), before + 2);
+  EXPECT_EQ(batches[before].size(), 8u);
+  EXPECT_EQ(batches[before + 1].size(), 2u);
+}
+
+TEST(DynamicBatcherTest, CancelledSplittableTaskAnswersItsUnrunRowsOnce) {
+  FakeClock clock;
+  FakeModel model;
+  PartLog log;
+  std::atomic<bool> cancelled{false};
+  DynamicBatcher batcher(Options(&clock, 4, absl::ZeroDuration()), FakeInstances(&model, 1));
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(log.Task(Iota(10), [&] { return cancelled.load(); })).ok());
+  model.WaitForBatches(1);
+  cancelled = true;
+  model.Release();
+  log.WaitRows(10);
+  const std::vector<PartLog::Part> parts = log.parts();
+  ASSERT_EQ(parts.size(), 2u);
+  EXPECT_TRUE(parts[0].status.ok());
+  EXPECT_EQ(parts[0].rows, 4);
+  EXPECT_EQ(parts[1].status.code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(parts[1].task_row, 4);
+  EXPECT_EQ(parts[1].rows, 6);
+  EXPECT_EQ(model.batches().size(), 1u);
+}
+
+TEST(DynamicBatcherTest, InteractiveTasksCannotBeSplittable) {
+  FakeClock clock;
+  FakeModel model;
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 4, absl::ZeroDuration()), FakeInstances(&model, 1));
+  BatchTask task = calls.Task({1});
+  task.splittable = true;
+  EXPECT_EQ(batcher.Enqueue(std::move(task)).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(batcher.Stats().tasks, 0);
+}
+
 TEST(DynamicBatcherTest, InstancesRunBatchesInParallel) {
   FakeClock clock;
   FakeModel model;
@@ -563,6 +747,61 @@ TEST(DynamicBatcherTest, ConcurrentProducersEachGetTheirOwnRows) {
     ASSERT_TRUE(call.status.ok());
     ASSERT_EQ(call.result.size(), call.values.size());
     for (size_t r = 0; r < call.values.size(); ++r) ASSERT_EQ(call.result[r], 2 * call.values[r]);
+  }
+}
+
+TEST(DynamicBatcherStressTest, LiveAndSplitBulkRowsEachReachTheirOwnCaller) {
+  FakeModel model;
+  Calls calls;
+  PartLog log;
+  BatcherOptions options;
+  options.max_batch_size = 8;
+  options.max_queue_size = 100000;
+  options.bulk_run_budget = absl::Microseconds(50);
+  DynamicBatcher batcher(options, FakeInstances(&model, 2));
+  constexpr int kBulkTasks = 40;
+  constexpr int kBulkRows = 37;  // not a multiple of max_batch_size
+  constexpr int kLive = 600;
+  std::thread bulk([&] {
+    for (int t = 0; t < kBulkTasks; ++t) {
+      ASSERT_TRUE(batcher.Enqueue(log.Task(Iota(kBulkRows, 1000.0f * (t + 1)))).ok());
+    }
+  });
+  std::vector<std::thread> live;
+  for (int t = 0; t < 3; ++t) {
+    live.emplace_back([&, t] {
+      for (int i = 0; i < kLive / 3; ++i) {
+        ASSERT_TRUE(batcher.Enqueue(calls.Task({-static_cast<float>(t * kLive + i + 1)})).ok());
+      }
+    });
+  }
+  bulk.join();
+  for (auto& thread : live) thread.join();
+  log.WaitRows(int64_t{kBulkTasks} * kBulkRows);
+  calls.WaitFinished(kLive);
+  batcher.Shutdown();
+  for (int i = 0; i < kLive; ++i) {
+    ASSERT_EQ(calls[i].done_calls, 1);
+    ASSERT_TRUE(calls[i].status.ok());
+    ASSERT_THAT(calls[i].result, ElementsAre(2 * calls[i].values[0]));
+  }
+  // Every row of every bulk task answered exactly once, in its own place.
+  std::vector<std::vector<int>> seen(kBulkTasks, std::vector<int>(kBulkRows, 0));
+  for (const PartLog::Part& part : log.parts()) {
+    ASSERT_TRUE(part.status.ok());
+    ASSERT_EQ(static_cast<int64_t>(part.result.size()), part.rows);
+    for (int64_t r = 0; r < part.rows; ++r) {
+      const int value = static_cast<int>(part.result[static_cast<size_t>(r)] / 2);
+      const int task = value / 1000 - 1;
+      const int row = value % 1000;
+      ASSERT_GE(task, 0);
+      ASSERT_LT(task, kBulkTasks);
+      ASSERT_EQ(row, part.task_row + r);
+      ++seen[static_cast<size_t>(task)][static_cast<size_t>(row)];
+    }
+  }
+  for (const auto& rows : seen) {
+    for (int count : rows) ASSERT_EQ(count, 1);
   }
 }
 

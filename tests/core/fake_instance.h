@@ -49,6 +49,12 @@ class FakeModel {
     clock_ = clock;
     cost_ = cost;
   }
+  // Each Run() also moves `clock` forward by `per_row` for each of its rows.
+  void SetCostPerRow(FakeClock* clock, absl::Duration per_row) {
+    MutexLock lock(&mu_);
+    clock_ = clock;
+    cost_per_row_ = per_row;
+  }
   int max_concurrent() {
     MutexLock lock(&mu_);
     return max_running_;
@@ -72,7 +78,7 @@ class FakeModel {
       fail = std::move(fail_next_);
       fail_next_ = absl::OkStatus();
       clock = clock_;
-      cost = cost_;
+      cost = cost_ + cost_per_row_ * static_cast<double>(in.rows());
     }
     if (clock != nullptr) clock->Advance(cost);
     if (!fail.ok()) return fail;
@@ -97,6 +103,7 @@ class FakeModel {
   int max_running_ ABSL_GUARDED_BY(mu_) = 0;
   FakeClock* clock_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Duration cost_ ABSL_GUARDED_BY(mu_);
+  absl::Duration cost_per_row_ ABSL_GUARDED_BY(mu_);
 };
 
 class FakeInstance : public ModelInstance {

@@ -232,6 +232,54 @@ TEST_F(BatchPredictTest, ChunksLargerThanMaxBatchSizeAreSplitAndReassembled) {
   EXPECT_TRUE(stream.Close().ok());
 }
 
+// Bulk chunks are cut into parts wherever a batch has room, next to Predict
+// rows: every Predict row and every chunk row still reaches its own caller.
+TEST_F(BatchPredictTest, LivePredictsShareBatchesWithAStreamAndEveryRowIsItsOwn) {
+  constexpr int kChunks = 8;
+  constexpr int64_t kChunkRows = 300;  // not a multiple of max_batch_size (64)
+  std::thread bulk([] {
+    RawStream stream(server_->grpc_port(), "mlp");
+    for (int c = 0; c < kChunks; ++c) {
+      ASSERT_TRUE(stream.Send(c, Fp32Tensor("x", {kChunkRows, kFeatures}, Rows(c * kChunkRows, kChunkRows))));
+    }
+    for (int c = 0; c < kChunks; ++c) {
+      v1::BatchChunkResult result;
+      ASSERT_TRUE(stream.Receive(&result));
+      ASSERT_FALSE(result.has_error()) << result.error().message();
+      ASSERT_EQ(result.sequence(), c);
+      const std::vector<float> want = DirectLogits(Rows(c * kChunkRows, kChunkRows));
+      const std::vector<float> got = Floats(result.outputs(0));
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(got[i], want[i], 1e-4) << "chunk " << c << " " << i;
+    }
+    EXPECT_TRUE(stream.Close().ok());
+  });
+  std::vector<std::thread> live;
+  for (int t = 0; t < 3; ++t) {
+    live.emplace_back([t] {
+      auto stub = InferenceStub(server_->grpc_port());
+      for (int i = 0; i < 60; ++i) {
+        const int64_t rows = 1 + (i + t) % 3;
+        const int64_t first = 100000 + (t * 60 + i) * 4;
+        v1::PredictRequest request;
+        request.set_model("mlp");
+        *request.add_inputs() = Fp32Tensor("x", {rows, kFeatures}, Rows(first, rows));
+        request.add_outputs("logits");
+        v1::PredictResponse response;
+        grpc::ClientContext context;
+        const grpc::Status status = stub->Predict(&context, request, &response);
+        ASSERT_TRUE(status.ok()) << status.error_message();
+        const std::vector<float> want = DirectLogits(Rows(first, rows));
+        const std::vector<float> got = Floats(response.outputs(0));
+        ASSERT_EQ(got.size(), want.size());
+        for (size_t k = 0; k < want.size(); ++k) ASSERT_NEAR(got[k], want[k], 1e-4);
+      }
+    });
+  }
+  bulk.join();
+  for (std::thread& thread : live) thread.join();
+}
+
 TEST_F(BatchPredictTest, ProtocolViolationsEndTheStream) {
   {
     auto stub = InferenceStub(server_->grpc_port());
