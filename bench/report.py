@@ -172,6 +172,10 @@ def main():
     parser.add_argument("--v2-concurrency", type=float, default=16)
     parser.add_argument("--c1-goal", type=float, default=0.90)
     parser.add_argument("--c2-goal", type=float, default=0.05)
+    parser.add_argument("--m1-goal", type=float, default=0.95)
+    parser.add_argument("--l1-goal", type=float, default=1.5)
+    parser.add_argument("--l2-goal", type=float, default=0.75)
+    parser.add_argument("--l3-goal", type=float, default=0.90)
     args = parser.parse_args()
     d = args.dir
     raw_resnet, raw_mlp = load(d, "raw_resnet18"), load(d, "raw_mlp_bench")
@@ -294,6 +298,49 @@ def main():
     results.append(("C2", "cache-hit p50 at concurrency 1 - Echo p50 at concurrency 1",
                     f"{fmt(hit_p50, 3)} - {fmt(echo_p50, 3)} = {fmt(c2, 3)} ms", f"<= {args.c2_goal:.2f} ms",
                     c2 is not None and c2 <= args.c2_goal))
+
+    # M1: the MLP with 1-row requests at c=64 against its raw best batch.
+    mlp64 = at_level(mlp, "concurrency", 64)
+    raw_mlp_best = raw_mlp.get("best_rows_per_s") if raw_mlp else None
+    m1 = ratio(mlp64, raw_mlp_best)
+    results.append(("M1", "mlp_bench served rows/s (1-row requests, c=64) / raw best-batch rows/s",
+                    f"{fmt(mlp64)} / {fmt(raw_mlp_best)} = {fmt(m1, 2)}", f">= {args.m1_goal:.2f}",
+                    m1 is not None and m1 >= args.m1_goal))
+
+    # L1-L3: live Predict and a BatchPredict stream on one model (bench/live_bulk.py).
+    live_bulk = load(d, "live_bulk")
+    lb = (live_bulk or {}).get("budgets", {}).get((live_bulk or {}).get("report_budget", "0"))
+    med = (lb or {}).get("median", {})
+    lb_raw = (live_bulk or {}).get("raw_best_rows_per_s")
+    lb_name = (lb or {}).get("model", "-")
+    l1 = ratio(med.get("c1_mixed_p99"), med.get("c1_alone_p99"))
+    results.append(("L1", f"{lb_name}: Predict p99 at c=1 with a saturating BatchPredict stream / without",
+                    f"{fmt(med.get('c1_mixed_p99'), 2)} / {fmt(med.get('c1_alone_p99'), 2)} ms = {fmt(l1, 2)}",
+                    f"<= {args.l1_goal:.2f}", l1 is not None and l1 <= args.l1_goal))
+    share = (live_bulk or {}).get("live_share", 0.2)
+    l2 = ratio(med.get("bulk_mixed"), lb_raw)
+    results.append(("L2", f"{lb_name}: bulk rows/s with Predict at {share:.0%} of raw capacity / raw best-batch",
+                    f"{fmt(med.get('bulk_mixed'))} / {fmt(lb_raw)} = {fmt(l2, 2)}", f">= {args.l2_goal:.2f}",
+                    l2 is not None and l2 >= args.l2_goal))
+    l3 = ratio(med.get("bulk_alone"), lb_raw)
+    results.append(("L3", f"{lb_name}: bulk rows/s without Predict traffic / raw best-batch",
+                    f"{fmt(med.get('bulk_alone'))} / {fmt(lb_raw)} = {fmt(l3, 2)}", f">= {args.l3_goal:.2f}",
+                    l3 is not None and l3 >= args.l3_goal))
+    if live_bulk:
+        out.append(f"== Live and bulk on one model (bench/live_bulk.py; medians of {len((lb or {}).get('runs', {}).get('c1_alone_p99', []))} "
+                   f"rounds; live open loop at {fmt(live_bulk['live_rate'])} req/s) ==")
+        rows = []
+        for budget, v in live_bulk["budgets"].items():
+            m = v["median"]
+            rows.append([v["model"], "off" if int(budget) < 0 else ("default" if budget == "0" else f"{budget} us"),
+                         fmt(m.get("c1_alone_p99"), 2), fmt(m.get("c1_mixed_p99"), 2),
+                         fmt(ratio(m.get("c1_mixed_p99"), m.get("c1_alone_p99")), 2),
+                         fmt(m.get("rate_alone_p99"), 2), fmt(m.get("rate_mixed_p99"), 2),
+                         fmt(m.get("bulk_alone")), fmt(m.get("bulk_mixed")),
+                         fmt(ratio(m.get("bulk_alone"), lb_raw), 2), fmt(ratio(m.get("bulk_mixed"), lb_raw), 2)])
+        out.append(table(["model", "bulk_run_budget", "c1_p99", "c1_p99_stream", "ratio", "rate_p99",
+                          "rate_p99_stream", "bulk_rows/s", "bulk_with_live", "bulk/raw", "with_live/raw"], rows))
+        out.append("")
 
     out.append("== Results ==")
     out.append(table(["", "what", "value", "goal", ""],

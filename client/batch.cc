@@ -28,14 +28,15 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-// Progress on stderr: a live line on a terminal, a plain line every 5 s
-// otherwise.
+// Progress on stderr: a live line on a terminal, a plain line every
+// `every` otherwise.
 class Progress {
  public:
-  Progress(int64_t total, int64_t done) : total_(total), start_done_(done), tty_(isatty(2)) {}
+  Progress(int64_t total, int64_t done, absl::Duration every)
+      : total_(total), start_done_(done), tty_(isatty(2)), every_(every) {}
   void Update(int64_t done, bool final = false) {
     const absl::Time now = absl::Now();
-    if (!final && now - last_ < (tty_ ? absl::Milliseconds(200) : absl::Seconds(5))) return;
+    if (!final && now - last_ < (tty_ ? absl::Milliseconds(200) : every_)) return;
     last_ = now;
     const double seconds = std::max(1e-3, absl::ToDoubleSeconds(now - start_));
     const double rate = (done - start_done_) / seconds;
@@ -53,6 +54,7 @@ class Progress {
   const int64_t total_;
   const int64_t start_done_;
   const bool tty_;
+  const absl::Duration every_;
   const absl::Time start_ = absl::Now();
   absl::Time last_ = absl::InfinitePast();
 };
@@ -325,7 +327,7 @@ int RunBatch(const BatchOptions& options) {
   if (absl::Status s = (*sink)->Start(done_rows); !s.ok()) return Fail(std::string(s.message()));
   if (done_rows > 0) std::cerr << "resuming after " << done_rows << " rows already in the output\n";
 
-  Progress progress(shard.end - shard.begin, done_rows);
+  Progress progress(shard.end - shard.begin, done_rows, absl::Seconds(options.progress_seconds));
   BatchJob job(options, channels, *outputs, model->name(), source->get(), sink->get(), shard.begin + done_rows,
                shard.end);
   const absl::Status run = job.Run(&done_rows, &progress);

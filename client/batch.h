@@ -32,6 +32,9 @@ struct BatchOptions {
   int64_t shard_index = 0;           // process only shard shard_index of shard_count
   int64_t shard_count = 1;           // equal row ranges; shard_index < shard_count
   std::string job_id;                // sent to the server (logged)
+  // Seconds between progress lines when stderr is not a terminal (a terminal
+  // gets a live line). Default 5.
+  double progress_seconds = 5;
 };
 
 // Runs the job; progress and errors go to stderr. Returns the exit code: 0,

@@ -491,6 +491,11 @@ CLI::App* AddBatch(CLI::App& app, BatchOptions* o) {
       ->type_name("N")
       ->check(IntAtLeast(1));
   command->add_option("--job-id", o->job_id, "Job id sent to the server (logged)")->type_name("ID");
+  command
+      ->add_option("--progress-seconds", o->progress_seconds,
+                   "Seconds between progress lines when stderr is not a terminal")
+      ->type_name("S")
+      ->check(CLI::PositiveNumber);
   AddTlsOptions(command, &o->tls);
   return command;
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance report (R1-R5), unattended, in under 10 minutes on a 2-core
+# The performance report (R1-R5, V2, C1-C2, M1, L1-L3), unattended, in about 12 minutes on a 2-core
 # machine: builds, writes the benchmark models, measures the raw model limits
 # in process (microbatch-rawbench), starts the server with --enable_echo,
 # measures it with `microbatch bench`, and prints raw tables, served tables and
@@ -24,6 +24,9 @@
 #   BENCH_C1_GOAL=0.90       response-cache hits: peak req/s / Echo peak req/s
 #   BENCH_C2_GOAL=0.05       response-cache hits: c=1 p50 - Echo c=1 p50 (ms)
 #   BENCH_PROTOCOL_WINDOW_MS=2000    measurement window of the front-end comparison
+#   BENCH_SKIP_LIVE_BULK=1   leave out L1-L3 (bench/live_bulk.py, about 4 minutes)
+#   BENCH_LIVE_BULK_BUDGETS=0,1000,-1 bulk_run_budget_microseconds values compared (0: default)
+#   BENCH_LIVE_BULK_ROUNDS=2 A/B rounds per budget
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -195,6 +198,16 @@ else
 fi
 stop_server
 trap - EXIT
+
+# L1-L3 (#17): live Predict and a BatchPredict stream of mlp_bench on one
+# model, with its own server (bench/live_bulk.py), for the default
+# bulk_run_budget and two others.
+if [[ "${BENCH_SKIP_LIVE_BULK:-0}" != 1 ]]; then
+  log "live and bulk (bench/live_bulk.py)"
+  timeout -k 5 900 /usr/bin/python3 bench/live_bulk.py --bin "$BIN" --models "$MODELS" --out "$OUT" \
+    --threads "$THREADS" --budgets "${BENCH_LIVE_BULK_BUDGETS:-0,1000,-1}" --rounds "${BENCH_LIVE_BULK_ROUNDS:-2}" \
+    2>>"$OUT/bench.log" || log "live_bulk failed (see $OUT/bench.log)"
+fi
 
 # --- Report.
 {

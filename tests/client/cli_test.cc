@@ -76,7 +76,8 @@ const std::vector<HelpCase>& HelpCases() {
       {"batch",
        {{"--target", "localhost:8500"}, {"--streams", "0"}, {"--model", ""}, {"--version", "0"}, {"--input", ""},
         {"--output", ""}, {"--outputs", ""}, {"--chunk-rows", "1024"}, {"--window", "4"}, {"--resume", "off"},
-        {"--shard-index", "0"}, {"--shard-count", "1"}, {"--job-id", ""}, {"--tls", "off"}}},
+        {"--shard-index", "0"}, {"--shard-count", "1"}, {"--job-id", ""}, {"--progress-seconds", "5"},
+        {"--tls", "off"}}},
       {"bench",
        {{"--target", "localhost:8500"}, {"--model", ""}, {"--version", "0"}, {"--rows", "1"},
         {"--concurrency", "1"}, {"--request-rate", ""}, {"--deadline-ms", "0"}, {"--window-ms", "5000"},
@@ -198,6 +199,7 @@ TEST(CliTest, BadValuesAreUsageErrorsNamingTheOption) {
   };
   ExpectUsageError(with({"--chunk-rows", "0"}), "--chunk-rows");
   ExpectUsageError(with({"--window", "-1"}), "--window");
+  ExpectUsageError(with({"--progress-seconds", "0"}), "--progress-seconds");
   ExpectUsageError(with({"--shard-count", "0"}), "--shard-count");
   ExpectUsageError(with({"--shard-index", "2", "--shard-count", "2"}), "--shard-index 2 must be < --shard-count 2");
   ExpectUsageError({"batch", "--model", "m", "--input", in, "--output", "o.txt"}, "--output");
@@ -315,7 +317,7 @@ TEST(CliTest, BatchOptionsAsScriptsAndManifestsSpellThem) {
   // deploy/batch/indexed-job.yaml and tests/server/*.cc spellings.
   CliParseResult result = Parse({"batch", "--target=dns:///microbatch-headless:8500", "--streams=2", "--model=mlp",
                                  "--input=" + a, "--output=" + dir.path() + "/out/shard-3.npy", "--shard-index=3",
-                                 "--shard-count=4", "--chunk-rows=4096", "--resume"});
+                                 "--shard-count=4", "--chunk-rows=4096", "--resume", "--progress-seconds=0.5"});
   ASSERT_TRUE(result.run) << result.error;
   ASSERT_EQ(result.options.command, Command::kBatch);
   BatchOptions o = result.options.batch;
@@ -326,6 +328,7 @@ TEST(CliTest, BatchOptionsAsScriptsAndManifestsSpellThem) {
   EXPECT_EQ(o.chunk_rows, 4096);
   EXPECT_TRUE(o.resume);
   EXPECT_EQ(o.window, 4);
+  EXPECT_EQ(o.progress_seconds, 0.5);
 
   result = Parse({"batch", "--target", "h1:1", "--target", "h2:2", "--model", "pair", "--input", "a=" + a,
                   "--input", "b=" + b, "--output", "o.csv", "--outputs", "sum", "--outputs", "product", "--window",
