@@ -342,6 +342,19 @@ def main():
                           "rate_p99_stream", "bulk_rows/s", "bulk_with_live", "bulk/raw", "with_live/raw"], rows))
         out.append("")
 
+    sweep = load(d, "sweep")
+    if sweep:
+        out.append(f"== Instances x intra-op threads (bench/sweep.py; {sweep['cores']} cores, 1-row requests at "
+                   f"c={sweep['concurrency']}, medians) ==")
+        rows = []
+        for model, r in sweep["models"].items():
+            for row in r["layouts"]:
+                best = r["best"] and row["model"] == r["best"]["model"]
+                rows.append([model, str(row["instance_count"]), str(row["intra_op_threads"]),
+                             fmt(row["rows_per_s"]), fmt(row["p99_ms"], 2), "best" if best else ""])
+        out.append(table(["model", "instance_count", "intra_op_threads", "rows/s", "p99_ms", ""], rows))
+        out.append("")
+
     out.append("== Results ==")
     out.append(table(["", "what", "value", "goal", ""],
                      [[n, what, value, goal, "PASS" if ok else "MISS"] for n, what, value, goal, ok in results],

@@ -24,6 +24,8 @@
 #   BENCH_C1_GOAL=0.90       response-cache hits: peak req/s / Echo peak req/s
 #   BENCH_C2_GOAL=0.05       response-cache hits: c=1 p50 - Echo c=1 p50 (ms)
 #   BENCH_PROTOCOL_WINDOW_MS=2000    measurement window of the front-end comparison
+#   BENCH_SKIP_SWEEP=1      leave out the instances x intra-op threads sweep (bench/sweep.py)
+#   BENCH_SWEEP_ROUNDS=2     A/B rounds of the sweep
 #   BENCH_SKIP_LIVE_BULK=1   leave out L1-L3 (bench/live_bulk.py, about 4 minutes)
 #   BENCH_LIVE_BULK_BUDGETS=0,1000,-1 bulk_run_budget_microseconds values compared (0: default)
 #   BENCH_LIVE_BULK_ROUNDS=2 A/B rounds per budget
@@ -198,6 +200,14 @@ else
 fi
 stop_server
 trap - EXIT
+
+# Instances x intra-op threads (#17): every layout that fits the cores, per
+# model, with its own server (bench/sweep.py); the report names the best.
+if [[ "${BENCH_SKIP_SWEEP:-0}" != 1 ]]; then
+  log "instances x threads sweep (bench/sweep.py)"
+  timeout -k 5 900 /usr/bin/python3 bench/sweep.py --bin "$BIN" --models "$MODELS" --out "$OUT" \
+    --rounds "${BENCH_SWEEP_ROUNDS:-2}" >>"$OUT/bench.log" 2>&1 || log "sweep failed (see $OUT/bench.log)"
+fi
 
 # L1-L3 (#17): live Predict and a BatchPredict stream of mlp_bench on one
 # model, with its own server (bench/live_bulk.py), for the default

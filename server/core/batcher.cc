@@ -44,10 +44,11 @@ DynamicBatcher::DynamicBatcher(const BatcherOptions& options,
   {
     MutexLock lock(&mu_);
     plan_.free_at.assign(std::max<size_t>(1, instances_.size()), absl::InfinitePast());
+    instance_running_.assign(instances_.size(), 0);
   }
   MutexLock lock(&join_mu_);
-  for (auto& instance : instances_) {
-    threads_.emplace_back([this, raw = instance.get()] { ExecutorLoop(raw); });
+  for (size_t i = 0; i < instances_.size(); ++i) {
+    threads_.emplace_back([this, i] { ExecutorLoop(i); });
   }
 }
 
@@ -84,6 +85,7 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
     last_interactive_ = now;
     absl::Status admitted = Admit(task, now, &probe);
     if (!admitted.ok()) return admitted;
+    if (TryRunInline(task, now, probe)) return absl::OkStatus();
   }
   ShapeQueue& queue = queues_[task.shape_key];
   queue.rows += task.rows;
@@ -96,7 +98,13 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
   const int priority = static_cast<int>(task.priority);
   queue.by_priority[priority].push_back(Queued{std::move(task), now, probe, 0});
   enqueued_.fetch_add(1, std::memory_order_release);
-  work_cv_.NotifyOne();
+  // An executor whose instance an inline run holds would swallow a single
+  // notification.
+  if (inline_runs_ > 0) {
+    work_cv_.NotifyAll();
+  } else {
+    work_cv_.NotifyOne();
+  }
   return absl::OkStatus();
 }
 
@@ -400,7 +408,37 @@ absl::Duration DynamicBatcher::EstimateCompute(int64_t rows) const {
   return absl::Nanoseconds(std::max(0.0, ns));
 }
 
-void DynamicBatcher::ExecutorLoop(ModelInstance* instance) {
+bool DynamicBatcher::TryRunInline(BatchTask& task, absl::Time now, bool probe) {
+  if (!task.may_run_inline || options_.inline_max_compute <= absl::ZeroDuration() || stopping_ ||
+      queued_tasks_ > 0 ||
+      options_.max_queue_delay > absl::ZeroDuration() || cost_points_.empty() ||
+      EstimateCompute(task.rows) > options_.inline_max_compute) {
+    return false;
+  }
+  size_t index = 0;
+  while (index < instance_running_.size() && instance_running_[index]) ++index;
+  if (index == instance_running_.size()) return false;
+  instance_running_[index] = 1;
+  ++busy_;
+  ++inline_runs_;
+  Batch batch;
+  batch.formed = now;
+  batch.rows = task.rows;
+  batch.tasks.push_back(Queued{std::move(task), now, probe, 0});
+  batch.estimated_end = now + EstimateCompute(batch.rows);
+  running_ends_.insert(batch.estimated_end);
+  Replan(now);  // the plan no longer holds the task: it is running
+  mu_.Unlock();
+  std::vector<AlignedBuffer> unused;  // one task: its inputs are the batch's
+  RunBatch(index, batch, unused);
+  mu_.Lock();
+  --inline_runs_;
+  // Wake the instance's executor when work queued up meanwhile, or Shutdown.
+  if (queued_tasks_ > 0 || stopping_) work_cv_.NotifyAll();
+  return true;
+}
+
+void DynamicBatcher::ExecutorLoop(size_t index) {
   std::vector<AlignedBuffer> buffers;
   while (true) {
     Batch batch;
@@ -409,6 +447,11 @@ void DynamicBatcher::ExecutorLoop(ModelInstance* instance) {
       MutexLock lock(&mu_);
       bool polled = false;
       while (true) {
+        if (instance_running_[index]) {  // claimed by an inline run
+          if (stopping_ && queued_tasks_ == 0) return;
+          work_cv_.Wait(&mu_);
+          continue;
+        }
         absl::Time wake_at;
         if (TakeBatch(&batch, &dead, &wake_at)) break;
         if (stopping_ && queued_tasks_ == 0) return;
@@ -425,8 +468,17 @@ void DynamicBatcher::ExecutorLoop(ModelInstance* instance) {
         }
         options_.clock->WaitUntil(&work_cv_, &mu_, wake_at);
       }
-      if (!batch.tasks.empty()) ++busy_;
-      if (queued_tasks_ > 0) work_cv_.NotifyOne();
+      if (!batch.tasks.empty()) {
+        ++busy_;
+        instance_running_[index] = 1;
+      }
+      if (queued_tasks_ > 0) {
+        if (inline_runs_ > 0) {
+          work_cv_.NotifyAll();
+        } else {
+          work_cv_.NotifyOne();
+        }
+      }
     }
     for (auto& [queued, status] : dead) {
       BatchInfo info;
@@ -434,12 +486,12 @@ void DynamicBatcher::ExecutorLoop(ModelInstance* instance) {
       queued.task.done(status, TaskOutputs(nullptr, 0, queued.task.rows, queued.task_row), info);
     }
     if (batch.tasks.empty()) continue;
-    RunBatch(instance, batch, buffers);
+    RunBatch(index, batch, buffers);
   }
 }
 
-void DynamicBatcher::RunBatch(ModelInstance* instance, Batch& batch,
-                              std::vector<AlignedBuffer>& buffers) {
+void DynamicBatcher::RunBatch(size_t index, Batch& batch, std::vector<AlignedBuffer>& buffers) {
+  ModelInstance* instance = instances_[index].get();
   std::vector<TensorView> inputs;
   if (batch.tasks.size() == 1) {
     inputs = batch.tasks[0].task.inputs;
@@ -489,9 +541,11 @@ void DynamicBatcher::RunBatch(ModelInstance* instance, Batch& batch,
 
   {
     MutexLock lock(&mu_);
-    // The instance counts as free (for admission, probes and Stats) once the
-    // model returned, before its tasks are answered.
+    // The instance counts as free (for admission, probes, Stats and inline
+    // runs) once the model returned, before its tasks are answered: the
+    // outputs belong to the batch, not to the instance.
     --busy_;
+    instance_running_[index] = 0;
     running_ends_.erase(running_ends_.find(batch.estimated_end));
     Replan(options_.clock->Now());
     last_batch_end_ = options_.clock->Now();
@@ -527,6 +581,8 @@ void DynamicBatcher::Shutdown() {
     if (thread.joinable()) thread.join();
   }
   threads_.clear();
+  MutexLock inline_lock(&mu_);
+  while (inline_runs_ > 0) work_cv_.Wait(&mu_);
 }
 
 DynamicBatcher::QueueStats DynamicBatcher::Stats() const {

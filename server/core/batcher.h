@@ -93,6 +93,9 @@ struct BatchTask {
   // rows() say which rows), so exactly once for every row. Parts of one task
   // may run concurrently on different instances.
   bool splittable = false;
+  // Interactive tasks only: the caller accepts `done` being called before
+  // Enqueue returns, on its own thread (BatcherOptions::inline_max_compute).
+  bool may_run_inline = false;
   // Tasks are batched together only when their shape keys are equal.
   std::string shape_key;
   Priority priority = Priority::kInteractive;
@@ -106,7 +109,8 @@ struct BatchTask {
   // run. Called from batcher threads.
   std::function<bool()> is_cancelled;
   // Called exactly once (once per part of a split task), from a batcher
-  // thread, with OK and this task's rows of the outputs (valid only during
+  // thread (or, for a task run inline, from the thread that called Enqueue,
+  // before Enqueue returns; see BatcherOptions::inline_max_compute), with OK and this task's rows of the outputs (valid only during
   // the call), or with the error that ended the task (then `outputs` has no
   // tensors; its rows() still counts the rows the error answers).
   std::function<void(const absl::Status& status, const TaskOutputs& outputs,
@@ -150,6 +154,13 @@ struct BatcherOptions {
   // a saturating stream of mlp_bench on 2 cores).
   absl::Duration bulk_run_budget = absl::Microseconds(100);
   absl::Duration bulk_yield_window = absl::Milliseconds(100);
+  // An interactive task that arrives while nothing is queued, an instance is
+  // idle and max_queue_delay is zero runs at once on the thread that calls
+  // Enqueue (which answers it before returning) when the estimated model time
+  // of its rows is at most inline_max_compute: no hand-off to an executor
+  // thread and back. It then blocks that thread for the model time, so keep
+  // it short. Zero turns it off. Default 0 (off).
+  absl::Duration inline_max_compute = absl::ZeroDuration();
   // Not owned; must outlive the batcher. Default: the wall clock.
   Clock* clock = Clock::Real();
   // Optional; called once per executed batch (from its executor thread, after
@@ -252,13 +263,19 @@ class DynamicBatcher {
     std::pair<double, double> Estimate() const;
   };
 
-  void ExecutorLoop(ModelInstance* instance);
+  void ExecutorLoop(size_t index);
+  // Runs `task` on an idle instance on the calling thread when
+  // BatcherOptions::inline_max_compute allows; returns false (task untouched)
+  // otherwise. Called with mu_ held; releases it while the model runs.
+  bool TryRunInline(BatchTask& task, absl::Time now, bool probe) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Picks the queue to serve next and moves its tasks into `batch` (and the
   // dead ones into `dead`). Returns false when nothing is ready; then
   // `*wake_at` is when the earliest partial batch times out.
   bool TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl::Status>>* dead,
                  absl::Time* wake_at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void RunBatch(ModelInstance* instance, Batch& batch, std::vector<AlignedBuffer>& buffers);
+  // Runs `batch` on instance `index` (marked running by the caller), frees the
+  // instance, then answers the batch's tasks.
+  void RunBatch(size_t index, Batch& batch, std::vector<AlignedBuffer>& buffers);
   // Moves the first `rows` rows of a splittable task into a part of their own.
   static Queued SplitHead(Queued* head, int64_t rows);
   // Bulk rows a batch of `batch_rows` rows, `interactive_rows` of them
@@ -300,6 +317,10 @@ class DynamicBatcher {
   int64_t queued_tasks_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t queued_rows_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t busy_ ABSL_GUARDED_BY(mu_) = 0;
+  // Per instance: a batch runs on it (started by its executor or inline).
+  std::vector<char> instance_running_ ABSL_GUARDED_BY(mu_);
+  // Inline runs not yet finished (Shutdown waits for them).
+  int64_t inline_runs_ ABSL_GUARDED_BY(mu_) = 0;
   // When the last interactive task was enqueued.
   absl::Time last_interactive_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

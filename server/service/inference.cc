@@ -419,6 +419,7 @@ void InferenceEngine::Infer(InferenceRequest request, InferenceCallbacks callbac
   task.rows = inputs->rows;
   task.shape_key = std::move(inputs->shape_key);
   task.priority = request.priority;
+  task.may_run_inline = request.may_run_inline;
   task.deadline = request.deadline;
   task.is_cancelled = std::move(request.is_cancelled);
   ResponseCache* cache = served.cache.get();

@@ -54,6 +54,9 @@ struct InferenceRequest {
   // Optional; true once the caller has gone. Called from batcher threads.
   std::function<bool()> is_cancelled;
   Priority priority = Priority::kInteractive;
+  // The front end accepts `on_outputs` and `on_done` being called before
+  // Infer returns, on its own thread (BatchTask::may_run_inline). Default false.
+  bool may_run_inline = false;
   // The caller's request id, for logs (bounded there).
   std::string id;
   // Sticky routing (canary split, shadow sampling): requests with equal keys

@@ -46,6 +46,9 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
   absl::StatusOr<std::vector<RequestTensor>> tensors = ToRequestTensors(request.inputs());
   InferenceRequest inference;
   inference.method = RpcMethod::kPredict;
+  // A gRPC reactor may finish before its handler returns
+  // (--inline_max_compute_us decides whether the batcher does so).
+  inference.may_run_inline = true;
   inference.model.name = request.model();
   inference.model.version = request.version();
   inference.model.label = request.version_label();

@@ -39,6 +39,10 @@ ABSL_FLAG(int, deadline_margin_ms, 5,
 ABSL_FLAG(int, idle_spin_us, 500,
           "Microseconds an idle model executor polls for the next request before it sleeps: "
           "spends CPU to save the wake-up of a sleeping thread on the next request");
+ABSL_FLAG(int, inline_max_compute_us, 0,
+          "A Predict request that finds its model idle and nothing queued runs at once on the "
+          "gRPC thread that received it, with no hand-off to the model's executor thread, when "
+          "the model's estimated time for it is at most this many microseconds; 0: never");
 ABSL_FLAG(int, drain_seconds, 5,
           "After SIGTERM, seconds to keep serving while reporting NOT_SERVING, before refusing new "
           "requests");
@@ -163,6 +167,8 @@ int main(int argc, char** argv) {
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.deadline_margin = absl::Milliseconds(std::max(0, absl::GetFlag(FLAGS_deadline_margin_ms)));
   options.idle_spin = absl::Microseconds(std::max(0, absl::GetFlag(FLAGS_idle_spin_us)));
+  options.inline_max_compute =
+      absl::Microseconds(std::max(0, absl::GetFlag(FLAGS_inline_max_compute_us)));
   options.enable_echo = absl::GetFlag(FLAGS_enable_echo);
   options.batch_window_chunks = absl::GetFlag(FLAGS_batch_window_chunks);
   options.enable_reflection = absl::GetFlag(FLAGS_enable_reflection);
@@ -199,6 +205,7 @@ int main(int argc, char** argv) {
        {"default_intra_op_threads", options.default_intra_op_threads},
        {"deadline_margin_ms", absl::ToInt64Milliseconds(options.deadline_margin)},
        {"idle_spin_us", absl::ToInt64Microseconds(options.idle_spin)},
+       {"inline_max_compute_us", absl::ToInt64Microseconds(options.inline_max_compute)},
        {"drain_seconds", drain_seconds},
        {"shutdown_grace_seconds", grace_seconds},
        {"max_message_bytes", options.max_message_bytes},

@@ -255,6 +255,7 @@ absl::StatusOr<ModelPlan> PlanModelText(const std::string& text, const std::stri
   if (!plan.ok()) return plan.status();
   plan->batcher.deadline_margin = options.deadline_margin;
   plan->batcher.idle_spin = options.idle_spin;
+  plan->batcher.inline_max_compute = options.inline_max_compute;
   plan->batcher.clock = options.clock;
   return plan;
 }

@@ -202,6 +202,7 @@ absl::Status InferenceServer::LoadModels() {
   repository_options.default_intra_op_threads = options_.default_intra_op_threads;
   repository_options.deadline_margin = options_.deadline_margin;
   repository_options.idle_spin = options_.idle_spin;
+  repository_options.inline_max_compute = options_.inline_max_compute;
   repository_options.metrics = &metrics_;
   const absl::Time start = absl::Now();
   absl::StatusOr<std::unique_ptr<ModelManager>> models =

@@ -40,6 +40,10 @@ struct ServerOptions {
   // sleeps. Default 0 here; microbatch-server's --idle_spin_us defaults to
   // 500.
   absl::Duration idle_spin = absl::ZeroDuration();
+  // Predict requests whose estimated model time is at most this run on the
+  // receiving thread when their model is idle
+  // (BatcherOptions::inline_max_compute). Default 0 (never).
+  absl::Duration inline_max_compute = absl::ZeroDuration();
   // Largest gRPC message accepted or sent. Default 64 MiB.
   int max_message_bytes = 64 << 20;
   // Chunks each BatchPredict stream may have in flight (read, not yet

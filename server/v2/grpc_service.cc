@@ -163,6 +163,7 @@ grpc::ServerUnaryReactor* GrpcService::ModelInfer(grpc::CallbackServerContext* c
 
   InferenceRequest inference;
   inference.method = RpcMethod::kModelInfer;
+  inference.may_run_inline = true;  // as InferenceService::Predict
   inference.model = std::move(*spec);
   inference.id = request.id();
   inference.routing_key = RoutingKey(*context, request.id());

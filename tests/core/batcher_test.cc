@@ -668,6 +668,97 @@ TEST(DynamicBatcherTest, InteractiveTasksCannotBeSplittable) {
   EXPECT_EQ(batcher.Stats().tasks, 0);
 }
 
+BatchTask InlineTask(Calls& calls, float value) {
+  BatchTask task = calls.Task({value});
+  task.may_run_inline = true;
+  return task;
+}
+
+TEST(DynamicBatcherTest, IdleInstanceRunsAShortTaskInlineBeforeEnqueueReturns) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Microseconds(50));
+  Calls calls;
+  BatcherOptions options = Options(&clock, 8, absl::ZeroDuration());
+  options.inline_max_compute = absl::Microseconds(100);
+  DynamicBatcher batcher(options, FakeInstances(&model, 1));
+  // No estimate yet: the first task goes to the executor.
+  ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 1)).ok());
+  calls.WaitFinished(1);
+  std::atomic<bool> answered{false};
+  std::thread::id answered_on;
+  BatchTask task = InlineTask(calls, 2);
+  auto done = std::move(task.done);
+  task.done = [&](const absl::Status& status, const TaskOutputs& outputs, const BatchInfo& info) {
+    answered_on = std::this_thread::get_id();
+    done(status, outputs, info);
+    answered = true;
+  };
+  ASSERT_TRUE(batcher.Enqueue(std::move(task)).ok());
+  EXPECT_TRUE(answered.load());  // before Enqueue returned
+  EXPECT_EQ(answered_on, std::this_thread::get_id());
+  EXPECT_TRUE(calls[1].status.ok());
+  EXPECT_THAT(calls[1].result, ElementsAre(4));
+  EXPECT_EQ(calls[1].info.batch_rows, 1);
+  // A task that did not opt in still goes through the executor.
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({3})).ok());
+  calls.WaitFinished(3);
+  EXPECT_THAT(calls[2].result, ElementsAre(6));
+}
+
+TEST(DynamicBatcherTest, InlineRunsOnlyWhenTheModelIsIdleAndQuickEnough) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Milliseconds(10));
+  Calls calls;
+  BatcherOptions options = Options(&clock, 8, absl::ZeroDuration());
+  options.inline_max_compute = absl::Milliseconds(1);
+  DynamicBatcher batcher(options, FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 1)).ok());
+  calls.WaitFinished(1);
+  // Estimated 10 ms > 1 ms: queued for the executor, answered later.
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 2)).ok());
+  model.WaitForBatches(2);
+  // The instance is busy: queued, not inline.
+  ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 3)).ok());
+  EXPECT_EQ(batcher.Stats().tasks, 1);
+  model.Release();
+  calls.WaitFinished(3);
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(2), ElementsAre(3)));
+}
+
+TEST(DynamicBatcherStressTest, InlineAndExecutorRunsShareInstancesAndLoseNothing) {
+  FakeModel model;
+  Calls calls;
+  BatcherOptions options;
+  options.max_batch_size = 8;
+  options.max_queue_size = 100000;
+  options.inline_max_compute = absl::Seconds(1);
+  DynamicBatcher batcher(options, FakeInstances(&model, 2));
+  constexpr int kThreads = 6;
+  constexpr int kPerThread = 300;
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        BatchTask task = calls.Task({static_cast<float>(t * kPerThread + i)});
+        task.may_run_inline = (i % 2 == 0);
+        ASSERT_TRUE(batcher.Enqueue(std::move(task)).ok());
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  calls.WaitFinished(kThreads * kPerThread);
+  batcher.Shutdown();
+  EXPECT_EQ(model.instance_overlaps(), 0);  // never two runs on one instance
+  for (int i = 0; i < kThreads * kPerThread; ++i) {
+    ASSERT_EQ(calls[i].done_calls, 1);
+    ASSERT_TRUE(calls[i].status.ok());
+    ASSERT_THAT(calls[i].result, ElementsAre(2 * calls[i].values[0]));
+  }
+}
+
 TEST(DynamicBatcherTest, InstancesRunBatchesInParallel) {
   FakeClock clock;
   FakeModel model;

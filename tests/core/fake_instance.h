@@ -3,6 +3,7 @@
 #ifndef MICROBATCH_TESTS_CORE_FAKE_INSTANCE_H_
 #define MICROBATCH_TESTS_CORE_FAKE_INSTANCE_H_
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -55,6 +56,16 @@ class FakeModel {
     clock_ = clock;
     cost_per_row_ = per_row;
   }
+  // Runs that started on an instance while another run was on it (a batcher
+  // bug: each instance runs one batch at a time).
+  int instance_overlaps() {
+    MutexLock lock(&mu_);
+    return overlaps_;
+  }
+  void RecordOverlap() {
+    MutexLock lock(&mu_);
+    ++overlaps_;
+  }
   int max_concurrent() {
     MutexLock lock(&mu_);
     return max_running_;
@@ -101,6 +112,7 @@ class FakeModel {
   std::vector<std::vector<float>> batches_ ABSL_GUARDED_BY(mu_);
   int running_ ABSL_GUARDED_BY(mu_) = 0;
   int max_running_ ABSL_GUARDED_BY(mu_) = 0;
+  int overlaps_ ABSL_GUARDED_BY(mu_) = 0;
   FakeClock* clock_ ABSL_GUARDED_BY(mu_) = nullptr;
   absl::Duration cost_ ABSL_GUARDED_BY(mu_);
   absl::Duration cost_per_row_ ABSL_GUARDED_BY(mu_);
@@ -110,11 +122,15 @@ class FakeInstance : public ModelInstance {
  public:
   explicit FakeInstance(FakeModel* model) : model_(model) {}
   absl::StatusOr<std::vector<TensorView>> Run(absl::Span<const TensorView> inputs) override {
-    return model_->Run(inputs);
+    if (running_.fetch_add(1) != 0) model_->RecordOverlap();
+    absl::StatusOr<std::vector<TensorView>> outputs = model_->Run(inputs);
+    running_.fetch_sub(1);
+    return outputs;
   }
 
  private:
   FakeModel* model_;
+  std::atomic<int> running_{0};
 };
 
 inline std::vector<std::unique_ptr<ModelInstance>> FakeInstances(FakeModel* model, int n) {

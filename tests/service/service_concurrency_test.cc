@@ -65,6 +65,7 @@ class ServiceConcurrencyTest : public ::testing::Test {
     options.http_threads = 2;
     options.batch_window_chunks = 3;
     options.model_repository = dir_->path() + "/models";
+    options.inline_max_compute = InlineMaxCompute();
     server_ = std::make_unique<InferenceServer>(options);
     ASSERT_TRUE(server_->StartListening().ok());
     ASSERT_TRUE(server_->LoadModels().ok());
@@ -72,6 +73,11 @@ class ServiceConcurrencyTest : public ::testing::Test {
   void TearDown() override {
     if (server_) server_->Shutdown(absl::Seconds(10));
   }
+  virtual absl::Duration InlineMaxCompute() const { return absl::ZeroDuration(); }
+
+  // Predict callers, BatchPredict jobs and /metrics scrapes at once; checks
+  // every answer.
+  void RunMixedLoad();
 
   // Runs one BatchPredict job of `chunks` chunks of `rows` rows starting at
   // row `first`; checks every answer. Returns the final status.
@@ -120,7 +126,18 @@ class ServiceConcurrencyTest : public ::testing::Test {
   std::unique_ptr<InferenceServer> server_;
 };
 
-TEST_F(ServiceConcurrencyTest, PredictBatchPredictAndScrapesConcurrently) {
+// Predict requests that find the model idle run on the gRPC thread that
+// received them (ServerOptions::inline_max_compute).
+class ServiceConcurrencyInlineTest : public ServiceConcurrencyTest {
+ protected:
+  absl::Duration InlineMaxCompute() const override { return absl::Seconds(1); }
+};
+
+TEST_F(ServiceConcurrencyTest, PredictBatchPredictAndScrapesConcurrently) { RunMixedLoad(); }
+
+TEST_F(ServiceConcurrencyInlineTest, PredictBatchPredictAndScrapesConcurrently) { RunMixedLoad(); }
+
+void ServiceConcurrencyTest::RunMixedLoad() {
   std::atomic<bool> stop_scraping{false};
   std::atomic<int> scrapes{0};
   std::thread scraper([&] {
