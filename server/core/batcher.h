@@ -150,8 +150,8 @@ struct BatcherOptions {
   // task then waits behind at most one such short run. Otherwise bulk batches
   // fill up to max_batch_size. A zero or negative budget turns the bound off.
   // Defaults 100 us and 100 ms (the budget: the bench's L1-L3 rows compare
-  // values; 100 us kept a c=1 Predict p99 within 1.25x of its value without
-  // a saturating stream of mlp_bench on 2 cores).
+  // values; 100 us kept a c=1 Predict p99 within 1.4x of its value without
+  // a saturating stream of mlp_bench on 2 cores, 1 ms let it grow 5x).
   absl::Duration bulk_run_budget = absl::Microseconds(100);
   absl::Duration bulk_yield_window = absl::Milliseconds(100);
   // An interactive task that arrives while nothing is queued, an instance is

@@ -55,6 +55,7 @@ struct RequestState {
   const AsyncHttpHandler* async = nullptr;
   HttpRequest request;  // of an asynchronous request, until it is handed over
   bool too_large = false;
+  std::string too_large_message;  // of the 413, when the declared length was too large
   std::shared_ptr<AsyncSlot> slot;  // once handed over
 };
 
@@ -155,12 +156,22 @@ MHD_Result Start(HttpServer::State& server, MHD_Connection* connection, RequestS
     char* end = nullptr;
     const unsigned long long bytes = std::strtoull(length->second.c_str(), &end, 10);
     if (bytes > static_cast<unsigned long long>(server.max_body_bytes)) {
-      return Respond(connection,
-                     JsonError(413, absl::StrCat("request body of ", bytes,
-                                                 " bytes exceeds the server's limit of ",
-                                                 server.max_body_bytes, " bytes")));
+      std::string message = absl::StrCat("request body of ", bytes, " bytes exceeds the server's limit of ",
+                                         server.max_body_bytes, " bytes");
+      // A body up to kDrainedBodyFactor times the limit is read (and
+      // discarded) before the 413: answering while the client still sends
+      // closes the connection with unread bytes, and TCP then resets it,
+      // often before the client has read the answer. Larger ones are
+      // answered at once.
+      constexpr unsigned long long kDrainedBodyFactor = 4;
+      if (bytes / kDrainedBodyFactor > static_cast<unsigned long long>(server.max_body_bytes)) {
+        return Respond(connection, JsonError(413, message));
+      }
+      state.too_large = true;
+      state.too_large_message = std::move(message);
+    } else {
+      request.body.reserve(static_cast<size_t>(bytes));
     }
-    request.body.reserve(static_cast<size_t>(bytes));
   }
   state.request = std::move(request);
   return MHD_YES;
@@ -170,8 +181,11 @@ MHD_Result Start(HttpServer::State& server, MHD_Connection* connection, RequestS
 // the handler did, else suspends the connection until the responder runs.
 MHD_Result HandOver(HttpServer::State& server, MHD_Connection* connection, RequestState& state) {
   if (state.too_large) {
-    return Respond(connection, JsonError(413, absl::StrCat("request body exceeds the server's limit of ",
-                                                           server.max_body_bytes, " bytes")));
+    return Respond(connection,
+                   JsonError(413, !state.too_large_message.empty()
+                                      ? state.too_large_message
+                                      : absl::StrCat("request body exceeds the server's limit of ",
+                                                     server.max_body_bytes, " bytes")));
   }
   if (server.async_in_flight.fetch_add(1) >= server.max_async_in_flight) {
     server.async_in_flight.fetch_sub(1);
