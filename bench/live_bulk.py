@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -32,29 +31,11 @@ import time
 
 import numpy as np
 
+from bench_server import copy_model, start_server, stop_server
+
 
 def log(message):
     print(f"[live_bulk] {message}", file=sys.stderr, flush=True)
-
-
-def start_server(bin_dir, models, threads, log_path):
-    log_file = open(log_path, "w")
-    server = subprocess.Popen(
-        [f"{bin_dir}/microbatch-server", "--model_repository", models, "--grpc_port", "0",
-         "--metrics_port", "0", "--default_intra_op_threads", str(threads), "--log_format", "json",
-         "--drain_seconds", "0", "--shutdown_grace_seconds", "5"],
-        stdout=log_file, stderr=subprocess.STDOUT)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        text = open(log_path).read()
-        if '"event":"server_ready"' in text:
-            port = re.search(r'"event":"grpc_listening","address":"[^"]*:(\d+)"', text).group(1)
-            return server, f"localhost:{port}"
-        if server.poll() is not None:
-            raise SystemExit(f"live_bulk: the server exited during startup (see {log_path})")
-        time.sleep(0.1)
-    server.kill()
-    raise SystemExit("live_bulk: server not ready after 120 s")
 
 
 def run_batch(bin_dir, target, model, data, out_path, chunk_rows):
@@ -149,10 +130,7 @@ def main():
     for budget in budgets:
         name = f"{args.model}_budget_{'off' if budget < 0 else budget}"
         names[budget] = name
-        os.makedirs(os.path.join(repo, name, "1"))
-        shutil.copy(os.path.join(args.models, args.model, "1", "model.pt"), os.path.join(repo, name, "1"))
-        with open(os.path.join(repo, name, "config.pbtxt"), "w") as f:
-            f.write(config + f"\nbulk_run_budget_microseconds: {budget}\n")
+        copy_model(args.models, args.model, repo, name, config + f"\nbulk_run_budget_microseconds: {budget}\n")
 
     dims = re.search(r"input\s*\{[^}]*dims:\s*\[(\d+)\]", config)
     if not dims:
@@ -163,7 +141,8 @@ def main():
     np.save(data, np.random.default_rng(1).standard_normal((rows, features), dtype=np.float32))
     out_npy = os.path.join(args.out, "live_bulk_output.npy")
 
-    server, target = start_server(args.bin, repo, args.threads, os.path.join(args.out, "live_bulk_server.log"))
+    server, target = start_server(args.bin, repo, os.path.join(args.out, "live_bulk_server.log"),
+                                  ["--default_intra_op_threads", str(args.threads)])
     result = {"model": args.model, "raw_best_rows_per_s": raw_best, "live_share": args.live_share,
               "live_rate": live_rate, "bulk_rows_per_run": rows, "chunk_rows": args.chunk_rows,
               "budgets": {}}
@@ -213,11 +192,7 @@ def main():
             med = {k: statistics.median(v) for k, v in r.items() if v}
             result["budgets"][str(budget)] = {"model": name, "runs": r, "median": med}
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
         for path in (data, out_npy):
             if os.path.exists(path):
                 os.remove(path)

@@ -15,11 +15,11 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import time
+
+from bench_server import copy_model, start_server, stop_server
 
 
 def log(message):
@@ -34,26 +34,6 @@ def powers_up_to(n):
     if values[-1] != n:
         values.append(n)
     return values
-
-
-def start_server(bin_dir, models, log_path):
-    log_file = open(log_path, "w")
-    server = subprocess.Popen(
-        [f"{bin_dir}/microbatch-server", "--model_repository", models, "--grpc_port", "0",
-         "--metrics_port", "0", "--log_format", "json", "--drain_seconds", "0",
-         "--shutdown_grace_seconds", "5"],
-        stdout=log_file, stderr=subprocess.STDOUT)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-        text = open(log_path).read()
-        if '"event":"server_ready"' in text:
-            port = re.search(r'"event":"grpc_listening","address":"[^"]*:(\d+)"', text).group(1)
-            return server, f"localhost:{port}"
-        if server.poll() is not None:
-            raise SystemExit(f"sweep: the server exited during startup (see {log_path})")
-        time.sleep(0.2)
-    server.kill()
-    raise SystemExit("sweep: server not ready after 300 s")
 
 
 def set_field(config, field, value):
@@ -87,12 +67,8 @@ def main():
         for instances, threads in layouts:
             name = f"{model}_i{instances}_t{threads}"
             copies.setdefault(model, []).append((name, instances, threads))
-            os.makedirs(os.path.join(repo, name, "1"))
-            shutil.copy(os.path.join(args.models, model, "1", "model.pt"), os.path.join(repo, name, "1"))
-            c = set_field(config, "instance_count", instances)
-            c = set_field(c, "intra_op_threads", threads)
-            with open(os.path.join(repo, name, "config.pbtxt"), "w") as f:
-                f.write(c)
+            copy_model(args.models, model, repo, name,
+                       set_field(set_field(config, "instance_count", instances), "intra_op_threads", threads))
 
     server, target = start_server(args.bin, repo, os.path.join(args.out, "sweep_server.log"))
     result = {"cores": args.cores, "concurrency": args.concurrency, "models": {}}
@@ -126,11 +102,7 @@ def main():
             best = max(table, key=lambda r: r["rows_per_s"]) if table else None
             result["models"][model] = {"layouts": table, "best": best}
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop_server(server)
         shutil.rmtree(repo, ignore_errors=True)
     with open(os.path.join(args.out, "sweep.json"), "w") as f:
         json.dump(result, f, indent=1)

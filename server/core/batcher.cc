@@ -57,6 +57,16 @@ DynamicBatcher::~DynamicBatcher() {
   options_.clock->RemoveListener(clock_listener_);
 }
 
+void DynamicBatcher::NotifyWork() {
+  // An executor whose instance an inline run holds would swallow a single
+  // notification.
+  if (inline_runs_ > 0) {
+    work_cv_.NotifyAll();
+  } else {
+    work_cv_.NotifyOne();
+  }
+}
+
 void DynamicBatcher::Wake() {
   MutexLock lock(&mu_);
   work_cv_.NotifyAll();
@@ -98,13 +108,7 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
   const int priority = static_cast<int>(task.priority);
   queue.by_priority[priority].push_back(Queued{std::move(task), now, probe, 0});
   enqueued_.fetch_add(1, std::memory_order_release);
-  // An executor whose instance an inline run holds would swallow a single
-  // notification.
-  if (inline_runs_ > 0) {
-    work_cv_.NotifyAll();
-  } else {
-    work_cv_.NotifyOne();
-  }
+  NotifyWork();
   return absl::OkStatus();
 }
 
@@ -472,13 +476,7 @@ void DynamicBatcher::ExecutorLoop(size_t index) {
         ++busy_;
         instance_running_[index] = 1;
       }
-      if (queued_tasks_ > 0) {
-        if (inline_runs_ > 0) {
-          work_cv_.NotifyAll();
-        } else {
-          work_cv_.NotifyOne();
-        }
-      }
+      if (queued_tasks_ > 0) NotifyWork();
     }
     for (auto& [queued, status] : dead) {
       BatchInfo info;

@@ -302,6 +302,8 @@ class DynamicBatcher {
   // Plans the queued interactive tasks again from the running batches.
   void Replan(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void Wake();
+  // Wakes an executor for newly queued work.
+  void NotifyWork() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const BatcherOptions options_;
   std::vector<std::unique_ptr<ModelInstance>> instances_;
