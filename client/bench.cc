@@ -490,16 +490,25 @@ int RunBench(const BenchOptions& options) {
   if (!inputs.ok()) return Fail(std::string(inputs.status().message()));
 
   std::vector<Front> fronts;
-  for (Protocol protocol : options.protocols) {
-    absl::StatusOr<Front> front = MakeFront(protocol, options, *channels, *inputs);
-    if (!front.ok()) return Fail(absl::StrCat(ProtocolName(protocol), ": ", front.status().message()));
+  // (protocol, its name in the report) of each front end, in the order run.
+  std::vector<std::pair<Protocol, std::string>> plan;
+  if (options.with_echo) plan.emplace_back(Protocol::kV1, "echo");
+  for (Protocol protocol : options.protocols) plan.emplace_back(protocol, ProtocolName(protocol));
+  for (const auto& [protocol, name] : plan) {
+    BenchOptions front_options = options;
+    front_options.echo = options.echo || name == "echo";
+    absl::StatusOr<Front> front = MakeFront(protocol, front_options, *channels, *inputs);
+    if (!front.ok()) return Fail(absl::StrCat(name, ": ", front.status().message()));
+    front->info.protocol = name;
     if (!front->target->WaitForConnected(std::chrono::seconds(10))) {
       return Fail(absl::StrCat(front->info.protocol, ": cannot connect to ", front->info.target));
     }
     if (const int code = FirstRequest(*front, options.deadline_ms); code != 0) {
       return Fail(absl::StrCat(front->info.protocol, ": the first ", front->info.method, " request to ",
                                front->info.target, " failed: ", CodeName(code),
-                               " (try it with `microbatch predict --protocol ", front->info.protocol, "`)"));
+                               front_options.echo
+                                   ? " (is the server started with --enable_echo?)"
+                                   : absl::StrCat(" (try it with `microbatch predict --protocol ", name, "`)")));
     }
     fronts.push_back(std::move(*front));
   }

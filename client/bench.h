@@ -50,6 +50,10 @@ struct BenchOptions {
   // client (counted as CLIENT_DROPPED) instead of sent.
   int64_t max_inflight = 20000;
   bool echo = false;  // v1 only
+  // Each level also runs through bare microbatch.v1.Echo with the v1 payload,
+  // first (protocol "echo" in the report), so that a ratio to the transport's
+  // floor compares neighbouring measurements. Exclusive with `echo`.
+  bool with_echo = false;
   // [http[s]://]host:port[/path] of the server's /metrics (https: verified
   // with tls.ca_file when set); empty: no server-side split.
   std::string metrics_url;

@@ -554,6 +554,9 @@ CLI::App* AddBench(CLI::App& app, bench::BenchOptions* o, std::vector<std::strin
       ->allow_extra_args(false)
       ->check(Shape());
   command->add_flag("--echo", o->echo, "Send to microbatch.v1.Echo (server --enable_echo) instead of Predict");
+  command->add_flag("--with-echo", o->with_echo,
+                    "Also run each level through microbatch.v1.Echo (server --enable_echo) with the same v1 "
+                    "payload, first, and print each front end's throughput relative to it");
   command
       ->add_option("--protocol", *protocols,
                    "Front ends to load, comma-separated, each level run through each in turn: v1 (Predict), "
@@ -594,6 +597,9 @@ absl::Status CheckCombinations(const CliOptions& options) {
   if (options.command == Command::kBench && options.bench.echo &&
       (options.bench.protocols.size() != 1 || options.bench.protocols[0] != Protocol::kV1)) {
     return absl::InvalidArgumentError("--echo needs --protocol v1 (Echo is a microbatch.v1 service)");
+  }
+  if (options.command == Command::kBench && options.bench.echo && options.bench.with_echo) {
+    return absl::InvalidArgumentError("--echo and --with-echo exclude each other (--with-echo already adds Echo)");
   }
   if (options.command == Command::kBatch && options.batch.shard_index >= options.batch.shard_count) {
     return absl::InvalidArgumentError(absl::StrCat("--shard-index ", options.batch.shard_index,

@@ -147,13 +147,12 @@ raw_b1() {
     2>>"$OUT/rawbench.log" || log "rawbench $1 failed (see $OUT/rawbench.log)"
 }
 
-# R3: bare gRPC (Echo) vs the identity model at the same payload (1 row of 256 FP32).
-bench echo 2 --echo --model identity --shape x=256 --concurrency 16,64
-bench identity 2 --model identity --shape x=256 --concurrency 16,64
-# C1/C2 (#17): cache hits vs bare gRPC Echo, same payload, peak and c=1.
-bench cached 2 --model identity_cached --shape x=256 --concurrency 16,64
-bench echo_c1 1 --echo --model identity --shape x=256 --concurrency 1
-bench cached_c1 1 --model identity_cached --shape x=256 --concurrency 1
+# R3: bare gRPC (Echo) vs the identity model at the same payload (1 row of 256
+# FP32); --with-echo runs Echo right before each Predict level, so the ratio
+# compares neighbouring measurements (this machine drifts by tens of percent).
+bench identity 4 --with-echo --model identity --shape x=256 --concurrency 16,64
+# C1/C2 (#17): cache hits vs bare gRPC Echo, same payload, c=1 and peak, alternating.
+bench cached 6 --with-echo --model identity_cached --shape x=256 --concurrency 1,16,64
 # V2 (#13): the same identity payload through v1, v2 (gRPC) and REST in one
 # run, each level through each front end in turn (the machine's drift hits
 # all alike); a front end the server lacks is left out.

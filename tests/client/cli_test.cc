@@ -83,7 +83,7 @@ const std::vector<HelpCase>& HelpCases() {
         {"--concurrency", "1"}, {"--request-rate", ""}, {"--deadline-ms", "0"}, {"--window-ms", "5000"},
         {"--warmup-ms", "2000"}, {"--stability", "0.1"}, {"--stable-windows", "3"}, {"--max-windows", "10"},
         {"--channels", "4"}, {"--max-inflight", "20000"}, {"--shape", ""}, {"--echo", "off"},
-        {"--protocol", "v1"}, {"--http", "localhost:8502"},
+        {"--with-echo", "off"}, {"--protocol", "v1"}, {"--http", "localhost:8502"},
         {"--metrics-url", ""}, {"--format", "table"}, {"--plot", ""}, {"--seed", "1"}, {"--verbose", "off"},
         {"--tls", "off"}}},
   };
@@ -280,9 +280,16 @@ TEST(CliTest, BenchProtocols) {
   ASSERT_TRUE(result.run) << result.error;
   EXPECT_THAT(result.options.bench.protocols, ElementsAre(Protocol::kRest, Protocol::kV2));
 
+  result = Parse({"bench", "--model", "m", "--protocol", "v1,v2", "--with-echo"});
+  ASSERT_TRUE(result.run) << result.error;
+  EXPECT_TRUE(result.options.bench.with_echo);
+  EXPECT_FALSE(result.options.bench.echo);
+  EXPECT_THAT(result.options.bench.protocols, ElementsAre(Protocol::kV1, Protocol::kV2));
+
   ExpectUsageError({"bench", "--model", "m", "--protocol", "v1,v1"}, "--protocol: protocol 'v1' is listed twice");
   ExpectUsageError({"bench", "--model", "m", "--protocol", "v1,grpc"}, "'grpc' is not a protocol (v1, v2 or rest)");
   ExpectUsageError({"bench", "--model", "m", "--protocol", "v2", "--echo"}, "--echo needs --protocol v1");
+  ExpectUsageError({"bench", "--model", "m", "--echo", "--with-echo"}, "--echo and --with-echo exclude each other");
   ExpectUsageError({"bench", "--model", "m", "--http", "h"}, "--http");
 }
 
@@ -364,6 +371,7 @@ TEST(CliTest, BenchOptionsAsScriptsSpellThem) {
   EXPECT_EQ(o.max_windows, 3);
   EXPECT_EQ(o.format, "json");
   EXPECT_TRUE(o.echo);
+  EXPECT_FALSE(o.with_echo);
   EXPECT_EQ(o.model, "identity");
   EXPECT_THAT(o.concurrency, ElementsAre(16, 64));
   EXPECT_THAT(o.request_rates, ElementsAre(10, 20.5));

@@ -42,7 +42,9 @@ class ClientE2EServer {
     fs::create_directories(fs::path(dir_.path()) / "labelled" / "2");
     fs::copy_file(fs::path(dir_.path()) / "identity" / "1" / "model.pt",
                   fs::path(dir_.path()) / "labelled" / "2" / "model.pt");
-    server_ = std::make_unique<InferenceServer>(LoopbackOptions(dir_.path()));
+    ServerOptions options = LoopbackOptions(dir_.path());
+    options.enable_echo = true;  // bench --with-echo
+    server_ = std::make_unique<InferenceServer>(options);
     absl::Status status = server_->StartListening();
     EXPECT_TRUE(status.ok()) << status;
     status = server_->LoadModels();
@@ -273,6 +275,33 @@ TEST_F(ClientE2ETest, BenchLoadsTheThreeFrontEndsInOneRun) {
     // request_ms from the front end's own method label (Predict, ModelInfer, RestInfer).
     EXPECT_TRUE(level["server"].contains("request_ms")) << order[i % 3] << " " << level["server"].dump();
   }
+}
+
+TEST_F(ClientE2ETest, BenchWithEchoRunsEchoBeforeEachLevel) {
+  const CliRun run = RunCli("bench --with-echo --model id_fp32 --concurrency 1,2 --format json"
+                            " --window-ms 200 --warmup-ms 50 --max-windows 1 --stable-windows 1" +
+                            Endpoints());
+  ASSERT_EQ(run.code, 0) << run.err;
+  const nlohmann::json report = nlohmann::json::parse(run.out);
+  ASSERT_EQ(report["protocols"].size(), 2u);
+  EXPECT_EQ(report["protocols"][0]["method"], "Echo");
+  EXPECT_EQ(report["protocols"][1]["method"], "Predict");
+  // Same payload: Echo sends the v1 Predict request.
+  EXPECT_EQ(report["protocols"][0]["payload_bytes"], report["protocols"][1]["payload_bytes"]);
+  ASSERT_EQ(report["levels"].size(), 4u);
+  const char* order[] = {"echo", "v1"};
+  for (size_t i = 0; i < 4; ++i) {
+    const nlohmann::json& level = report["levels"][i];
+    EXPECT_EQ(level["protocol"], order[i % 2]);
+    EXPECT_EQ(level["level"].get<double>(), i < 2 ? 1 : 2);
+    EXPECT_GT(level["ok"].get<int64_t>(), 0) << order[i % 2];
+    EXPECT_EQ(level["errors"], 0) << order[i % 2] << " " << level["errors_by_code"].dump();
+  }
+  // The table run prints each level's throughput relative to Echo.
+  const CliRun table = RunCli("bench --with-echo --model id_fp32 --window-ms 100 --warmup-ms 20"
+                              " --max-windows 1 --stable-windows 1" + Endpoints());
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("v1/echo"));
 }
 
 }  // namespace
