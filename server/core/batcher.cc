@@ -58,6 +58,9 @@ DynamicBatcher::~DynamicBatcher() {
 }
 
 void DynamicBatcher::NotifyWork() {
+  // Every instance runs a batch: whoever frees one looks at the queue next
+  // (an executor loops back to it, an inline run wakes them all).
+  if (busy_ >= static_cast<int64_t>(instances_.size())) return;
   // An executor whose instance an inline run holds would swallow a single
   // notification.
   if (inline_runs_ > 0) {
@@ -433,13 +436,42 @@ bool DynamicBatcher::TryRunInline(BatchTask& task, absl::Time now, bool probe) {
   running_ends_.insert(batch.estimated_end);
   Replan(now);  // the plan no longer holds the task: it is running
   mu_.Unlock();
-  std::vector<AlignedBuffer> unused;  // one task: its inputs are the batch's
-  RunBatch(index, batch, unused);
+  std::vector<AlignedBuffer> buffers;  // one task: its inputs are the batch's
+  RunBatch(index, batch, buffers);
   mu_.Lock();
+  DrainInline(buffers);
   --inline_runs_;
   // Wake the instance's executor when work queued up meanwhile, or Shutdown.
   if (queued_tasks_ > 0 || stopping_) work_cv_.NotifyAll();
   return true;
+}
+
+void DynamicBatcher::DrainInline(std::vector<AlignedBuffer>& buffers) {
+  for (int64_t run = 0; run < options_.inline_max_drain_batches; ++run) {
+    if (stopping_ || queued_tasks_ == 0) return;
+    size_t index = 0;
+    while (index < instance_running_.size() && instance_running_[index]) ++index;
+    if (index == instance_running_.size()) return;
+    if (EstimateCompute(std::min(queued_rows_, options_.max_batch_size)) > options_.inline_max_compute) {
+      return;  // too long for the caller's thread: the executor takes it
+    }
+    Batch batch;
+    std::vector<std::pair<Queued, absl::Status>> dead;
+    absl::Time wake_at;
+    if (!TakeBatch(&batch, &dead, &wake_at)) return;
+    if (!batch.tasks.empty()) {
+      instance_running_[index] = 1;
+      ++busy_;
+    }
+    mu_.Unlock();
+    for (auto& [queued, status] : dead) {
+      BatchInfo info;
+      info.queue_wait = batch.formed - queued.enqueued;
+      queued.task.done(status, TaskOutputs(nullptr, 0, queued.task.rows, queued.task_row), info);
+    }
+    if (!batch.tasks.empty()) RunBatch(index, batch, buffers);
+    mu_.Lock();
+  }
 }
 
 void DynamicBatcher::ExecutorLoop(size_t index) {

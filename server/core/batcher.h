@@ -161,6 +161,12 @@ struct BatcherOptions {
   // thread and back. It then blocks that thread for the model time, so keep
   // it short. Zero turns it off. Default 0 (off).
   absl::Duration inline_max_compute = absl::ZeroDuration();
+  // After its inline run, the calling thread also runs up to this many
+  // batches that queued up meanwhile, each while its estimated model time is
+  // at most inline_max_compute and an instance is idle (their tasks are then
+  // answered on that thread, like on an executor's), instead of waking an
+  // executor for them. Zero: only its own task. Default 8.
+  int64_t inline_max_drain_batches = 8;
   // Not owned; must outlive the batcher. Default: the wall clock.
   Clock* clock = Clock::Real();
   // Optional; called once per executed batch (from its executor thread, after
@@ -268,6 +274,9 @@ class DynamicBatcher {
   // BatcherOptions::inline_max_compute allows; returns false (task untouched)
   // otherwise. Called with mu_ held; releases it while the model runs.
   bool TryRunInline(BatchTask& task, absl::Time now, bool probe) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // After an inline run: runs queued batches on the calling thread within
+  // BatcherOptions::inline_max_drain_batches; unlocks mu_ while they run.
+  void DrainInline(std::vector<AlignedBuffer>& buffers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Picks the queue to serve next and moves its tasks into `batch` (and the
   // dead ones into `dead`). Returns false when nothing is ready; then
   // `*wake_at` is when the earliest partial batch times out.

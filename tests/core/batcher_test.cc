@@ -728,6 +728,113 @@ TEST(DynamicBatcherTest, InlineRunsOnlyWhenTheModelIsIdleAndQuickEnough) {
   EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(2), ElementsAre(3)));
 }
 
+// Runs `task` with its done() recording the answering thread into `*on`.
+BatchTask RecordingThread(BatchTask task, std::thread::id* on) {
+  auto done = std::move(task.done);
+  task.done = [done, on](const absl::Status& status, const TaskOutputs& outputs, const BatchInfo& info) {
+    *on = std::this_thread::get_id();
+    done(status, outputs, info);
+  };
+  return task;
+}
+
+TEST(DynamicBatcherTest, AnInlineRunAlsoRunsWhatQueuedMeanwhileOnItsThread) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Microseconds(50));
+  Calls calls;
+  BatcherOptions options = Options(&clock, 8, absl::ZeroDuration());
+  options.inline_max_compute = absl::Milliseconds(1);
+  DynamicBatcher batcher(options, FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 1)).ok());  // learns the cost
+  calls.WaitFinished(1);
+  // From here the fake clock stands still: an advancing one wakes the
+  // executor, which may then take the queued tasks first (allowed, but not
+  // what this test looks at).
+  model.SetCost(nullptr, absl::ZeroDuration());
+  model.Hold();
+  std::thread::id inline_thread, answered[3];
+  std::thread caller([&] {
+    inline_thread = std::this_thread::get_id();
+    ASSERT_TRUE(batcher.Enqueue(RecordingThread(InlineTask(calls, 2), &answered[0])).ok());
+  });
+  model.WaitForBatches(2);  // the inline run holds the instance
+  ASSERT_TRUE(batcher.Enqueue(RecordingThread(calls.Task({3}), &answered[1])).ok());
+  ASSERT_TRUE(batcher.Enqueue(RecordingThread(InlineTask(calls, 4), &answered[2])).ok());
+  EXPECT_EQ(batcher.Stats().tasks, 2);
+  model.Release();
+  caller.join();  // its Enqueue returned only after the queued tasks ran
+  EXPECT_EQ(calls[2].done_calls, 1);
+  EXPECT_EQ(calls[3].done_calls, 1);
+  for (const std::thread::id& on : answered) EXPECT_EQ(on, inline_thread);
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(2), ElementsAre(3, 4)));
+  EXPECT_THAT(calls[2].result, ElementsAre(6));
+  EXPECT_THAT(calls[3].result, ElementsAre(8));
+}
+
+TEST(DynamicBatcherTest, AnInlineRunDrainsAtMostItsBatchLimit) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Microseconds(50));
+  Calls calls;
+  BatcherOptions options = Options(&clock, 1, absl::ZeroDuration());
+  options.inline_max_compute = absl::Milliseconds(1);
+  options.inline_max_drain_batches = 1;
+  DynamicBatcher batcher(options, FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 1)).ok());
+  calls.WaitFinished(1);
+  // From here the fake clock stands still: an advancing one wakes the
+  // executor, which may then take the queued tasks first (allowed, but not
+  // what this test looks at).
+  model.SetCost(nullptr, absl::ZeroDuration());
+  model.Hold();
+  std::thread::id inline_thread, answered[3];
+  std::thread caller([&] {
+    inline_thread = std::this_thread::get_id();
+    ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 2)).ok());
+  });
+  model.WaitForBatches(2);
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(batcher.Enqueue(RecordingThread(calls.Task({static_cast<float>(3 + i)}), &answered[i])).ok());
+  }
+  model.Release();
+  caller.join();
+  calls.WaitFinished(5);
+  // One batch (max_batch_size 1) on the caller's thread, the rest on the executor.
+  EXPECT_EQ(answered[0], inline_thread);
+  EXPECT_NE(answered[1], inline_thread);
+  EXPECT_NE(answered[2], inline_thread);
+  EXPECT_EQ(model.batches().size(), 5u);
+}
+
+TEST(DynamicBatcherTest, AnInlineRunLeavesALongQueuedBatchToTheExecutor) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCostPerRow(&clock, absl::Microseconds(300));
+  Calls calls;
+  BatcherOptions options = Options(&clock, 8, absl::ZeroDuration());
+  options.inline_max_compute = absl::Milliseconds(1);
+  DynamicBatcher batcher(options, FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 1)).ok());  // 1 row: 300 us
+  calls.WaitFinished(1);
+  model.Hold();
+  std::thread::id inline_thread, answered[4];
+  std::thread caller([&] {
+    inline_thread = std::this_thread::get_id();
+    ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 2)).ok());
+  });
+  model.WaitForBatches(2);
+  // 4 rows queue up: an estimated 1.2 ms > inline_max_compute.
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(batcher.Enqueue(RecordingThread(calls.Task({static_cast<float>(3 + i)}), &answered[i])).ok());
+  }
+  model.Release();
+  caller.join();
+  calls.WaitFinished(6);
+  for (const std::thread::id& on : answered) EXPECT_NE(on, inline_thread);
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(2), ElementsAre(3, 4, 5, 6)));
+}
+
 TEST(DynamicBatcherStressTest, InlineAndExecutorRunsShareInstancesAndLoseNothing) {
   FakeModel model;
   Calls calls;
