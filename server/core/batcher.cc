@@ -375,7 +375,11 @@ void DynamicBatcher::CostWindow::Add(double batch_rows, double batch_ns) {
 
 std::pair<double, double> DynamicBatcher::CostWindow::Estimate() const {
   auto median = [](std::array<double, kSize> values, int n) {
-    std::sort(values.begin(), values.begin() + n);
+    // An insertion sort of at most kSize values (std::sort here made GCC 12
+    // warn of out-of-bounds subscripts it cannot reach).
+    for (int i = 1; i < n; ++i) {
+      for (int j = i; j > 0 && values[j - 1] > values[j]; --j) std::swap(values[j - 1], values[j]);
+    }
     return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
   };
   double mean_rows = 0;
