@@ -5,6 +5,7 @@
 #
 # Usage: scripts/ab_servers.sh A_SERVER_BIN B_SERVER_BIN [rounds] [bench flags...]
 #   default bench flags: --model identity --shape x=256 --concurrency 16
+#   models: identity, mlp, mlp_bench, identity_cached (response cache on)
 # Example (before/after of a change):
 #   git worktree add /tmp/before <commit> && (cd /tmp/before && scripts/build.sh)
 #   scripts/ab_servers.sh /tmp/before/build/bin/microbatch-server build/bin/microbatch-server 4
@@ -19,6 +20,11 @@ CLI=build/bin/microbatch
 MODELS=$(mktemp -d)
 trap 'rm -rf "$MODELS"; kill $(jobs -p) 2>/dev/null || true' EXIT
 build/bin/microbatch-make-models --output "$MODELS" --models identity,mlp,mlp_bench >/dev/null
+# identity_cached: identity with the response cache on (every repeat a hit).
+mkdir -p "$MODELS/identity_cached/1"
+cp "$MODELS/identity/1/model.pt" "$MODELS/identity_cached/1/model.pt"
+{ cat "$MODELS/identity/config.pbtxt"; echo "response_cache { max_bytes: 16777216 }"; } \
+  >"$MODELS/identity_cached/config.pbtxt"
 
 # Starts `$1` on a free port, runs one bench level, prints requests/s.
 round() {

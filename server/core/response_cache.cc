@@ -43,14 +43,47 @@ ResponseCache::ResponseCache(ResponseCacheOptions options) : options_(std::move(
 
 ResponseCache::~ResponseCache() = default;
 
-ResponseCache::Lookup ResponseCache::Find(std::string key, Waiter waiter) {
-  const uint64_t hash =
-      options_.hash ? options_.hash(key) : XXH3_64bits(key.data(), key.size());
+namespace {
+
+std::string Join(absl::Span<const absl::string_view> pieces) {
+  size_t size = 0;
+  for (absl::string_view piece : pieces) size += piece.size();
+  std::string joined;
+  joined.reserve(size);
+  for (absl::string_view piece : pieces) joined.append(piece.data(), piece.size());
+  return joined;
+}
+
+uint64_t Xxh3(absl::Span<const absl::string_view> pieces) {
+  if (pieces.size() == 1) return XXH3_64bits(pieces[0].data(), pieces[0].size());
+  XXH3_state_t state;
+  XXH3_64bits_reset(&state);
+  for (absl::string_view piece : pieces) XXH3_64bits_update(&state, piece.data(), piece.size());
+  return XXH3_64bits_digest(&state);
+}
+
+// Whether `key` is the concatenation of `pieces`.
+bool SameKey(const std::string& key, absl::Span<const absl::string_view> pieces) {
+  size_t offset = 0;
+  for (absl::string_view piece : pieces) {
+    if (key.size() - offset < piece.size() ||
+        (!piece.empty() && std::memcmp(key.data() + offset, piece.data(), piece.size()) != 0)) {
+      return false;
+    }
+    offset += piece.size();
+  }
+  return offset == key.size();
+}
+
+}  // namespace
+
+ResponseCache::Lookup ResponseCache::Find(absl::Span<const absl::string_view> pieces, Waiter waiter) {
+  const uint64_t hash = options_.hash ? options_.hash(Join(pieces)) : Xxh3(pieces);
   Lookup result;
   MutexLock lock(&mu_);
   auto [begin, end] = index_.equal_range(hash);
   for (auto it = begin; it != end; ++it) {
-    if (it->second->key == key) {
+    if (SameKey(it->second->key, pieces)) {
       lru_.splice(lru_.begin(), lru_, it->second);
       ++stats_.hits;
       result.hit = it->second->answer;
@@ -59,7 +92,7 @@ ResponseCache::Lookup ResponseCache::Find(std::string key, Waiter waiter) {
   }
   auto [fbegin, fend] = flights_.equal_range(hash);
   for (auto it = fbegin; it != fend; ++it) {
-    if (it->second->key == key) {
+    if (SameKey(it->second->key, pieces)) {
       it->second->waiters.push_back(std::move(waiter));
       ++stats_.joined;
       result.joined = true;
@@ -67,7 +100,7 @@ ResponseCache::Lookup ResponseCache::Find(std::string key, Waiter waiter) {
     }
   }
   auto flight = std::make_shared<Flight>();
-  flight->key = std::move(key);
+  flight->key = Join(pieces);
   flight->hash = hash;
   flights_.emplace(hash, flight);
   ++stats_.misses;
@@ -93,7 +126,8 @@ void ResponseCache::Complete(const std::shared_ptr<Flight>& flight,
     if (answer != nullptr) {
       const int64_t bytes = static_cast<int64_t>(flight->key.size() + answer->storage.size());
       if (bytes <= options_.max_bytes) {
-        lru_.push_front(Entry{flight->key, flight->hash, answer, bytes});
+        // No lookup reads a completed flight's key: it moves to its entry.
+        lru_.push_front(Entry{std::move(flight->key), flight->hash, answer, bytes});
         index_.emplace(flight->hash, lru_.begin());
         stats_.bytes += bytes;
         ++stats_.entries;

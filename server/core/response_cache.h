@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/string_view.h"
@@ -39,9 +40,10 @@ struct ResponseCacheOptions {
   // Bytes the entries (key and outputs) may take; the least recently used go
   // first. An answer larger than this is not cached. Default 64 MiB.
   int64_t max_bytes = int64_t{64} << 20;
-  // Hash of a key. Default: XXH3 (64 bits). Keys are always compared in full,
-  // so a collision never returns another request's answer (tests inject a
-  // hash that always collides).
+  // Hash of a key. Default: XXH3 (64 bits) of the key's pieces as they lie
+  // (a set hash is given them joined). Keys are always compared in full, so
+  // a collision never returns another request's answer (tests inject a hash
+  // that always collides).
   std::function<uint64_t(absl::string_view)> hash;
 };
 
@@ -79,9 +81,13 @@ class ResponseCache {
   ResponseCache(const ResponseCache&) = delete;
   ResponseCache& operator=(const ResponseCache&) = delete;
 
-  // Looks `key` (the exact bytes that identify a request) up. `waiter` is
-  // kept only when the result says joined.
-  Lookup Find(std::string key, Waiter waiter);
+  // Looks up the key made of `pieces` (not owned; the key is their
+  // concatenation: the exact bytes that identify a request). Hits and joins
+  // hash and compare the pieces where they lie; only a lookup that leads
+  // copies them. `waiter` is kept only when the result says joined.
+  Lookup Find(absl::Span<const absl::string_view> pieces, Waiter waiter);
+  // The same for a key in one piece.
+  Lookup Find(absl::string_view key, Waiter waiter) { return Find(absl::MakeConstSpan(&key, 1), std::move(waiter)); }
   // Ends `flight`: caches `answer` (unless null or too large) and calls the
   // flight's waiters with it.
   void Complete(const std::shared_ptr<Flight>& flight, std::shared_ptr<const CachedResponse> answer);

@@ -176,23 +176,28 @@ double ElementAt(DType dtype, const std::string& data, size_t i) {
 
 // The cache key of a request: its validated inputs (dtype, shape, bytes) in
 // signature order. The answer holds every output, so the outputs asked for
-// are not part of the key.
-std::string CacheKey(const std::vector<TensorView>& inputs) {
-  size_t size = 8;
-  for (const TensorView& in : inputs) size += 16 + 8 * in.shape.size() + in.byte_size;
-  std::string key;
-  key.reserve(size);
-  auto put = [&key](int64_t v) { key.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
-  put(static_cast<int64_t>(inputs.size()));
-  for (const TensorView& in : inputs) {
-    put(static_cast<int64_t>(in.dtype));
-    put(static_cast<int64_t>(in.shape.size()));
-    for (int64_t d : in.shape) put(d);
-    put(static_cast<int64_t>(in.byte_size));
-    key.append(static_cast<const char*>(in.data), in.byte_size);
+// are not part of the key. The key is `header` (every input's dtype, shape
+// and byte size) followed by the inputs' bytes, which stay where they lie.
+struct CacheKey {
+  explicit CacheKey(const std::vector<TensorView>& inputs) {
+    auto put = [this](int64_t v) { header.append(reinterpret_cast<const char*>(&v), sizeof(v)); };
+    put(static_cast<int64_t>(inputs.size()));
+    for (const TensorView& in : inputs) {
+      put(static_cast<int64_t>(in.dtype));
+      put(static_cast<int64_t>(in.shape.size()));
+      for (int64_t d : in.shape) put(d);
+      put(static_cast<int64_t>(in.byte_size));
+    }
+    pieces.reserve(inputs.size() + 1);
+    pieces.emplace_back(header);
+    for (const TensorView& in : inputs) pieces.emplace_back(static_cast<const char*>(in.data), in.byte_size);
   }
-  return key;
-}
+  CacheKey(const CacheKey&) = delete;
+  CacheKey& operator=(const CacheKey&) = delete;
+
+  std::string header;
+  std::vector<absl::string_view> pieces;
+};
 
 // A copy of every output of one task, to cache.
 std::shared_ptr<const CachedResponse> CopyAnswer(const TaskOutputs& outputs) {
@@ -451,11 +456,12 @@ void InferenceEngine::Infer(InferenceRequest request, InferenceCallbacks callbac
     // A joined request may be answered (and `call` freed) by another thread
     // as soon as Find returns: after it, touch `call` only when not joined.
     ModelMetrics* metrics = call->metrics;
-    std::string key = CacheKey(task.inputs);
-    // Stored before the lookup: the twin may finish (and fail) at once.
+    // Stored before the lookup: the twin may finish (and fail) at once. The
+    // key's pieces view the task's inputs, which the move leaves in place.
     call->deferred = std::make_unique<BatchTask>(std::move(task));
+    const CacheKey key(call->deferred->inputs);
     ResponseCache::Lookup lookup =
-        cache->Find(std::move(key), [this, call](std::shared_ptr<const CachedResponse> answer) {
+        cache->Find(key.pieces, [this, call](std::shared_ptr<const CachedResponse> answer) {
           if (answer != nullptr) {
             call->deferred.reset();
             return AnswerFromCache(call, *answer);

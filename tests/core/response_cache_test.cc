@@ -37,6 +37,32 @@ TEST(ResponseCacheTest, MissLeadsThenHits) {
   EXPECT_EQ(stats.entries, 1);
 }
 
+// A key is the concatenation of its pieces, wherever they are split; bytes
+// that differ anywhere (or a longer or shorter key) are another key.
+TEST(ResponseCacheTest, KeysInPiecesAreTheirConcatenation) {
+  for (bool colliding : {false, true}) {
+    ResponseCacheOptions options;
+    if (colliding) options.hash = [](absl::string_view) { return uint64_t{7}; };
+    ResponseCache cache(options);
+    const std::string a = "header", b = "payload-bytes";
+    const absl::string_view lead_pieces[] = {a, b};
+    ResponseCache::Lookup lead = cache.Find(lead_pieces, nullptr);
+    ASSERT_NE(lead.lead, nullptr);
+    cache.Complete(lead.lead, Answer(3.0f));
+    EXPECT_NE(cache.Find("headerpayload-bytes", nullptr).hit, nullptr) << colliding;
+    const absl::string_view split[] = {"head", "", "erpayload", "-bytes"};
+    ASSERT_NE(cache.Find(split, nullptr).hit, nullptr) << colliding;
+    EXPECT_EQ(First(cache.Find(split, nullptr).hit), 3.0f);
+    const absl::string_view other[] = {"header", "payload-bytez"};
+    EXPECT_NE(cache.Find(other, nullptr).lead, nullptr) << colliding;
+    const absl::string_view longer[] = {"header", "payload-bytes", "!"};
+    EXPECT_NE(cache.Find(longer, nullptr).lead, nullptr) << colliding;
+    const absl::string_view shorter[] = {"header", "payload-byte"};
+    EXPECT_NE(cache.Find(shorter, nullptr).lead, nullptr) << colliding;
+    EXPECT_EQ(cache.stats().hits, 3) << colliding;
+  }
+}
+
 TEST(ResponseCacheTest, ForcedCollisionsNeverMixAnswers) {
   ResponseCacheOptions options;
   options.hash = [](absl::string_view) { return uint64_t{7}; };  // every key collides
