@@ -170,13 +170,14 @@ done
 WINDOW_MS=${BENCH_PROTOCOL_WINDOW_MS:-2000} MAX_WINDOWS=3 \
   bench protocols $((2 * $(echo "$PROTOCOLS" | tr ',' '\n' | wc -l))) --model identity --shape x=256 \
   --protocol "$PROTOCOLS" --http "$METRICS" --concurrency 1,16
-# R1: served at concurrency 1 between two raw batch-1 runs.
+# R2: served at concurrency 1 between two raw batch-1 runs; Echo of the same
+# payload right before it (the transport's share of R2, for information).
 log "rawbench resnet18 batch 1 (before)"
 raw_b1 raw_resnet18_b1_before
-bench resnet18_c1 1 --model resnet18 --concurrency 1
+bench resnet18_c1 2 --with-echo --model resnet18 --concurrency 1
 log "rawbench resnet18 batch 1 (after)"
 raw_b1 raw_resnet18_b1_after
-# R2: resnet18 closed-loop sweep (and the latency-throughput plot).
+# R1, R4: resnet18 closed-loop sweep (and the latency-throughput plot).
 bench resnet18 7 --model resnet18 --concurrency 1,2,4,8,16,32,64 --plot "$OUT/resnet18.svg"
 # R4: batching disabled at the same concurrency.
 bench resnet18_nobatch 1 --model resnet18_nobatch --concurrency 64
