@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <deque>
+#include <memory>
 #include <thread>
 
 #include "gmock/gmock.h"
@@ -738,101 +739,90 @@ BatchTask RecordingThread(BatchTask task, std::thread::id* on) {
   return task;
 }
 
-TEST(DynamicBatcherTest, AnInlineRunAlsoRunsWhatQueuedMeanwhileOnItsThread) {
-  FakeClock clock;
-  FakeModel model;
-  model.SetCost(&clock, absl::Microseconds(50));
-  Calls calls;
-  BatcherOptions options = Options(&clock, 8, absl::ZeroDuration());
-  options.inline_max_compute = absl::Milliseconds(1);
-  DynamicBatcher batcher(options, FakeInstances(&model, 1));
-  ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 1)).ok());  // learns the cost
-  calls.WaitFinished(1);
-  // From here the fake clock stands still: an advancing one wakes the
-  // executor, which may then take the queued tasks first (allowed, but not
-  // what this test looks at).
-  model.SetCost(nullptr, absl::ZeroDuration());
-  model.Hold();
-  std::thread::id inline_thread, answered[3];
-  std::thread caller([&] {
-    inline_thread = std::this_thread::get_id();
-    ASSERT_TRUE(batcher.Enqueue(RecordingThread(InlineTask(calls, 2), &answered[0])).ok());
-  });
-  model.WaitForBatches(2);  // the inline run holds the instance
-  ASSERT_TRUE(batcher.Enqueue(RecordingThread(calls.Task({3}), &answered[1])).ok());
-  ASSERT_TRUE(batcher.Enqueue(RecordingThread(InlineTask(calls, 4), &answered[2])).ok());
-  EXPECT_EQ(batcher.Stats().tasks, 2);
-  model.Release();
-  caller.join();  // its Enqueue returned only after the queued tasks ran
-  EXPECT_EQ(calls[2].done_calls, 1);
-  EXPECT_EQ(calls[3].done_calls, 1);
-  for (const std::thread::id& on : answered) EXPECT_EQ(on, inline_thread);
-  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(2), ElementsAre(3, 4)));
-  EXPECT_THAT(calls[2].result, ElementsAre(6));
-  EXPECT_THAT(calls[3].result, ElementsAre(8));
+// One instance whose model cost the batcher has learned from task {1}, held
+// inside an inline run of task {2} on the caller's thread, so that tasks
+// enqueued meanwhile queue up behind it.
+class HeldInlineRunTest : public ::testing::Test {
+ protected:
+  // With `freeze_clock`, the fake clock stands still after the cost is
+  // learned: an advancing one wakes the executor, which may then take the
+  // queued tasks first (allowed, but not what these tests look at).
+  void StartHeldInlineRun(BatcherOptions options, bool freeze_clock) {
+    options.inline_max_compute = absl::Milliseconds(1);
+    batcher_ = std::make_unique<DynamicBatcher>(options, FakeInstances(&model_, 1));
+    ASSERT_TRUE(batcher_->Enqueue(InlineTask(calls_, 1)).ok());
+    calls_.WaitFinished(1);
+    if (freeze_clock) model_.SetCost(nullptr, absl::ZeroDuration());
+    model_.Hold();
+    caller_ = std::thread([this] {
+      inline_thread_ = std::this_thread::get_id();
+      ASSERT_TRUE(batcher_->Enqueue(InlineTask(calls_, 2)).ok());
+    });
+    model_.WaitForBatches(2);
+  }
+  // Queues task {value}; `*on` is set to the thread that answers it.
+  void Queue(float value, std::thread::id* on, bool may_run_inline = false) {
+    BatchTask task = calls_.Task({value});
+    task.may_run_inline = may_run_inline;
+    ASSERT_TRUE(batcher_->Enqueue(RecordingThread(std::move(task), on)).ok());
+  }
+  // Lets the inline run finish; returns once the caller's Enqueue returned.
+  void ReleaseInlineRun() {
+    model_.Release();
+    caller_.join();
+  }
+
+  FakeClock clock_;
+  FakeModel model_;
+  Calls calls_;
+  std::unique_ptr<DynamicBatcher> batcher_;
+  std::thread caller_;
+  std::thread::id inline_thread_;
+};
+
+TEST_F(HeldInlineRunTest, AnInlineRunAlsoRunsWhatQueuedMeanwhileOnItsThread) {
+  model_.SetCost(&clock_, absl::Microseconds(50));
+  StartHeldInlineRun(Options(&clock_, 8, absl::ZeroDuration()), /*freeze_clock=*/true);
+  std::thread::id answered[2];
+  Queue(3, &answered[0]);
+  Queue(4, &answered[1], /*may_run_inline=*/true);
+  EXPECT_EQ(batcher_->Stats().tasks, 2);
+  ReleaseInlineRun();
+  // Answered before the caller's Enqueue returned, on its thread, in one batch.
+  EXPECT_EQ(calls_[2].done_calls, 1);
+  EXPECT_EQ(calls_[3].done_calls, 1);
+  for (const std::thread::id& on : answered) EXPECT_EQ(on, inline_thread_);
+  EXPECT_THAT(model_.batches(), ElementsAre(ElementsAre(1), ElementsAre(2), ElementsAre(3, 4)));
+  EXPECT_THAT(calls_[2].result, ElementsAre(6));
+  EXPECT_THAT(calls_[3].result, ElementsAre(8));
 }
 
-TEST(DynamicBatcherTest, AnInlineRunDrainsAtMostItsBatchLimit) {
-  FakeClock clock;
-  FakeModel model;
-  model.SetCost(&clock, absl::Microseconds(50));
-  Calls calls;
-  BatcherOptions options = Options(&clock, 1, absl::ZeroDuration());
-  options.inline_max_compute = absl::Milliseconds(1);
+TEST_F(HeldInlineRunTest, AnInlineRunDrainsAtMostItsBatchLimit) {
+  model_.SetCost(&clock_, absl::Microseconds(50));
+  BatcherOptions options = Options(&clock_, 1, absl::ZeroDuration());
   options.inline_max_drain_batches = 1;
-  DynamicBatcher batcher(options, FakeInstances(&model, 1));
-  ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 1)).ok());
-  calls.WaitFinished(1);
-  // From here the fake clock stands still: an advancing one wakes the
-  // executor, which may then take the queued tasks first (allowed, but not
-  // what this test looks at).
-  model.SetCost(nullptr, absl::ZeroDuration());
-  model.Hold();
-  std::thread::id inline_thread, answered[3];
-  std::thread caller([&] {
-    inline_thread = std::this_thread::get_id();
-    ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 2)).ok());
-  });
-  model.WaitForBatches(2);
-  for (int i = 0; i < 3; ++i) {
-    ASSERT_TRUE(batcher.Enqueue(RecordingThread(calls.Task({static_cast<float>(3 + i)}), &answered[i])).ok());
-  }
-  model.Release();
-  caller.join();
-  calls.WaitFinished(5);
+  StartHeldInlineRun(options, /*freeze_clock=*/true);
+  std::thread::id answered[3];
+  for (int i = 0; i < 3; ++i) Queue(static_cast<float>(3 + i), &answered[i]);
+  ReleaseInlineRun();
+  calls_.WaitFinished(5);
   // One batch (max_batch_size 1) on the caller's thread, the rest on the executor.
-  EXPECT_EQ(answered[0], inline_thread);
-  EXPECT_NE(answered[1], inline_thread);
-  EXPECT_NE(answered[2], inline_thread);
-  EXPECT_EQ(model.batches().size(), 5u);
+  EXPECT_EQ(answered[0], inline_thread_);
+  EXPECT_NE(answered[1], inline_thread_);
+  EXPECT_NE(answered[2], inline_thread_);
+  EXPECT_EQ(model_.batches().size(), 5u);
 }
 
-TEST(DynamicBatcherTest, AnInlineRunLeavesALongQueuedBatchToTheExecutor) {
-  FakeClock clock;
-  FakeModel model;
-  model.SetCostPerRow(&clock, absl::Microseconds(300));
-  Calls calls;
-  BatcherOptions options = Options(&clock, 8, absl::ZeroDuration());
-  options.inline_max_compute = absl::Milliseconds(1);
-  DynamicBatcher batcher(options, FakeInstances(&model, 1));
-  ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 1)).ok());  // 1 row: 300 us
-  calls.WaitFinished(1);
-  model.Hold();
-  std::thread::id inline_thread, answered[4];
-  std::thread caller([&] {
-    inline_thread = std::this_thread::get_id();
-    ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 2)).ok());
-  });
-  model.WaitForBatches(2);
+TEST_F(HeldInlineRunTest, AnInlineRunLeavesALongQueuedBatchToTheExecutor) {
+  model_.SetCostPerRow(&clock_, absl::Microseconds(300));  // 1 row: 300 us
+  StartHeldInlineRun(Options(&clock_, 8, absl::ZeroDuration()), /*freeze_clock=*/false);
   // 4 rows queue up: an estimated 1.2 ms > inline_max_compute.
-  for (int i = 0; i < 4; ++i) {
-    ASSERT_TRUE(batcher.Enqueue(RecordingThread(calls.Task({static_cast<float>(3 + i)}), &answered[i])).ok());
-  }
-  model.Release();
-  caller.join();
-  calls.WaitFinished(6);
-  for (const std::thread::id& on : answered) EXPECT_NE(on, inline_thread);
-  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(2), ElementsAre(3, 4, 5, 6)));
+  std::thread::id answered[4];
+  for (int i = 0; i < 4; ++i) Queue(static_cast<float>(3 + i), &answered[i]);
+  ReleaseInlineRun();
+  calls_.WaitFinished(6);
+  for (const std::thread::id& on : answered) EXPECT_NE(on, inline_thread_);
+  EXPECT_THAT(model_.batches(), ElementsAre(ElementsAre(1), ElementsAre(2), ElementsAre(3, 4, 5, 6)));
 }
 
 TEST(DynamicBatcherStressTest, InlineAndExecutorRunsShareInstancesAndLoseNothing) {
