@@ -490,13 +490,18 @@ int RunBench(const BenchOptions& options) {
   if (!inputs.ok()) return Fail(std::string(inputs.status().message()));
 
   std::vector<Front> fronts;
-  // (protocol, its name in the report) of each front end, in the order run.
-  std::vector<std::pair<Protocol, std::string>> plan;
-  if (options.with_echo) plan.emplace_back(Protocol::kV1, "echo");
-  for (Protocol protocol : options.protocols) plan.emplace_back(protocol, ProtocolName(protocol));
-  for (const auto& [protocol, name] : plan) {
+  // Each front end, in the order run, with its name in the report.
+  struct Planned {
+    Protocol protocol;
+    std::string name;
+    bool echo;  // sent to microbatch.v1.Echo
+  };
+  std::vector<Planned> plan;
+  if (options.with_echo) plan.push_back({Protocol::kV1, "echo", true});
+  for (Protocol protocol : options.protocols) plan.push_back({protocol, ProtocolName(protocol), options.echo});
+  for (const auto& [protocol, name, echo] : plan) {
     BenchOptions front_options = options;
-    front_options.echo = options.echo || name == "echo";
+    front_options.echo = echo;
     absl::StatusOr<Front> front = MakeFront(protocol, front_options, *channels, *inputs);
     if (!front.ok()) return Fail(absl::StrCat(name, ": ", front.status().message()));
     front->info.protocol = name;
@@ -506,9 +511,8 @@ int RunBench(const BenchOptions& options) {
     if (const int code = FirstRequest(*front, options.deadline_ms); code != 0) {
       return Fail(absl::StrCat(front->info.protocol, ": the first ", front->info.method, " request to ",
                                front->info.target, " failed: ", CodeName(code),
-                               front_options.echo
-                                   ? " (is the server started with --enable_echo?)"
-                                   : absl::StrCat(" (try it with `microbatch predict --protocol ", name, "`)")));
+                               echo ? " (is the server started with --enable_echo?)"
+                                    : absl::StrCat(" (try it with `microbatch predict --protocol ", name, "`)")));
     }
     fronts.push_back(std::move(*front));
   }

@@ -426,11 +426,9 @@ bool DynamicBatcher::TryRunInline(BatchTask& task, absl::Time now, bool probe) {
       EstimateCompute(task.rows) > options_.inline_max_compute) {
     return false;
   }
-  size_t index = 0;
-  while (index < instance_running_.size() && instance_running_[index]) ++index;
-  if (index == instance_running_.size()) return false;
-  instance_running_[index] = 1;
-  ++busy_;
+  const size_t index = IdleInstance();
+  if (index == instances_.size()) return false;
+  SetRunning(index, true);
   ++inline_runs_;
   Batch batch;
   batch.formed = now;
@@ -453,9 +451,8 @@ bool DynamicBatcher::TryRunInline(BatchTask& task, absl::Time now, bool probe) {
 void DynamicBatcher::DrainInline(std::vector<AlignedBuffer>& buffers) {
   for (int64_t run = 0; run < options_.inline_max_drain_batches; ++run) {
     if (stopping_ || queued_tasks_ == 0) return;
-    size_t index = 0;
-    while (index < instance_running_.size() && instance_running_[index]) ++index;
-    if (index == instance_running_.size()) return;
+    const size_t index = IdleInstance();
+    if (index == instances_.size()) return;
     if (EstimateCompute(std::min(queued_rows_, options_.max_batch_size)) > options_.inline_max_compute) {
       return;  // too long for the caller's thread: the executor takes it
     }
@@ -463,18 +460,30 @@ void DynamicBatcher::DrainInline(std::vector<AlignedBuffer>& buffers) {
     std::vector<std::pair<Queued, absl::Status>> dead;
     absl::Time wake_at;
     if (!TakeBatch(&batch, &dead, &wake_at)) return;
-    if (!batch.tasks.empty()) {
-      instance_running_[index] = 1;
-      ++busy_;
-    }
+    if (!batch.tasks.empty()) SetRunning(index, true);
     mu_.Unlock();
-    for (auto& [queued, status] : dead) {
-      BatchInfo info;
-      info.queue_wait = batch.formed - queued.enqueued;
-      queued.task.done(status, TaskOutputs(nullptr, 0, queued.task.rows, queued.task_row), info);
-    }
+    AnswerDropped(batch.formed, dead);
     if (!batch.tasks.empty()) RunBatch(index, batch, buffers);
     mu_.Lock();
+  }
+}
+
+size_t DynamicBatcher::IdleInstance() const {
+  size_t index = 0;
+  while (index < instance_running_.size() && instance_running_[index]) ++index;
+  return index;
+}
+
+void DynamicBatcher::SetRunning(size_t index, bool running) {
+  instance_running_[index] = running ? 1 : 0;
+  busy_ += running ? 1 : -1;
+}
+
+void DynamicBatcher::AnswerDropped(absl::Time formed, std::vector<std::pair<Queued, absl::Status>>& dead) {
+  for (auto& [queued, status] : dead) {
+    BatchInfo info;
+    info.queue_wait = formed - queued.enqueued;
+    queued.task.done(status, TaskOutputs(nullptr, 0, queued.task.rows, queued.task_row), info);
   }
 }
 
@@ -508,17 +517,10 @@ void DynamicBatcher::ExecutorLoop(size_t index) {
         }
         options_.clock->WaitUntil(&work_cv_, &mu_, wake_at);
       }
-      if (!batch.tasks.empty()) {
-        ++busy_;
-        instance_running_[index] = 1;
-      }
+      if (!batch.tasks.empty()) SetRunning(index, true);
       if (queued_tasks_ > 0) NotifyWork();
     }
-    for (auto& [queued, status] : dead) {
-      BatchInfo info;
-      info.queue_wait = batch.formed - queued.enqueued;
-      queued.task.done(status, TaskOutputs(nullptr, 0, queued.task.rows, queued.task_row), info);
-    }
+    AnswerDropped(batch.formed, dead);
     if (batch.tasks.empty()) continue;
     RunBatch(index, batch, buffers);
   }
@@ -578,8 +580,7 @@ void DynamicBatcher::RunBatch(size_t index, Batch& batch, std::vector<AlignedBuf
     // The instance counts as free (for admission, probes, Stats and inline
     // runs) once the model returned, before its tasks are answered: the
     // outputs belong to the batch, not to the instance.
-    --busy_;
-    instance_running_[index] = 0;
+    SetRunning(index, false);
     running_ends_.erase(running_ends_.find(batch.estimated_end));
     Replan(options_.clock->Now());
     last_batch_end_ = options_.clock->Now();

@@ -277,6 +277,12 @@ class DynamicBatcher {
   // After an inline run: runs queued batches on the calling thread within
   // BatcherOptions::inline_max_drain_batches; unlocks mu_ while they run.
   void DrainInline(std::vector<AlignedBuffer>& buffers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The first instance no batch runs on; instances_.size() when all are busy.
+  size_t IdleInstance() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Marks instance `index` running or free (busy_ counts the running ones).
+  void SetRunning(size_t index, bool running) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Answers the tasks TakeBatch dropped from a batch formed at `formed`.
+  static void AnswerDropped(absl::Time formed, std::vector<std::pair<Queued, absl::Status>>& dead);
   // Picks the queue to serve next and moves its tasks into `batch` (and the
   // dead ones into `dead`). Returns false when nothing is ready; then
   // `*wake_at` is when the earliest partial batch times out.
@@ -327,9 +333,10 @@ class DynamicBatcher {
   int64_t interactive_rows_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t queued_tasks_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t queued_rows_ ABSL_GUARDED_BY(mu_) = 0;
-  int64_t busy_ ABSL_GUARDED_BY(mu_) = 0;
-  // Per instance: a batch runs on it (started by its executor or inline).
+  // Per instance: a batch runs on it (started by its executor or inline);
+  // busy_ is how many do. Both change only through SetRunning.
   std::vector<char> instance_running_ ABSL_GUARDED_BY(mu_);
+  int64_t busy_ ABSL_GUARDED_BY(mu_) = 0;
   // Inline runs not yet finished (Shutdown waits for them).
   int64_t inline_runs_ ABSL_GUARDED_BY(mu_) = 0;
   // When the last interactive task was enqueued.
