@@ -240,14 +240,14 @@ phase_smoke() {
   local ldd_out
   ldd_out=$(pm run "${RUN_OPTS[@]}" --rm --read-only --cap-drop=ALL --entrypoint /bin/sh "$IMAGE" -c \
     'for f in /usr/local/bin/microbatch-server /usr/local/bin/microbatch /usr/bin/curl; do echo "== $f"; ldd "$f" || echo "ldd failed: $f not found"; LD_BIND_NOW=1 "$f" --help 2>&1 >/dev/null | grep -E "symbol lookup error|error while loading|undefined symbol" | sed "s/^/not found: /"; done')
-  if echo "$ldd_out" | grep -q 'not found'; then echo "$ldd_out" | grep -B3 'not found' >&2; die "ldd: libraries not found"; fi
+  if grep -q 'not found' <<<"$ldd_out"; then echo "$ldd_out" | grep -B3 'not found' >&2; die "ldd: libraries not found"; fi
   # libblas.so.3 must be OpenBLAS's (Debian's openblas-openmp/libblas.so.3
   # is a thin library over libopenblas.so.0), not the reference BLAS.
   local blas
   blas=$(pm run "${RUN_OPTS[@]}" --rm --read-only --cap-drop=ALL --entrypoint /bin/sh "$IMAGE" -c \
     'ldd /usr/local/bin/microbatch-server | grep -E "libblas.so.3|libopenblas"; grep -E "^(libblas.so.3|libopenblas)" /usr/local/share/microbatch/runtime-libs.txt')
-  echo "$blas" | grep -q 'libopenblas.so.0 => /' || die "the server does not load libopenblas.so.0: $blas"
-  echo "$blas" | grep -qE '^libblas.so.3[[:space:]].*openblas' || die "libblas.so.3 in the image is not OpenBLAS's: $blas"
+  grep -q 'libopenblas.so.0 => /' <<<"$blas" || die "the server does not load libopenblas.so.0: $blas"
+  grep -qE '^libblas.so.3[[:space:]].*openblas' <<<"$blas" || die "libblas.so.3 in the image is not OpenBLAS's: $blas"
   blas=$(echo "$blas" | grep -E '^libblas.so.3' | cut -f2)
   log "smoke: ldd finds all libraries of $(echo "$ldd_out" | grep -c '^==') binaries; libblas.so.3 = $blas (+ libopenblas.so.0)"
 
@@ -277,8 +277,8 @@ phase_smoke() {
   local inside
   inside=$(pm exec "$SMOKE_NAME" sh -c 'id -u; id -g; grep CapEff /proc/1/status; touch /probe 2>&1 || true')
   [[ $(echo "$inside" | sed -n 1p) == "$uid" && $(echo "$inside" | sed -n 2p) == "$gid" ]] || die "server runs as $(echo "$inside" | head -2 | tr '\n' ' ')"
-  echo "$inside" | grep -q 'CapEff:[[:space:]]*0000000000000000' || die "server has capabilities: $inside"
-  echo "$inside" | grep -qi 'read-only' || die "root filesystem is writable: $inside"
+  grep -q 'CapEff:[[:space:]]*0000000000000000' <<<"$inside" || die "server has capabilities: $inside"
+  grep -qi 'read-only' <<<"$inside" || die "root filesystem is writable: $inside"
   [[ $(pm inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$SMOKE_NAME") == true ]] || die "not --read-only"
   log "smoke: server runs as $uid:$gid, CapEff 0, root filesystem read-only"
   # The BLAS the running server really mapped (not only what ldd promises).
@@ -310,12 +310,12 @@ phase_smoke() {
   # /metrics and /readyz.
   local metrics
   metrics=$(curl -fsS "http://127.0.0.1:$mport/metrics") || die "/metrics failed"
-  echo "$metrics" | grep -q '^microbatch_model_ready{model="identity",version="1"} 1' || die "/metrics: identity not ready"
+  grep -q '^microbatch_model_ready{model="identity",version="1"} 1' <<<"$metrics" || die "/metrics: identity not ready"
   echo "$metrics" | grep '^microbatch_requests_total{' | grep 'method="Predict"' | grep 'code="OK"' |
     awk '{s+=$2} END {exit !(s>=3)}' \
     || die "/metrics: fewer than 3 OK Predict requests counted"
   for m in microbatch_requests_in_flight microbatch_queue_requests microbatch_instances_busy microbatch_queue_wait_seconds_bucket; do
-    echo "$metrics" | grep -q "^$m" || die "/metrics: no $m (the autoscaling overlay uses it)"
+    grep -q "^$m" <<<"$metrics" || die "/metrics: no $m (the autoscaling overlay uses it)"
   done
   [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$mport/readyz") == 200 ]] || die "/readyz not 200"
   local hc

@@ -48,7 +48,7 @@ done
 damaged=()
 for p in libtorch1.13 libgrpc++1.51 libprotobuf32; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || continue
-  if dpkg --verify "$p" 2>/dev/null | awk '$1 ~ /5/ && $NF ~ /\.so/' | grep -q .; then damaged+=("$p"); fi
+  if dpkg --verify "$p" 2>/dev/null | awk '$1 ~ /5/ && $NF ~ /\.so/ {bad = 1} END {exit !bad}'; then damaged+=("$p"); fi
 done
 if ((${#damaged[@]} > 0)); then
   echo "install-deps: reinstalling damaged ${damaged[*]}"
