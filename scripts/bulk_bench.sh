@@ -36,7 +36,7 @@ PY
 PORT=18600
 start_server() {
   "$BIN/microbatch-server" --model_repository "$MODELS" --grpc_port $PORT --metrics_port -1 \
-    --host 127.0.0.1 --drain_seconds 0 "$@" 2>"$OUT/server.log" &
+    --host 127.0.0.1 --drain_seconds 0 2>"$OUT/server.log" &
   SERVER_PID=$!
   for _ in $(seq 100); do grep -q server_ready "$OUT/server.log" 2>/dev/null && return; sleep 0.1; done
   echo "server did not start" >&2; exit 1

@@ -276,7 +276,7 @@ phase_smoke() {
   log "smoke: ready after $(($(now) - t0)) s (grpc 127.0.0.1:$gport, metrics 127.0.0.1:$mport)"
   local inside
   inside=$(pm exec "$SMOKE_NAME" sh -c 'id -u; id -g; grep CapEff /proc/1/status; touch /probe 2>&1 || true')
-  [[ $(echo "$inside" | sed -n 1p) == "$uid" && $(echo "$inside" | sed -n 2p) == "$gid" ]] || die "server runs as $(echo "$inside" | head -2 | tr '\n' ' ')"
+  [[ $(echo "$inside" | sed -n 1p) == "$uid" && $(echo "$inside" | sed -n 2p) == "$gid" ]] || die "server runs as $(head -2 <<<"$inside" | tr '\n' ' ')"
   grep -q 'CapEff:[[:space:]]*0000000000000000' <<<"$inside" || die "server has capabilities: $inside"
   grep -qi 'read-only' <<<"$inside" || die "root filesystem is writable: $inside"
   [[ $(pm inspect --format '{{.HostConfig.ReadonlyRootfs}}' "$SMOKE_NAME") == true ]] || die "not --read-only"

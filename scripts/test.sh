@@ -9,7 +9,9 @@
 #      tests/service_tests.cmake and tests/tsan.supp);
 #   4. every libFuzzer harness for FUZZ_SECONDS (default 12) each
 #      (scripts/fuzz.sh, build-fuzz/);
-#   5. the deploy checks.
+#   5. the deploy checks;
+#   6. the shell scripts (scripts/check-scripts.sh: shellcheck, and no
+#      early-exit reader fed from a variable under pipefail).
 # SKIP_SANITIZERS=1 or SKIP_FUZZ=1 leave out steps 2-3 or 4 (local use).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,3 +91,6 @@ if [[ -x scripts/check-deploy.sh ]]; then
   step "deploy checks"
   scripts/check-deploy.sh
 fi
+
+step "script checks"
+scripts/check-scripts.sh
