@@ -4,7 +4,8 @@
 # Usage: scripts/install-deps.sh [--runtime-only | --test | --image]
 #   (none)          what building and running needs (scripts/demo.sh)
 #   --test          and what scripts/test.sh needs beyond it: clang and
-#                   libFuzzer (fuzz harnesses), shellcheck (script checks)
+#                   libFuzzer (fuzz harnesses), shellcheck (script checks),
+#                   ccache (rebuilds of unchanged files; CMakeLists.txt)
 #   --image         what scripts/image.sh needs: podman, runc, debootstrap, jq
 #   --runtime-only  the shared libraries the server and client load
 set -euo pipefail
@@ -23,7 +24,7 @@ RUNTIME_PACKAGES=(
   libmicrohttpd12 libprometheus-cpp-core1.0 curl libcurl4
 )
 
-TEST_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14 shellcheck)
+TEST_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14 shellcheck ccache)
 IMAGE_PACKAGES=(podman runc buildah debootstrap jq curl ca-certificates)
 
 case "${1:-}" in
