@@ -37,7 +37,10 @@ if ! shellcheck -S warning -f gcc "${SCRIPTS[@]}"; then
   echo "check-scripts: shellcheck found warnings (above)" >&2
   failed=1
 fi
-bad=$(early_exit_readers "${SCRIPTS[@]}")
+# This file quotes the bad forms (above and in its self-test): rule 2 skips it.
+RULE2_SCRIPTS=()
+for f in "${SCRIPTS[@]}"; do [[ $f -ef "$0" ]] || RULE2_SCRIPTS+=("$f"); done
+bad=$(early_exit_readers "${RULE2_SCRIPTS[@]}")
 if [[ -n $bad ]]; then
   echo "$bad" >&2
   echo "check-scripts: an early-exit reader (grep -q/-l/-m, head) fed by echo/printf under pipefail SIGPIPEs the writer once the text outgrows the pipe buffer; use 'grep -q PATTERN <<<\"\$var\"'" >&2
