@@ -5,10 +5,12 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "rapidjson/document.h"
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 #include "server/core/text.h"
@@ -112,6 +114,21 @@ std::string ModelMetadataJson(const ServedModel& model, const std::vector<int64_
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
+// The body of POST /v2/repository/index: empty, or a JSON object whose
+// optional "ready" (a boolean) asks for the ready versions only.
+absl::StatusOr<bool> IndexOnlyReady(const std::string& body) {
+  if (body.find_first_not_of(" \t\r\n") == std::string::npos) return false;
+  rapidjson::Document document;
+  document.Parse(body.data(), body.size());
+  if (document.HasParseError() || !document.IsObject()) {
+    return absl::InvalidArgumentError("the repository index request must be a JSON object, e.g. {\"ready\": true}");
+  }
+  auto ready = document.FindMember("ready");
+  if (ready == document.MemberEnd()) return false;
+  if (!ready->value.IsBool()) return absl::InvalidArgumentError("'ready' must be true or false");
+  return ready->value.GetBool();
+}
+
 // One infer request between its arrival and its answer.
 struct RestCall {
   std::string body;
@@ -194,8 +211,9 @@ void RestApi::Repository(HttpRequest request, HttpResponder respond) {
   absl::StatusOr<ModelManager*> models = engine_->Models();
   if (!models.ok()) return respond(ErrorFor(models.status()));
   if (rest == "index") {
-    const bool only_ready = request.body.find("\"ready\":true") != std::string::npos ||
-                            request.body.find("\"ready\": true") != std::string::npos;
+    absl::StatusOr<bool> only_ready_or = IndexOnlyReady(request.body);
+    if (!only_ready_or.ok()) return respond(ErrorFor(only_ready_or.status()));
+    const bool only_ready = *only_ready_or;
     admin_pool_->Schedule([models = *models, only_ready, respond = std::move(respond)] {
       rapidjson::StringBuffer buffer;
       rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);

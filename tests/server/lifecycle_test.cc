@@ -1366,6 +1366,20 @@ TEST_F(RepositoryExtensionTest, LoadsAndUnloadsInExplicitMode) {
   EXPECT_FALSE(PairAnswers());
   std::tie(status, body) = HttpPost(server_->metrics_port(), "/v2/repository/index", "{\"ready\":true}");
   EXPECT_THAT(body, ::testing::Not(HasSubstr("pair")));
+  // Any JSON spelling of the filter, and an empty body for everything.
+  std::tie(status, body) = HttpPost(server_->metrics_port(), "/v2/repository/index", "{ \"ready\" :\ttrue }");
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_THAT(body, ::testing::Not(HasSubstr("pair")));
+  EXPECT_THAT(body, HasSubstr("\"name\":\"mlp\""));
+  std::tie(status, body) = HttpPost(server_->metrics_port(), "/v2/repository/index", "");
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_THAT(body, HasSubstr("\"name\":\"pair\",\"version\":\"1\",\"state\":\"UNAVAILABLE\""));
+  std::tie(status, body) = HttpPost(server_->metrics_port(), "/v2/repository/index", "{\"ready\":\"yes\"}");
+  EXPECT_EQ(status, 400) << body;
+  EXPECT_THAT(body, HasSubstr("'ready' must be true or false"));
+  std::tie(status, body) = HttpPost(server_->metrics_port(), "/v2/repository/index", "[true]");
+  EXPECT_EQ(status, 400) << body;
+  EXPECT_THAT(body, HasSubstr("JSON object"));
 
   traffic.Stop();
   ExpectClean(traffic);
