@@ -77,31 +77,45 @@ bool SameKey(const std::string& key, absl::Span<const absl::string_view> pieces)
 
 }  // namespace
 
-ResponseCache::Lookup ResponseCache::Find(absl::Span<const absl::string_view> pieces, Waiter waiter) {
-  const uint64_t hash = options_.hash ? options_.hash(Join(pieces)) : Xxh3(pieces);
-  Lookup result;
-  MutexLock lock(&mu_);
+bool ResponseCache::FindLocked(uint64_t hash, absl::Span<const absl::string_view> pieces,
+                               Waiter* waiter, Lookup* result) {
   auto [begin, end] = index_.equal_range(hash);
   for (auto it = begin; it != end; ++it) {
     if (SameKey(it->second->key, pieces)) {
       lru_.splice(lru_.begin(), lru_, it->second);
       ++stats_.hits;
-      result.hit = it->second->answer;
-      return result;
+      result->hit = it->second->answer;
+      return true;
     }
   }
   auto [fbegin, fend] = flights_.equal_range(hash);
   for (auto it = fbegin; it != fend; ++it) {
     if (SameKey(it->second->key, pieces)) {
-      it->second->waiters.push_back(std::move(waiter));
+      it->second->waiters.push_back(std::move(*waiter));
       ++stats_.joined;
-      result.joined = true;
-      return result;
+      result->joined = true;
+      return true;
     }
   }
+  return false;
+}
+
+ResponseCache::Lookup ResponseCache::Find(absl::Span<const absl::string_view> pieces, Waiter waiter) {
+  const uint64_t hash = options_.hash ? options_.hash(Join(pieces)) : Xxh3(pieces);
+  Lookup result;
+  {
+    MutexLock lock(&mu_);
+    if (FindLocked(hash, pieces, &waiter, &result)) return result;
+  }
+  // A miss. The leader's copy of the key (it may be megabytes) is made
+  // without the lock, which other lookups of the model need; then the
+  // lookup is repeated, since another caller may have led or completed the
+  // same key meanwhile.
   auto flight = std::make_shared<Flight>();
   flight->key = Join(pieces);
   flight->hash = hash;
+  MutexLock lock(&mu_);
+  if (FindLocked(hash, pieces, &waiter, &result)) return result;
   flights_.emplace(hash, flight);
   ++stats_.misses;
   result.lead = std::move(flight);

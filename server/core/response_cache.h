@@ -84,7 +84,9 @@ class ResponseCache {
   // Looks up the key made of `pieces` (not owned; the key is their
   // concatenation: the exact bytes that identify a request). Hits and joins
   // hash and compare the pieces where they lie; only a lookup that leads
-  // copies them. `waiter` is kept only when the result says joined.
+  // copies them, without holding the cache's lock. `waiter` is kept only
+  // when the result says joined. Of concurrent lookups of one absent key,
+  // exactly one leads.
   Lookup Find(absl::Span<const absl::string_view> pieces, Waiter waiter);
   // The same for a key in one piece.
   Lookup Find(absl::string_view key, Waiter waiter) { return Find(absl::MakeConstSpan(&key, 1), std::move(waiter)); }
@@ -103,6 +105,10 @@ class ResponseCache {
   };
   using Lru = std::list<Entry>;
 
+  // A hit (fills result->hit) or a join (keeps *waiter, sets
+  // result->joined): true. Neither: false, nothing changed.
+  bool FindLocked(uint64_t hash, absl::Span<const absl::string_view> pieces, Waiter* waiter,
+                  Lookup* result) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const ResponseCacheOptions options_;

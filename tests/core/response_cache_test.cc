@@ -1,6 +1,7 @@
 #include "server/core/response_cache.h"
 
 #include <atomic>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -184,6 +185,45 @@ TEST(ResponseCacheTest, ConcurrentLookupsSeeOnlyTheirKeysAnswers) {
   for (auto& t : threads) t.join();
   EXPECT_EQ(wrong.load(), 0);
   EXPECT_EQ(answered.load(), 4 * 2000);
+}
+
+// Under ThreadSanitizer: threads released together look up one absent key
+// (large, so the leader's copy of it takes a while) in each round; exactly
+// one leads and every other joins or hits, however the copy and the second
+// look under the lock interleave.
+TEST(ResponseCacheTest, ConcurrentMissesOfOneKeyHaveOneLeader) {
+  ResponseCache cache({});
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 200;
+  std::atomic<int> arrived{0};
+  std::atomic<int> leads{0}, joins{0}, hits{0};
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      for (int round = 0; round < kRounds; ++round) {
+        const std::string key = std::to_string(round) + std::string(256 << 10, 'k');
+        arrived++;
+        while (arrived.load() < kThreads * (round + 1)) {
+        }
+        ResponseCache::Lookup lookup = cache.Find(key, [](std::shared_ptr<const CachedResponse>) {});
+        if (lookup.lead != nullptr) {
+          leads++;
+          cache.Complete(lookup.lead, Answer(static_cast<float>(round)));
+        } else if (lookup.joined) {
+          joins++;
+        } else if (lookup.hit != nullptr) {
+          hits++;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(leads.load(), kRounds);
+  EXPECT_EQ(leads.load() + joins.load() + hits.load(), kThreads * kRounds);
+  const ResponseCache::Stats stats = cache.stats();
+  EXPECT_EQ(stats.misses, kRounds);
+  EXPECT_EQ(stats.joined, joins.load());
+  EXPECT_EQ(stats.hits, hits.load());
 }
 
 }  // namespace
