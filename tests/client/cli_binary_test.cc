@@ -7,37 +7,15 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/client/run_cli.h"
 
 namespace microbatch {
 namespace {
 
+using ::microbatch::testing::CliRun;
+using ::microbatch::testing::RunCli;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
-
-struct CliRun {
-  int code = -1;
-  std::string out;  // stdout
-  std::string err;  // stderr
-};
-
-// Runs the CLI with `args` (shell words); stderr goes to a temp file of this
-// process (ctest -j runs every test of this file in its own process at once).
-CliRun RunCli(const std::string& args) {
-  const std::string err_file =
-      ::testing::TempDir() + "/cli_binary_test." + std::to_string(::getpid()) + ".stderr";
-  FILE* p = popen((std::string(MICROBATCH_CLI_BIN) + " " + args + " 2>" + err_file).c_str(), "r");
-  CliRun run;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) run.out.append(buf, n);
-  const int status = pclose(p);
-  run.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  if (FILE* f = fopen(err_file.c_str(), "r")) {
-    while (size_t n = fread(buf, 1, sizeof(buf), f)) run.err.append(buf, n);
-    fclose(f);
-  }
-  std::remove(err_file.c_str());
-  return run;
-}
 
 TEST(CliBinaryTest, NoSubcommandExits2) {
   const CliRun run = RunCli("");

@@ -22,6 +22,7 @@
 #include "client/tensor_json.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/client/run_cli.h"
 #include "tests/v2/v2_server.h"
 
 namespace microbatch::testing {
@@ -66,31 +67,9 @@ namespace microbatch {
 namespace {
 
 using ::microbatch::testing::ClientE2EServer;
+using ::microbatch::testing::CliRun;
+using ::microbatch::testing::RunCli;
 using ::testing::HasSubstr;
-
-struct CliRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-CliRun RunCli(const std::string& args) {
-  static int run = 0;
-  const std::string err_file = ::testing::TempDir() + "/client_e2e_test." + std::to_string(::getpid()) + "." +
-                               std::to_string(run++) + ".stderr";
-  FILE* p = popen((std::string(MICROBATCH_CLI_BIN) + " " + args + " 2>" + err_file).c_str(), "r");
-  CliRun result;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) result.out.append(buf, n);
-  const int status = pclose(p);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  if (FILE* f = fopen(err_file.c_str(), "r")) {
-    while (size_t n = fread(buf, 1, sizeof(buf), f)) result.err.append(buf, n);
-    fclose(f);
-  }
-  std::remove(err_file.c_str());
-  return result;
-}
 
 // predict's JSON without what differs by design (protocol, latency).
 nlohmann::json Comparable(const std::string& out) {

@@ -14,6 +14,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/client/run_cli.h"
 #include "tests/client/fake_front_ends.h"
 
 namespace microbatch {
@@ -21,31 +22,9 @@ namespace {
 
 using ::microbatch::testing::FakeBehavior;
 using ::microbatch::testing::FakeFrontEnds;
+using ::microbatch::testing::CliRun;
+using ::microbatch::testing::RunCli;
 using ::testing::HasSubstr;
-
-struct CliRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-CliRun RunCli(const std::string& args) {
-  static int run = 0;
-  const std::string err_file = ::testing::TempDir() + "/front_ends_test." + std::to_string(::getpid()) + "." +
-                               std::to_string(run++) + ".stderr";
-  FILE* p = popen((std::string(MICROBATCH_CLI_BIN) + " " + args + " 2>" + err_file).c_str(), "r");
-  CliRun result;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) result.out.append(buf, n);
-  const int status = pclose(p);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  if (FILE* f = fopen(err_file.c_str(), "r")) {
-    while (size_t n = fread(buf, 1, sizeof(buf), f)) result.err.append(buf, n);
-    fclose(f);
-  }
-  std::remove(err_file.c_str());
-  return result;
-}
 
 std::string BenchEndpoints(const FakeFrontEnds& fake) {
   return " --target " + fake.grpc_target() + " --http " + fake.http_address();

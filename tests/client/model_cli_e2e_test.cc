@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/client/run_cli.h"
 #include "tests/v2/v2_server.h"
 
 namespace microbatch {
@@ -24,33 +25,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using ::microbatch::testing::TempDir;
+using ::microbatch::testing::CliRun;
+using ::microbatch::testing::RunCli;
 using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
-
-struct CliRun {
-  int code = -1;
-  std::string out;
-  std::string err;
-};
-
-CliRun RunCli(const std::string& args) {
-  static int run = 0;
-  const std::string err_file = ::testing::TempDir() + "/model_cli_e2e_test." + std::to_string(::getpid()) + "." +
-                               std::to_string(run++) + ".stderr";
-  FILE* p = popen((std::string(MICROBATCH_CLI_BIN) + " " + args + " 2>" + err_file).c_str(), "r");
-  CliRun result;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) result.out.append(buf, n);
-  const int status = pclose(p);
-  result.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  if (FILE* f = fopen(err_file.c_str(), "r")) {
-    while (size_t n = fread(buf, 1, sizeof(buf), f)) result.err.append(buf, n);
-    fclose(f);
-  }
-  std::remove(err_file.c_str());
-  return result;
-}
 
 // A server over "identity" (loaded at startup) and "lc" (identity versions 1
 // to 3, every version served once loaded; not loaded at startup in explicit
