@@ -12,7 +12,9 @@ alternating A/B for --rounds rounds:
                inside the open-loop measurement (L2).
 Each --budgets value is a copy of the model with that
 bulk_run_budget_microseconds (0: the server's default, -1: no bound), all
-served by the same server. Writes live_bulk.json into --out for
+served by the same server; --instances sets their instance_count (default:
+the model's own; with 2 or more, one instance may run full bulk batches
+while another stays for live requests). Writes live_bulk.json into --out for
 bench/report.py (rows L1-L3: the model copy named by --report-budget).
 
 Needs Debian's /usr/bin/python3 (numpy) and the raw limits of the model
@@ -107,6 +109,8 @@ def main():
     parser.add_argument("--budgets", default="0,1000,-1",
                         help="bulk_run_budget_microseconds values, one model copy each")
     parser.add_argument("--report-budget", type=int, default=0)
+    parser.add_argument("--instances", type=int, default=0,
+                        help="instance_count of the model copies (0: the model's own)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--window-ms", type=int, default=2000)
     parser.add_argument("--warmup-ms", type=int, default=1000)
@@ -126,9 +130,13 @@ def main():
     shutil.rmtree(repo, ignore_errors=True)
     budgets = [int(b) for b in args.budgets.split(",")]
     config = open(os.path.join(args.models, args.model, "config.pbtxt")).read()
+    suffix = ""
+    if args.instances > 0:
+        config = re.sub(r"(?m)^\s*instance_count:.*$", "", config) + f"\ninstance_count: {args.instances}\n"
+        suffix = f"_instances_{args.instances}"
     names = {}
     for budget in budgets:
-        name = f"{args.model}_budget_{'off' if budget < 0 else budget}"
+        name = f"{args.model}_budget_{'off' if budget < 0 else budget}{suffix}"
         names[budget] = name
         copy_model(args.models, args.model, repo, name, config + f"\nbulk_run_budget_microseconds: {budget}\n")
 

@@ -343,6 +343,9 @@ int64_t DynamicBatcher::BulkRoom(int64_t interactive_rows, int64_t batch_rows, i
       now - last_interactive_ > options_.bulk_yield_window) {
     return room;
   }
+  // Another instance stays idle while this batch runs: interactive tasks go
+  // there, so this batch need not be short.
+  if (busy_ + 1 < static_cast<int64_t>(instances_.size())) return room;
   // The largest count whose batch stays within budget of its interactive rows.
   const absl::Duration limit = EstimateCompute(interactive_rows) + options_.bulk_run_budget;
   int64_t lo = 0;

@@ -148,7 +148,11 @@ struct BatcherOptions {
   // keep its estimated model time within bulk_run_budget beyond that of its
   // interactive rows (at least one bulk row when it has none): an interactive
   // task then waits behind at most one such short run. Otherwise bulk batches
-  // fill up to max_batch_size. A zero or negative budget turns the bound off.
+  // fill up to max_batch_size: when no interactive task came within the
+  // window, and when another instance stays idle while the batch runs (with
+  // two or more instances, one runs full bulk batches while the next keeps
+  // interactive tasks' wait to one short run). A zero or negative budget
+  // turns the bound off.
   // Defaults 100 us and 100 ms (the budget: the bench's L1-L3 rows compare
   // values; 100 us kept a c=1 Predict p99 within 1.4x of its value without
   // a saturating stream of mlp_bench on 2 cores, 1 ms let it grow 5x).

@@ -16,6 +16,7 @@ using ::microbatch::testing::FakeInstances;
 using ::microbatch::testing::FakeModel;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::UnorderedElementsAre;
 
 // The outcome of one task, written by the batcher and read by the test.
 struct Call {
@@ -634,6 +635,43 @@ TEST(DynamicBatcherTest, BulkRunsStayWithinTheirBudgetWhileInteractiveTrafficArr
   ASSERT_EQ(batches.size(), before + 2);
   EXPECT_EQ(batches[before].size(), 8u);
   EXPECT_EQ(batches[before + 1].size(), 2u);
+}
+
+// With two instances a bulk batch that leaves the other instance idle is not
+// held to the budget: one instance runs full bulk batches, and the next bulk
+// batch, formed while it runs, is a short one (so an interactive task never
+// waits behind more than one short run).
+TEST(DynamicBatcherTest, WithASpareInstanceBulkBatchesFillUpWhileInteractiveTrafficArrives) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCostPerRow(&clock, absl::Milliseconds(1));
+  Calls calls;
+  PartLog log;
+  BatcherOptions options = Options(&clock, 8, absl::ZeroDuration());
+  options.bulk_run_budget = absl::Milliseconds(2);
+  options.bulk_yield_window = absl::Milliseconds(100);
+  DynamicBatcher batcher(options, FakeInstances(&model, 2));
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({100})).ok());  // learns 1 ms/row; live traffic
+  calls.WaitFinished(1);
+  model.Hold();
+  ASSERT_TRUE(batcher.Enqueue(log.Task(Iota(20))).ok());
+  model.WaitForBatches(3);
+  std::vector<std::vector<float>> batches = model.batches();
+  ASSERT_EQ(batches.size(), 3u);
+  // The first formed, with the other instance idle, is full; the second,
+  // with none idle, holds 2 ms of bulk rows. (The two instances run at once:
+  // either may record its batch first.)
+  EXPECT_THAT(std::vector<std::vector<float>>(batches.begin() + 1, batches.end()),
+              UnorderedElementsAre(ElementsAre(0, 1, 2, 3, 4, 5, 6, 7), ElementsAre(8, 9)));
+  model.Release();
+  log.WaitRows(20);
+  const std::vector<PartLog::Part> parts = log.parts();
+  int64_t rows = 0;
+  for (const PartLog::Part& part : parts) {
+    EXPECT_TRUE(part.status.ok()) << part.status;
+    rows += part.rows;
+  }
+  EXPECT_EQ(rows, 20);
 }
 
 TEST(DynamicBatcherTest, CancelledSplittableTaskAnswersItsUnrunRowsOnce) {
