@@ -14,6 +14,7 @@ target_link_libraries(microbatch_service_fake_backend INTERFACE microbatch_servi
 
 add_executable(service_test
   service/batch_framing_test.cc
+  service/drain_gate_test.cc
   service/service_concurrency_test.cc
   service/shadow_latency_test.cc
   service/model_control_test.cc

@@ -8,6 +8,7 @@
 #include "server/core/log.h"
 #include "server/core/text.h"
 #include "server/service/convert.h"
+#include "server/service/unary_infer.h"
 #include "server/service/wire.h"
 
 namespace microbatch {
@@ -27,28 +28,21 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
                                                     grpc::ByteBuffer* response_body) {
   const absl::Time received = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  in_flight_.fetch_add(1);
-  auto refuse = [&](const absl::Status& status) {
-    engine_->RecordRefused(RpcMethod::kPredict, status, received);
-    reactor->Finish(ToGrpcStatus(status));
-    in_flight_.fetch_sub(1);
-    return reactor;
-  };
-  if (!accepting_.load()) {
-    return refuse(absl::UnavailableError("the server is shutting down; retry on another replica"));
+  if (!gate_.Enter()) {
+    return RefuseUnaryInfer(engine_, RpcMethod::kPredict, received, reactor, DrainGate::Draining());
   }
   auto* call = new PredictCall;
   if (absl::Status decoded = ParseBody(*request_body, &call->request); !decoded.ok()) {
     delete call;
-    return refuse(decoded);
+    RefuseUnaryInfer(engine_, RpcMethod::kPredict, received, reactor, decoded);
+    gate_.Exit();  // after Finish, as in on_done
+    return reactor;
   }
   const v1::PredictRequest& request = call->request;
   absl::StatusOr<std::vector<RequestTensor>> tensors = ToRequestTensors(request.inputs());
   InferenceRequest inference;
   inference.method = RpcMethod::kPredict;
-  // A gRPC reactor may finish before its handler returns
-  // (--inline_max_compute_us decides whether the batcher does so).
-  inference.may_run_inline = true;
+  SetFromCallContext(context, request.request_id(), &inference);
   inference.model.name = request.model();
   inference.model.version = request.version();
   inference.model.label = request.version_label();
@@ -59,14 +53,9 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
     inference.model.label.clear();
   }
   inference.id = request.request_id();
-  inference.routing_key = RoutingKey(*context, request.request_id());
   inference.received = received;
   inference.wire_bytes = static_cast<int64_t>(request_body->Length());
   inference.outputs.assign(request.outputs().begin(), request.outputs().end());
-  if (context->deadline() != std::chrono::system_clock::time_point::max()) {
-    inference.deadline = absl::FromChrono(context->deadline());
-  }
-  inference.is_cancelled = [context] { return context->IsCancelled(); };
   InferenceCallbacks callbacks;
   callbacks.on_outputs = [call, response_body](const InferenceResult& result) {
     v1::PredictResponse* response = &call->response;
@@ -80,7 +69,7 @@ grpc::ServerUnaryReactor* InferenceService::Predict(grpc::CallbackServerContext*
   callbacks.on_done = [this, call, reactor](const absl::Status& status) {
     delete call;
     reactor->Finish(ToGrpcStatus(status));
-    in_flight_.fetch_sub(1);
+    gate_.Exit();
   };
   if (tensors.ok()) {
     inference.inputs = std::move(*tensors);

@@ -8,6 +8,7 @@
 #include "microbatch/v1/inference.grpc.pb.h"
 #include "server/core/memory_budget.h"
 #include "server/service/batch_stream.h"
+#include "server/service/drain_gate.h"
 #include "server/service/inference.h"
 #include "server/service/model_manager.h"
 
@@ -39,9 +40,9 @@ class InferenceService final : public InferenceServiceBase {
   void BeginDrain() { streams_.BeginDrain(); }
   // From now on new Predict calls are answered UNAVAILABLE at once (the
   // caller retries another replica); accepted ones still finish.
-  void StopAccepting() { accepting_.store(false); }
+  void StopAccepting() { gate_.Close(); }
   // Predict calls and BatchPredict streams accepted and not yet finished.
-  int64_t in_flight() { return in_flight_.load() + streams_.size(); }
+  int64_t in_flight() { return gate_.in_flight() + streams_.size(); }
 
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
                                     const grpc::ByteBuffer* request,
@@ -61,8 +62,7 @@ class InferenceService final : public InferenceServiceBase {
   MemoryBudget* const budget_;
   const int batch_window_;
   BatchStreamRegistry streams_;
-  std::atomic<bool> accepting_{true};
-  std::atomic<int64_t> in_flight_{0};
+  DrainGate gate_;  // Predict calls
 };
 
 // Returns the request as the response; measures the transport alone.

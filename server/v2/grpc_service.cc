@@ -9,6 +9,7 @@
 #include "server/core/text.h"
 #include "server/service/convert.h"
 #include "server/service/model_control_service.h"
+#include "server/service/unary_infer.h"
 #include "server/service/wire.h"
 #include "server/v2/datatype.h"
 #include "server/v2/typed_contents.h"
@@ -143,16 +144,14 @@ grpc::ServerUnaryReactor* GrpcService::ModelInfer(grpc::CallbackServerContext* c
                                                   grpc::ByteBuffer* response_body) {
   const absl::Time received = absl::Now();
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  in_flight_.fetch_add(1);
+  if (!gate_.Enter()) {
+    return RefuseUnaryInfer(engine_, RpcMethod::kModelInfer, received, reactor, DrainGate::Draining());
+  }
   auto refuse = [&](const absl::Status& status) {
-    engine_->RecordRefused(RpcMethod::kModelInfer, status, received);
-    reactor->Finish(ToGrpcStatus(status));
-    in_flight_.fetch_sub(1);
+    RefuseUnaryInfer(engine_, RpcMethod::kModelInfer, received, reactor, status);
+    gate_.Exit();  // after Finish, as in on_done: a drain that saw zero finds every call finished
     return reactor;
   };
-  if (!accepting_.load()) {
-    return refuse(absl::UnavailableError("the server is shutting down; retry on another replica"));
-  }
   auto call = std::make_unique<InferCall>();
   if (absl::Status decoded = ParseBody(*request_body, &call->request); !decoded.ok()) {
     return refuse(decoded);
@@ -163,10 +162,9 @@ grpc::ServerUnaryReactor* GrpcService::ModelInfer(grpc::CallbackServerContext* c
 
   InferenceRequest inference;
   inference.method = RpcMethod::kModelInfer;
-  inference.may_run_inline = true;  // as InferenceService::Predict
+  SetFromCallContext(context, request.id(), &inference);
   inference.model = std::move(*spec);
   inference.id = request.id();
-  inference.routing_key = RoutingKey(*context, request.id());
   inference.received = received;
   inference.wire_bytes = static_cast<int64_t>(request_body->Length());
   for (const auto& output : request.outputs()) {
@@ -176,10 +174,6 @@ grpc::ServerUnaryReactor* GrpcService::ModelInfer(grpc::CallbackServerContext* c
     }
     inference.outputs.push_back(output.name());
   }
-  if (context->deadline() != std::chrono::system_clock::time_point::max()) {
-    inference.deadline = absl::FromChrono(context->deadline());
-  }
-  inference.is_cancelled = [context] { return context->IsCancelled(); };
   if (inference.input_error.ok()) {
     inference.input_error = ToRequestTensors(call.get(), &inference.inputs);
   }
@@ -204,7 +198,7 @@ grpc::ServerUnaryReactor* GrpcService::ModelInfer(grpc::CallbackServerContext* c
   callbacks.on_done = [this, raw_call, reactor](const absl::Status& status) {
     delete raw_call;
     reactor->Finish(ToGrpcStatus(status));
-    in_flight_.fetch_sub(1);
+    gate_.Exit();
   };
   engine_->Infer(std::move(inference), std::move(callbacks));
   return reactor;

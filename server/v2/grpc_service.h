@@ -9,6 +9,7 @@
 
 #include "inference/grpc_predict_v2.grpc.pb.h"
 #include "server/core/lifecycle/thread_pool.h"
+#include "server/service/drain_gate.h"
 #include "server/service/inference.h"
 
 namespace microbatch::v2 {
@@ -45,9 +46,9 @@ class GrpcService final : public GrpcServiceBase {
 
   // From now on ModelInfer is answered UNAVAILABLE at once; accepted calls
   // still finish.
-  void StopAccepting() { accepting_.store(false); }
+  void StopAccepting() { gate_.Close(); }
   // ModelInfer calls accepted and not yet answered.
-  int64_t in_flight() const { return in_flight_.load(); }
+  int64_t in_flight() const { return gate_.in_flight(); }
 
   grpc::ServerUnaryReactor* ServerLive(grpc::CallbackServerContext* context,
                                        const inference::ServerLiveRequest* request,
@@ -82,8 +83,7 @@ class GrpcService final : public GrpcServiceBase {
   InferenceEngine* const engine_;
   const std::function<bool()> ready_;
   lifecycle::ThreadPool* const admin_pool_;
-  std::atomic<bool> accepting_{true};
-  std::atomic<int64_t> in_flight_{0};
+  DrainGate gate_;  // ModelInfer calls
 };
 
 // Triton's state names for the repository index: FAILED is UNAVAILABLE

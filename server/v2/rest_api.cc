@@ -252,13 +252,11 @@ void RestApi::Repository(HttpRequest request, HttpResponder respond) {
 
 void RestApi::Infer(HttpRequest request, ModelSpec spec, HttpResponder respond) {
   const absl::Time received = absl::Now();
-  if (!accepting_.load()) {
-    const absl::Status status =
-        absl::UnavailableError("the server is shutting down; retry on another replica");
+  if (!gate_.Enter()) {
+    const absl::Status status = DrainGate::Draining();
     engine_->RecordRefused(RpcMethod::kRestInfer, status, received);
     return respond(ErrorFor(status));
   }
-  in_flight_.fetch_add(1);
   auto* call = new RestCall;
   call->body = std::move(request.body);
   call->respond = std::move(respond);
@@ -324,7 +322,7 @@ void RestApi::Infer(HttpRequest request, ModelSpec spec, HttpResponder respond) 
     HttpResponder respond = std::move(call->respond);
     delete call;
     respond(std::move(response));
-    in_flight_.fetch_sub(1);
+    gate_.Exit();
   };
   engine_->Infer(std::move(inference), std::move(callbacks));
 }

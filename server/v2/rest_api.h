@@ -28,6 +28,7 @@
 #include "absl/status/status.h"
 #include "server/core/lifecycle/thread_pool.h"
 #include "server/http/http_server.h"
+#include "server/service/drain_gate.h"
 #include "server/service/inference.h"
 
 namespace microbatch::v2 {
@@ -48,9 +49,9 @@ class RestApi {
   absl::Status Register(HttpServer* http);
   // From now on infer requests are answered 503 at once; accepted ones
   // still finish.
-  void StopAccepting() { accepting_.store(false); }
+  void StopAccepting() { gate_.Close(); }
   // Infer requests accepted and not yet answered.
-  int64_t in_flight() const { return in_flight_.load(); }
+  int64_t in_flight() const { return gate_.in_flight(); }
 
   // Answers one request under /v2 (what Register installs).
   void Handle(HttpRequest request, HttpResponder respond);
@@ -62,8 +63,7 @@ class RestApi {
   InferenceEngine* const engine_;
   const std::function<bool()> ready_;
   lifecycle::ThreadPool* const admin_pool_;
-  std::atomic<bool> accepting_{true};
-  std::atomic<int64_t> in_flight_{0};
+  DrainGate gate_;  // infer requests
 };
 
 }  // namespace microbatch::v2
