@@ -67,6 +67,9 @@ ABSL_FLAG(int64_t, memory_budget_mb, 1024,
           "BatchPredict chunks; gRPC's transport buffers get this plus two max messages); beyond "
           "it RESOURCE_EXHAUSTED. 0: unlimited");
 ABSL_FLAG(int, max_concurrent_streams, 256, "Concurrent RPCs per client connection");
+ABSL_FLAG(int, max_shadow_in_flight, 64,
+          "Mirrored (shadow) runs in flight beyond which further requests are not mirrored "
+          "(counted as dropped): shadows never queue up behind live traffic");
 ABSL_FLAG(int, http_threads, 4,
           "Worker threads of the metrics/health port; each watches many connections (epoll), so "
           "idle or slow clients hold none");
@@ -179,6 +182,7 @@ int main(int argc, char** argv) {
   options.http_threads = std::max(1, absl::GetFlag(FLAGS_http_threads));
   options.memory_budget_bytes = std::max<int64_t>(0, absl::GetFlag(FLAGS_memory_budget_mb)) << 20;
   options.max_concurrent_streams = std::max(1, absl::GetFlag(FLAGS_max_concurrent_streams));
+  options.max_shadow_in_flight = std::max(0, absl::GetFlag(FLAGS_max_shadow_in_flight));
   options.http_max_body_bytes = std::max<int64_t>(1, absl::GetFlag(FLAGS_http_max_body_mb)) << 20;
   options.http_max_infer_in_flight = std::max(1, absl::GetFlag(FLAGS_http_max_infer_in_flight));
   std::optional<microbatch::ControlMode> mode =
@@ -219,6 +223,7 @@ int main(int argc, char** argv) {
        {"http_threads", options.http_threads},
        {"memory_budget_mb", options.memory_budget_bytes >> 20},
        {"max_concurrent_streams", options.max_concurrent_streams},
+       {"max_shadow_in_flight", options.max_shadow_in_flight},
        {"http_max_body_mb", options.http_max_body_bytes >> 20},
        {"http_max_infer_in_flight", options.http_max_infer_in_flight},
        {"model_control_mode", absl::GetFlag(FLAGS_model_control_mode)},

@@ -44,6 +44,10 @@ struct ServerOptions {
   // receiving thread when their model is idle
   // (BatcherOptions::inline_max_compute). Default 0 (never).
   absl::Duration inline_max_compute = absl::ZeroDuration();
+  // Mirrored (shadow) runs in flight beyond which further requests are not
+  // mirrored (counted as dropped), so that shadows never queue up behind
+  // live traffic (InferenceEngineOptions::max_shadow_in_flight). Default 64.
+  int max_shadow_in_flight = 64;
   // Largest gRPC message accepted or sent. Default 64 MiB.
   int max_message_bytes = 64 << 20;
   // Chunks each BatchPredict stream may have in flight (read, not yet
@@ -132,7 +136,8 @@ class InferenceServer {
   MemoryBudget memory_budget_{options_.memory_budget_bytes};
   // Declared before everything that may still call it while being destroyed.
   std::unique_ptr<ModelManager> models_;
-  InferenceEngine engine_{&metrics_, &memory_budget_};
+  InferenceEngine engine_{&metrics_, &memory_budget_,
+                          InferenceEngineOptions{options_.max_shadow_in_flight}};
   InferenceService inference_{&engine_, &metrics_, &memory_budget_, options_.batch_window_chunks};
   // Runs admin calls that wait for loads (never on gRPC or HTTP threads).
   lifecycle::ThreadPool admin_pool_{2};
