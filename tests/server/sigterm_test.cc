@@ -1,6 +1,7 @@
 // SIGTERM with requests in flight: the server drains, answers everything it
 // accepted, and exits 0.
 #include <atomic>
+#include <cstring>
 #include <mutex>
 #include <thread>
 
@@ -120,8 +121,17 @@ TEST(SigtermTest, IdleClientConnectionDoesNotDelayTheExit) {
   const auto took_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                            std::chrono::steady_clock::now() - signalled)
                            .count();
-  // The 1 s drain window, then well under a second more (it was 5.2 s).
-  EXPECT_LT(took_ms, 1800) << server.Log();
+  // gRPC stopped well under a second after the 1 s drain window (the idle
+  // connection once held it 4.2 s): the server's own figure, which a slow
+  // process exit (ASan's leak check on a busy machine added ~0.8 s) does not
+  // move.
+  const std::string log = server.Log();
+  const size_t at = log.find("grpc_stopped ms=");
+  ASSERT_NE(at, std::string::npos) << log;
+  const double stop_ms = std::stod(log.substr(at + std::strlen("grpc_stopped ms=")));
+  EXPECT_LT(stop_ms, 1000) << log;
+  // And the whole exit stays far below the 20 s grace period.
+  EXPECT_LT(took_ms, 10000) << log;
 }
 
 }  // namespace
