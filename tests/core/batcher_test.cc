@@ -596,16 +596,22 @@ TEST(DynamicBatcherTest, InteractiveRowsShareABatchWithThePartOfABulkTaskThatFit
   EXPECT_THAT(parts[1].result, ElementsAre(6, 8, 10, 12));
 }
 
+// Batches of up to 8 rows, dispatched at once; while live traffic is recent
+// (within 100 ms) a bulk run may take 2 ms beyond its live rows.
+BatcherOptions BulkBudgetOptions(FakeClock* clock) {
+  BatcherOptions options = Options(clock, 8, absl::ZeroDuration());
+  options.bulk_run_budget = absl::Milliseconds(2);
+  options.bulk_yield_window = absl::Milliseconds(100);
+  return options;
+}
+
 TEST(DynamicBatcherTest, BulkRunsStayWithinTheirBudgetWhileInteractiveTrafficArrives) {
   FakeClock clock;
   FakeModel model;
   model.SetCostPerRow(&clock, absl::Milliseconds(1));
   Calls calls;
   PartLog log;
-  BatcherOptions options = Options(&clock, 8, absl::ZeroDuration());
-  options.bulk_run_budget = absl::Milliseconds(2);
-  options.bulk_yield_window = absl::Milliseconds(100);
-  DynamicBatcher batcher(options, FakeInstances(&model, 1));
+  DynamicBatcher batcher(BulkBudgetOptions(&clock), FakeInstances(&model, 1));
   // An interactive row teaches the batcher 1 ms per row and counts as live traffic.
   ASSERT_TRUE(batcher.Enqueue(calls.Task({100})).ok());
   calls.WaitFinished(1);
@@ -647,10 +653,7 @@ TEST(DynamicBatcherTest, WithASpareInstanceBulkBatchesFillUpWhileInteractiveTraf
   model.SetCostPerRow(&clock, absl::Milliseconds(1));
   Calls calls;
   PartLog log;
-  BatcherOptions options = Options(&clock, 8, absl::ZeroDuration());
-  options.bulk_run_budget = absl::Milliseconds(2);
-  options.bulk_yield_window = absl::Milliseconds(100);
-  DynamicBatcher batcher(options, FakeInstances(&model, 2));
+  DynamicBatcher batcher(BulkBudgetOptions(&clock), FakeInstances(&model, 2));
   ASSERT_TRUE(batcher.Enqueue(calls.Task({100})).ok());  // learns 1 ms/row; live traffic
   calls.WaitFinished(1);
   model.Hold();
