@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "microbatch/v1/model_control.grpc.pb.h"
 #include "server/service/server.h"
+#include "tests/server/loopback_server.h"
 #include "tests/server/test_util.h"
 
 namespace microbatch {
@@ -36,11 +37,8 @@ TEST(ModelControlServiceTest, IndexAnswersWhileLoadsWait) {
   // Their warm-up runs take 1.5 s: LoadModel waits that long.
   WriteModel(root, "slow_a", "sleep:3000");
   WriteModel(root, "slow_b", "sleep:3000");
-  ServerOptions options;
-  options.host = "127.0.0.1";
-  options.grpc_port = 0;
+  ServerOptions options = testing::LoopbackOptions(root);
   options.metrics_port = -1;
-  options.model_repository = root;
   options.model_control.mode = ControlMode::kExplicit;
   options.model_control.startup_models = {"double"};
   InferenceServer server(options);

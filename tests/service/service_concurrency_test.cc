@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "server/service/server.h"
 #include "tests/server/http_get.h"
+#include "tests/server/loopback_server.h"
 #include "tests/server/test_util.h"
 
 namespace microbatch {
@@ -58,13 +59,9 @@ class ServiceConcurrencyTest : public ::testing::Test {
   void SetUp() override {
     dir_ = std::make_unique<TempDir>("service_concurrency_test");
     WriteRepository(dir_->path() + "/models");
-    ServerOptions options;
-    options.host = "127.0.0.1";
-    options.grpc_port = 0;
-    options.metrics_port = 0;
+    ServerOptions options = testing::LoopbackOptions(dir_->path() + "/models");
     options.http_threads = 2;
     options.batch_window_chunks = 3;
-    options.model_repository = dir_->path() + "/models";
     options.inline_max_compute = InlineMaxCompute();
     server_ = std::make_unique<InferenceServer>(options);
     ASSERT_TRUE(server_->StartListening().ok());

@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "microbatch/v1/model_control.grpc.pb.h"
 #include "server/service/server.h"
+#include "tests/server/loopback_server.h"
 #include "tests/server/metrics_text.h"
 #include "tests/server/test_util.h"
 
@@ -51,12 +52,8 @@ class ShadowLatencyTest : public ::testing::Test {
   void SetUp() override {
     dir_ = std::make_unique<TempDir>("shadow_latency_test");
     WriteRepository(dir_->path() + "/models");
-    ServerOptions options;
-    options.host = "127.0.0.1";
-    options.grpc_port = 0;
-    options.metrics_port = 0;
+    ServerOptions options = testing::LoopbackOptions(dir_->path() + "/models");
     options.http_threads = 2;
-    options.model_repository = dir_->path() + "/models";
     options.model_control.mode = ControlMode::kExplicit;
     server_ = std::make_unique<InferenceServer>(options);
     ASSERT_TRUE(server_->StartListening().ok());
