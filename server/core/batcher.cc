@@ -374,9 +374,10 @@ void DynamicBatcher::CostWindow::Add(double batch_rows, double batch_ns) {
   ns[next] = batch_ns;
   next = (next + 1) % kSize;
   count = std::min(count + 1, kSize);
+  estimate = Compute();
 }
 
-std::pair<double, double> DynamicBatcher::CostWindow::Estimate() const {
+std::pair<double, double> DynamicBatcher::CostWindow::Compute() const {
   auto median = [](std::array<double, kSize> values, int n) {
     // An insertion sort of at most kSize values (std::sort here made GCC 12
     // warn of out-of-bounds subscripts it cannot reach).
@@ -398,7 +399,7 @@ std::pair<double, double> DynamicBatcher::CostWindow::Estimate() const {
 void DynamicBatcher::UpdateEstimates() {
   cost_points_.clear();
   for (const CostWindow& window : cost_) {
-    if (window.count > 0) cost_points_.push_back(window.Estimate());
+    if (window.count > 0) cost_points_.push_back(window.estimate);
   }
 }
 

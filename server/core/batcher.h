@@ -266,11 +266,15 @@ class DynamicBatcher {
     std::array<double, kSize> ns{};
     int count = 0;  // samples held, at most kSize
     int next = 0;   // where the next sample goes
-    void Add(double batch_rows, double batch_ns);
     // Mean rows, and the median time plus twice the scaled median absolute
     // deviation (about two standard deviations, but a single outlier moves
-    // neither the median nor the MAD).
-    std::pair<double, double> Estimate() const;
+    // neither the median nor the MAD), of the samples held; computed by Add,
+    // once per sample, not on every read.
+    std::pair<double, double> estimate{0, 0};
+    void Add(double batch_rows, double batch_ns);
+
+   private:
+    std::pair<double, double> Compute() const;
   };
 
   void ExecutorLoop(size_t index);
