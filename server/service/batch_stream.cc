@@ -192,6 +192,10 @@ void BatchPredictReactor::OnPartDone(Chunk* chunk, const absl::Status& status,
   bool chunk_done;
   {
     MutexLock lock(&mu_);
+    // The chunk's reference is held until its last part is counted, which
+    // may happen on another thread as soon as mu_ is released: this part
+    // holds one of its own until it is through with the reactor.
+    ++refs_;
     const int64_t row_offset = outputs.task_row();
     if (!status.ok()) {
       if (chunk->status.ok()) chunk->status = status;
@@ -223,8 +227,8 @@ void BatchPredictReactor::OnPartDone(Chunk* chunk, const absl::Status& status,
     chunk_done = chunk->pending_rows <= 0;
   }
   Pump();
-  // One reference per chunk's task, released by its last part.
-  if (chunk_done) Unref();
+  // This part's reference, and the chunk task's, released by its last part.
+  Unref(chunk_done ? 2 : 1);
 }
 
 void BatchPredictReactor::OnWriteDone(bool ok) {
@@ -268,11 +272,12 @@ void BatchPredictReactor::Pin() {
 
 void BatchPredictReactor::Unpin() { Unref(); }
 
-void BatchPredictReactor::Unref() {
+void BatchPredictReactor::Unref(int64_t count) {
   bool destroy;
   {
     MutexLock lock(&mu_);
-    destroy = --refs_ == 0 && done_;
+    refs_ -= count;
+    destroy = refs_ == 0 && done_;
   }
   if (destroy) delete this;
 }

@@ -84,8 +84,9 @@ class BatchPredictReactor final
   // Starts whatever read, write or finish the state allows. Call without mu_.
   void Pump();
   void FailStream(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Drops one ref; deletes the reactor when it was the last and the RPC is done.
-  void Unref();
+  // Drops `count` refs; deletes the reactor when they were the last and the
+  // RPC is done.
+  void Unref(int64_t count = 1);
 
   grpc::CallbackServerContext* const context_;
   ModelManager* const repository_;
