@@ -171,9 +171,9 @@ void BatchPredictReactor::AcceptChunk() {
   task.splittable = true;
   task.inputs = validated->inputs;
   task.is_cancelled = [this] { return cancelled_.load(); };
-  task.done = [this, raw](const absl::Status& status, const TaskOutputs& outputs,
-                          const BatchInfo& info) {
-    model_->metrics->RecordQueueWait(info.queue_wait);
+  task.done = [this, raw, model = model_](const absl::Status& status, const TaskOutputs& outputs,
+                                         const BatchInfo& info) {
+    model->metrics->RecordQueueWait(info.queue_wait);
     OnPartDone(raw, status, outputs);
   };
   chunk->pending_rows = validated->rows;
