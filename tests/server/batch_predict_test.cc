@@ -190,6 +190,26 @@ class RawStream {
   std::unique_ptr<grpc::ClientReaderWriter<v1::BatchPredictRequest, v1::BatchPredictResponse>> rw_;
 };
 
+// Opens an mlp stream, sends 4 chunks of 5,000 rows, cancels it at once and
+// returns how it ended.
+grpc::Status SendAndCancel(int port) {
+  RawStream stream(port, "mlp");
+  for (int s = 0; s < 4; ++s) stream.Send(s, Fp32Tensor("x", {5000, kFeatures}, Rows(0, 5000)));
+  stream.context().TryCancel();
+  return stream.Close();
+}
+
+// A new stream's 3-row chunk is answered without an error, and the stream
+// ends OK.
+void ExpectANewStreamIsAnswered(int port) {
+  RawStream other(port, "mlp");
+  ASSERT_TRUE(other.Send(0, Fp32Tensor("x", {3, kFeatures}, Rows(7, 3))));
+  v1::BatchChunkResult result;
+  ASSERT_TRUE(other.Receive(&result));
+  EXPECT_FALSE(result.has_error());
+  EXPECT_TRUE(other.Close().ok());
+}
+
 TEST_F(BatchPredictTest, InvalidChunkGetsInBandErrorAndTheStreamGoesOn) {
   RawStream stream(server_->grpc_port(), "mlp", 100);
   for (int s = 0; s < 8; ++s) {
@@ -309,24 +329,14 @@ TEST_F(BatchPredictTest, ProtocolViolationsEndTheStream) {
 }
 
 TEST_F(BatchPredictTest, ClientCancelFreesTheStreamAndOthersKeepWorking) {
-  {
-    RawStream stream(server_->grpc_port(), "mlp");
-    for (int s = 0; s < 4; ++s) stream.Send(s, Fp32Tensor("x", {5000, kFeatures}, Rows(0, 5000)));
-    stream.context().TryCancel();
-    EXPECT_EQ(stream.Close().error_code(), grpc::CANCELLED);
-  }
+  EXPECT_EQ(SendAndCancel(server_->grpc_port()).error_code(), grpc::CANCELLED);
   // The cancelled stream's queued work drains away.
   DynamicBatcher* batcher = (*server_->models()->Find("mlp", 0))->batcher.get();
   for (int i = 0; i < 200 && batcher->Stats().tasks > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   EXPECT_EQ(batcher->Stats().tasks, 0);
-  RawStream other(server_->grpc_port(), "mlp");
-  ASSERT_TRUE(other.Send(0, Fp32Tensor("x", {3, kFeatures}, Rows(7, 3))));
-  v1::BatchChunkResult result;
-  ASSERT_TRUE(other.Receive(&result));
-  EXPECT_FALSE(result.has_error());
-  EXPECT_TRUE(other.Close().ok());
+  ExpectANewStreamIsAnswered(server_->grpc_port());
 }
 
 // Regression: a part of a chunk that was not the chunk's last called Pump()
@@ -337,17 +347,9 @@ TEST_F(BatchPredictTest, ClientCancelFreesTheStreamAndOthersKeepWorking) {
 // test above).
 TEST_F(BatchPredictTest, ManyCancelledStreamsNeverFreeTheReactorUnderARunningPart) {
   for (int i = 0; i < 40; ++i) {
-    RawStream stream(server_->grpc_port(), "mlp");
-    for (int s = 0; s < 4; ++s) stream.Send(s, Fp32Tensor("x", {5000, kFeatures}, Rows(0, 5000)));
-    stream.context().TryCancel();
-    ASSERT_EQ(stream.Close().error_code(), grpc::CANCELLED) << "stream " << i;
+    ASSERT_EQ(SendAndCancel(server_->grpc_port()).error_code(), grpc::CANCELLED) << "stream " << i;
   }
-  RawStream other(server_->grpc_port(), "mlp");
-  ASSERT_TRUE(other.Send(0, Fp32Tensor("x", {3, kFeatures}, Rows(7, 3))));
-  v1::BatchChunkResult result;
-  ASSERT_TRUE(other.Receive(&result));
-  EXPECT_FALSE(result.has_error());
-  EXPECT_TRUE(other.Close().ok());
+  ExpectANewStreamIsAnswered(server_->grpc_port());
 }
 
 TEST_F(BatchPredictTest, ResumedJobEqualsUninterruptedRun) {

@@ -66,6 +66,14 @@ struct MlpConfigOptions {
   std::string extra;
 };
 
+// Every version served, label "stable" on version 1: the set-up of the
+// canary, shadow and label tests.
+MlpConfigOptions AllVersionsStableAtV1() {
+  MlpConfigOptions config;
+  config.extra = "version_policy { all: true }\nversion_labels { key: \"stable\" value: 1 }\n";
+  return config;
+}
+
 // The demo's mlp config with a lighter warm-up (and the test's changes).
 std::string MlpConfig(const MlpConfigOptions& o = {}) {
   return absl::StrCat(
@@ -747,9 +755,7 @@ TEST_F(LifecycleTest, PollShortAbsenceWithinGraceChangesNothing) {
 // lifecycle clears the model's routing, so during the absence unpinned
 // requests go to the highest version: see the report of #12.)
 TEST_F(LifecycleTest, PollShortAbsenceOfEveryVersionKeepsConfigLabels) {
-  MlpConfigOptions config;
-  config.extra = "version_policy { all: true }\nversion_labels { key: \"stable\" value: 1 }\n";
-  WriteConfig(config);
+  WriteConfig(AllVersionsStableAtV1());
   Publish(1);
   Publish(2);
   AddReference(1);
@@ -1055,9 +1061,7 @@ TEST_F(LifecycleTest, RandomAdminCallsUnderTraffic) {
 // id always on the same version (the bucket of its xxHash3), and raising the
 // weight to 20% only moves ids from stable to the canary.
 TEST_F(LifecycleTest, CanarySplitIsStickyAndRaisingItOnlyMovesStableIds) {
-  MlpConfigOptions config;
-  config.extra = "version_policy { all: true }\nversion_labels { key: \"stable\" value: 1 }\n";
-  WriteConfig(config);
+  WriteConfig(AllVersionsStableAtV1());
   Publish(1);
   Publish(2);
   AddReference(1);
@@ -1130,10 +1134,9 @@ TEST_F(LifecycleTest, CanarySplitIsStickyAndRaisingItOnlyMovesStableIds) {
 // divergence is 0 against an identical copy and counted exactly against a
 // different version.
 TEST_F(LifecycleTest, ShadowNeverChangesAnswersAndCountsDivergenceExactly) {
-  MlpConfigOptions config;
+  MlpConfigOptions config = AllVersionsStableAtV1();
   config.max_batch_size = 1;  // every run is one row: results are bit-exact
   config.warmup = "[1]";
-  config.extra = "version_policy { all: true }\nversion_labels { key: \"stable\" value: 1 }\n";
   WriteConfig(config);
   Publish(1);
   Publish(2);
@@ -1232,9 +1235,7 @@ TEST_F(LifecycleTest, ShadowNeverChangesAnswersAndCountsDivergenceExactly) {
 // 10b. Mirrored runs beyond --max_shadow_in_flight are dropped and counted,
 // never queued; the served answers do not notice.
 TEST_F(LifecycleTest, ShadowsBeyondTheInFlightCapAreDroppedAndCounted) {
-  MlpConfigOptions config;
-  config.extra = "version_policy { all: true }\nversion_labels { key: \"stable\" value: 1 }\n";
-  WriteConfig(config);
+  WriteConfig(AllVersionsStableAtV1());
   Publish(1);
   Publish(2);
   AddReference(1);
