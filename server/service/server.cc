@@ -16,8 +16,6 @@
 
 namespace microbatch {
 
-constexpr char kInferenceServiceName[] = "microbatch.v1.Inference";
-
 namespace {
 
 prometheus::MetricFamily Gauge(const char* name, const char* help, double value) {
@@ -110,7 +108,7 @@ class WithoutReflection final : public grpc::ServerBuilderOption {
 void InferenceServer::SetServing(bool serving) {
   grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService();
   health->SetServingStatus(serving);
-  health->SetServingStatus(kInferenceServiceName, serving);
+  for (const std::string& service : served_services_) health->SetServingStatus(service, serving);
 }
 
 absl::Status InferenceServer::StartListening() {
@@ -139,10 +137,16 @@ absl::Status InferenceServer::StartListening() {
     builder.SetResourceQuota(quota);
   }
   builder.SetMaxSendMessageSize(options_.max_message_bytes);
-  builder.RegisterService(&inference_);
-  builder.RegisterService(&v2_grpc_);
-  builder.RegisterService(&model_control_);
-  if (options_.enable_echo) builder.RegisterService(&echo_);
+  // Each service also gets its own health status, by its full name (the
+  // health protocol answers NOT_FOUND for a name that was never set).
+  auto serve = [&](grpc::Service* service, const char* name) {
+    builder.RegisterService(service);
+    served_services_.push_back(name);
+  };
+  serve(&inference_, v1::Inference::service_full_name());
+  serve(&v2_grpc_, inference::GRPCInferenceService::service_full_name());
+  serve(&model_control_, v1::ModelControl::service_full_name());
+  if (options_.enable_echo) serve(&echo_, v1::Echo::service_full_name());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || grpc_port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", address));

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <grpcpp/server.h>
 
@@ -125,8 +126,8 @@ class InferenceServer {
   ModelManager* models() const { return models_.get(); }
 
  private:
+  // The health status of "" and of every registered service.
   void SetServing(bool serving);
-
 
   const ServerOptions options_;
 
@@ -148,6 +149,10 @@ class InferenceServer {
   // microbatch_memory_budget_bytes and microbatch_memory_in_use_bytes.
   std::shared_ptr<prometheus::Collectable> memory_metrics_;
   std::unique_ptr<grpc::Server> server_;
+  // Full names of the registered gRPC services, each with its own health
+  // status. Written by StartListening() before the server starts, read-only
+  // after.
+  std::vector<std::string> served_services_;
   int grpc_port_ = 0;
   std::atomic<bool> ready_{false};
   std::atomic<bool> shut_down_{false};

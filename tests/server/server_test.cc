@@ -332,8 +332,14 @@ TEST(HealthTest, NotServingUntilModelsAreWarm) {
     EXPECT_TRUE(health->Check(&context, request, &response).ok());
     return response.status();
   };
-  EXPECT_EQ(check(""), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
-  EXPECT_EQ(check("microbatch.v1.Inference"), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  // Every service the server registers has a status of its own; the v2
+  // service and the admin service follow readiness like the v1 service.
+  const std::vector<std::string> services = {"", "microbatch.v1.Inference",
+                                             "inference.GRPCInferenceService",
+                                             "microbatch.v1.ModelControl"};
+  for (const std::string& service : services) {
+    EXPECT_EQ(check(service), grpc::health::v1::HealthCheckResponse::NOT_SERVING) << service;
+  }
   // Predict before the models are loaded is UNAVAILABLE, not an error of the request.
   auto stub = InferenceStub(server.grpc_port());
   v1::PredictRequest request;
@@ -343,11 +349,38 @@ TEST(HealthTest, NotServingUntilModelsAreWarm) {
   EXPECT_EQ(stub->Predict(&context, request, &response).error_code(), grpc::UNAVAILABLE);
 
   ASSERT_TRUE(server.LoadModels().ok());
-  EXPECT_EQ(check(""), grpc::health::v1::HealthCheckResponse::SERVING);
-  EXPECT_EQ(check("microbatch.v1.Inference"), grpc::health::v1::HealthCheckResponse::SERVING);
+  for (const std::string& service : services) {
+    EXPECT_EQ(check(service), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
   server.BeginDrain();
-  EXPECT_EQ(check(""), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  for (const std::string& service : services) {
+    EXPECT_EQ(check(service), grpc::health::v1::HealthCheckResponse::NOT_SERVING) << service;
+  }
   server.Shutdown(absl::Seconds(1));
+}
+
+TEST(HealthTest, UnknownServiceIsNotFoundAndEchoHasAStatusOnlyWhenServed) {
+  TempDir dir("health_services_test");
+  ASSERT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
+  for (bool echo : {false, true}) {
+    ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
+    options.enable_echo = echo;
+    InferenceServer server(options);
+    ASSERT_TRUE(server.StartListening().ok());
+    ASSERT_TRUE(server.LoadModels().ok());
+    auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
+        "127.0.0.1:" + std::to_string(server.grpc_port()), grpc::InsecureChannelCredentials()));
+    auto check = [&](const std::string& service) {
+      grpc::ClientContext context;
+      grpc::health::v1::HealthCheckRequest request;
+      request.set_service(service);
+      grpc::health::v1::HealthCheckResponse response;
+      return health->Check(&context, request, &response).error_code();
+    };
+    EXPECT_EQ(check("no.such.Service"), grpc::NOT_FOUND);
+    EXPECT_EQ(check("microbatch.v1.Echo"), echo ? grpc::OK : grpc::NOT_FOUND);
+    server.Shutdown(absl::Seconds(1));
+  }
 }
 
 }  // namespace
