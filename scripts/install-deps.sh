@@ -3,9 +3,10 @@
 # Safe to run again; does nothing when all packages are present.
 # Usage: scripts/install-deps.sh [--runtime-only | --test | --image]
 #   (none)          what building and running needs (scripts/demo.sh)
+#                   (with ccache: rebuilds of unchanged files, here and in
+#                   the image's build stage; CMakeLists.txt)
 #   --test          and what scripts/test.sh needs beyond it: clang and
-#                   libFuzzer (fuzz harnesses), shellcheck (script checks),
-#                   ccache (rebuilds of unchanged files; CMakeLists.txt)
+#                   libFuzzer (fuzz harnesses), shellcheck (script checks)
 #   --image         what scripts/image.sh needs: podman, runc, debootstrap, jq
 #   --runtime-only  the shared libraries the server and client load
 set -euo pipefail
@@ -17,14 +18,14 @@ BUILD_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev rapidjson-dev
   libmicrohttpd-dev prometheus-cpp-dev nlohmann-json3-dev
   libcli11-dev libcurl4-openssl-dev
-  prometheus curl procps openssl
+  prometheus curl procps openssl ccache
 )
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 libtorch1.13 libopenblas0-openmp
   libmicrohttpd12 libprometheus-cpp-core1.0 curl libcurl4
 )
 
-TEST_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14 shellcheck ccache)
+TEST_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14 shellcheck)
 IMAGE_PACKAGES=(podman runc buildah debootstrap jq curl ca-certificates)
 
 case "${1:-}" in
