@@ -10,6 +10,7 @@
 #include "server/backend/demo_models.h"
 #include "server/backend/torch_backend.h"
 #include "server/service/server.h"
+#include "tests/client/run_cli.h"
 #include "tests/server/server_process.h"
 #include "tests/server/loopback_server.h"
 #include "tests/server/test_util.h"
@@ -37,19 +38,11 @@ std::vector<float> Rows(int64_t first, int64_t count) {
   return values;
 }
 
-struct CliResult {
-  int code;
-  std::string output;
-};
+using ::microbatch::testing::CliRun;
+using ::microbatch::testing::RunCli;
 
-CliResult RunCli(const std::string& args) {
-  FILE* p = popen((std::string(MICROBATCH_CLI_BIN) + " " + args + " 2>&1").c_str(), "r");
-  std::string output;
-  char buf[4096];
-  while (size_t n = fread(buf, 1, sizeof(buf), p)) output.append(buf, n);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
+// What a CLI run printed, stdout then stderr.
+std::string Printed(const CliRun& run) { return run.out + run.err; }
 
 class BatchPredictTest : public ::testing::Test {
  protected:
@@ -128,10 +121,10 @@ TEST_F(BatchPredictTest, MillionRowsEqualDirectForwardInOrder) {
   const std::string in = dir_->path() + "/million.npy";
   const std::string out = dir_->path() + "/million_out.npy";
   WriteInput(in, 1000000);
-  CliResult result = RunCli("batch --target " + Target() + " --model mlp --input " + in +
+  CliRun result = RunCli("batch --target " + Target() + " --model mlp --input " + in +
                             " --output " + out + " --outputs logits --chunk-rows 5000");
-  ASSERT_EQ(result.code, 0) << result.output;
-  EXPECT_THAT(result.output, HasSubstr("done: 1000000 rows"));
+  ASSERT_EQ(result.code, 0) << Printed(result);
+  EXPECT_THAT(Printed(result), HasSubstr("done: 1000000 rows"));
   ExpectLogits(out, 1000000);
 }
 
@@ -141,15 +134,15 @@ TEST_F(BatchPredictTest, OutputParentDirectoriesAreCreated) {
   const std::string in = dir_->path() + "/fresh_in.npy";
   const std::string out = dir_->path() + "/fresh/volume/out.npy";
   WriteInput(in, 100);
-  CliResult result = RunCli("batch --target " + Target() + " --model mlp --input " + in + " --output " + out +
+  CliRun result = RunCli("batch --target " + Target() + " --model mlp --input " + in + " --output " + out +
                             " --outputs logits --chunk-rows 30");
-  ASSERT_EQ(result.code, 0) << result.output;
+  ASSERT_EQ(result.code, 0) << Printed(result);
   ExpectLogits(out, 100);
   std::ofstream(dir_->path() + "/plain_file") << "not a directory";
   result = RunCli("batch --target " + Target() + " --model mlp --input " + in + " --output " + dir_->path() +
                   "/plain_file/out.npy");
   EXPECT_EQ(result.code, 1);
-  EXPECT_THAT(result.output, HasSubstr("cannot create directory " + dir_->path() + "/plain_file"));
+  EXPECT_THAT(Printed(result), HasSubstr("cannot create directory " + dir_->path() + "/plain_file"));
 }
 
 // A raw stream: header, then chunks of `rows` rows each.
@@ -370,10 +363,10 @@ TEST_F(BatchPredictTest, ResumedJobEqualsUninterruptedRun) {
     writer->reset();
     std::ofstream(resumed, std::ios::app | std::ios::binary) << "torn";
   }
-  CliResult result = RunCli("batch --target " + Target() + " --model mlp --input " + in +
+  CliRun result = RunCli("batch --target " + Target() + " --model mlp --input " + in +
                             " --output " + resumed + " --outputs logits --chunk-rows 1000 --resume");
-  ASSERT_EQ(result.code, 0) << result.output;
-  EXPECT_THAT(result.output, HasSubstr("resuming after 7300 rows"));
+  ASSERT_EQ(result.code, 0) << Printed(result);
+  EXPECT_THAT(Printed(result), HasSubstr("resuming after 7300 rows"));
   // Row for row the same as the uninterrupted run. Equal up to float
   // rounding, not bitwise: BLAS results depend on how rows are grouped into
   // batches, and the resumed job's chunks start at another row.
@@ -415,10 +408,10 @@ TEST_F(BatchPredictTest, CsvRoundTripAndMultipleTargets) {
     }
   }
   const std::string out = dir_->path() + "/out.csv";
-  CliResult result = RunCli("batch --target " + Target() + " --target " + Target() +
+  CliRun result = RunCli("batch --target " + Target() + " --target " + Target() +
                             " --model mlp --input " + in + " --output " + out +
                             " --outputs logits --chunk-rows 300");
-  ASSERT_EQ(result.code, 0) << result.output;
+  ASSERT_EQ(result.code, 0) << Printed(result);
   std::ifstream csv(out);
   std::string line;
   std::getline(csv, line);
@@ -454,9 +447,9 @@ TEST_F(BatchPredictTest, MalformedInputsFailClearlyAndWriteNothing) {
     const std::string in = dir_->path() + "/" + c.file;
     std::ofstream(in) << c.content;
     const std::string out = dir_->path() + "/never_" + c.file + ".npy";
-    CliResult result = RunCli("batch --target " + Target() + " --model mlp --input " + in + " --output " + out);
+    CliRun result = RunCli("batch --target " + Target() + " --model mlp --input " + in + " --output " + out);
     EXPECT_NE(result.code, 0) << c.file;
-    EXPECT_THAT(result.output, HasSubstr(c.message)) << c.file;
+    EXPECT_THAT(Printed(result), HasSubstr(c.message)) << c.file;
     EXPECT_FALSE(std::filesystem::exists(out)) << c.file;
     EXPECT_FALSE(std::filesystem::exists(dir_->path() + "/never_" + c.file + ".logits.npy")) << c.file;
   }
@@ -465,9 +458,9 @@ TEST_F(BatchPredictTest, MalformedInputsFailClearlyAndWriteNothing) {
   auto writer = NpyWriter::Create(f64, DType::kFloat64, {kFeatures});
   ASSERT_TRUE((*writer)->WriteRows(std::string(8 * kFeatures, '\0')).ok());
   ASSERT_TRUE((*writer)->Finish().ok());
-  CliResult result = RunCli("batch --target " + Target() + " --model mlp --input " + f64 + " --output " + dir_->path() + "/x.npy");
+  CliRun result = RunCli("batch --target " + Target() + " --model mlp --input " + f64 + " --output " + dir_->path() + "/x.npy");
   EXPECT_NE(result.code, 0);
-  EXPECT_THAT(result.output, HasSubstr("f64.npy: dtype FP64 but input 'x' is FP32"));
+  EXPECT_THAT(Printed(result), HasSubstr("f64.npy: dtype FP64 but input 'x' is FP32"));
 }
 
 TEST(BatchPredictDrainTest, SigtermAnswersAcceptedChunksThenUnavailableWithOffset) {
