@@ -357,6 +357,11 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
       {MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(tls_cert_pem_.c_str())},
       {MHD_OPTION_END, 0, nullptr},
   };
+  // No MHD_OPTION_LISTENING_ADDRESS_REUSE: libmicrohttpd's default on Linux
+  // is SO_REUSEADDR without SO_REUSEPORT, so a port another socket listens on
+  // still fails, while one that only holds closed connections in TIME_WAIT
+  // (a restart within a minute of the last scrape) binds. Setting it to 0
+  // drops SO_REUSEADDR.
   daemon_ = MHD_start_daemon(
       flags, static_cast<uint16_t>(options.port), nullptr, nullptr, &Dispatch, state_.get(),
       MHD_OPTION_EXTERNAL_LOGGER, &LogDaemonError, nullptr,  // first, as libmicrohttpd asks
@@ -367,7 +372,6 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
       MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
       MHD_OPTION_URI_LOG_CALLBACK, &RememberTarget, nullptr,
       MHD_OPTION_NOTIFY_COMPLETED, &ForgetRequest, state_.get(),
-      MHD_OPTION_LISTENING_ADDRESS_REUSE, 0u,  // a busy port fails, as it should
       MHD_OPTION_ARRAY, tls_options,
       MHD_OPTION_END);
   if (daemon_ == nullptr) {

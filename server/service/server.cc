@@ -122,6 +122,10 @@ absl::Status InferenceServer::StartListening() {
   builder.AddListeningPort(address, *credentials, &grpc_port_);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams);
+  // gRPC sets SO_REUSEPORT by default: a second server started on this port
+  // (an old process still running) would bind too, and the kernel would
+  // split new connections between the two. A busy port must fail instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   if (options_.memory_budget_bytes > 0) {
     // gRPC's own buffers (messages read but not yet handed to us) get a
     // quota of the budget plus room for two of the largest messages, so that

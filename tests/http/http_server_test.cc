@@ -201,6 +201,24 @@ TEST_F(HttpServerTest, StopIsIdempotentAndClosesThePort) {
   EXPECT_EQ(Fetch(port, "/healthz").status, 0);
 }
 
+TEST_F(HttpServerTest, RestartsOnItsPortWhileClosedConnectionsLinger) {
+  // The server closes a "Connection: close" exchange first, so the port keeps
+  // that connection in TIME_WAIT for a minute after the server stopped. A
+  // server restarted at once (a container restarted in the same pod) must
+  // still bind it.
+  const int port = server_.port();
+  for (int i = 0; i < 3; ++i) ASSERT_EQ(Fetch(port, "/healthz").status, 200);
+  server_.Stop();
+  HttpServer restarted;
+  ASSERT_TRUE(restarted.AddHealthHandlers([] { return std::make_pair(true, std::string()); }).ok());
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  options.port = port;
+  absl::Status status = restarted.Start(options);
+  ASSERT_TRUE(status.ok()) << status;
+  EXPECT_EQ(Fetch(port, "/healthz").status, 200);
+}
+
 TEST_F(HttpServerTest, BusyPortIsUnavailable) {
   HttpServer other;
   HttpServerOptions options;

@@ -359,6 +359,22 @@ TEST(HealthTest, NotServingUntilModelsAreWarm) {
   server.Shutdown(absl::Seconds(1));
 }
 
+TEST(ListenTest, AGrpcPortAnotherServerListensOnIsRefused) {
+  // gRPC sets SO_REUSEPORT by default: a second server on the same port would
+  // start and take half of the new connections from the first.
+  TempDir dir("listen_test");
+  ASSERT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
+  ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
+  InferenceServer first(options);
+  ASSERT_TRUE(first.StartListening().ok());
+  options.grpc_port = first.grpc_port();
+  InferenceServer second(options);
+  absl::Status status = second.StartListening();
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_THAT(std::string(status.message()), HasSubstr("cannot listen on"));
+  first.Shutdown(absl::ZeroDuration());
+}
+
 TEST(HealthTest, UnknownServiceIsNotFoundAndEchoHasAStatusOnlyWhenServed) {
   TempDir dir("health_services_test");
   ASSERT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
