@@ -9,8 +9,8 @@
 #include <atomic>
 #include <cctype>
 #include <cstdlib>
-#include <mutex>
 #include <cstring>
+#include <mutex>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -53,6 +53,10 @@ struct RequestState {
   std::string target;  // the request line's target, with the query string
   bool started = false;
   const AsyncHttpHandler* async = nullptr;
+  // A bodiless request to an exact path (or to no path: null), answered in
+  // the access handler's final call.
+  const HttpHandler* exact = nullptr;
+  bool answer_when_read = false;
   HttpRequest request;  // of an asynchronous request, until it is handed over
   bool too_large = false;
   std::string too_large_message;  // of the 413, when the declared length was too large
@@ -91,6 +95,13 @@ MHD_Result Respond(MHD_Connection* connection, const HttpResponse& response) {
       MHD_queue_response(connection, static_cast<unsigned>(response.status), reply);
   MHD_destroy_response(reply);
   return queued;
+}
+
+HttpResponse NotFound() {
+  HttpResponse not_found;
+  not_found.status = 404;
+  not_found.body = "not found";
+  return not_found;
 }
 
 HttpResponse JsonError(int status, const std::string& message) {
@@ -139,16 +150,29 @@ MHD_Result Start(HttpServer::State& server, MHD_Connection* connection, RequestS
   const size_t question = state.target.find('?');
   if (question != std::string::npos) request.query = state.target.substr(question + 1);
   auto exact = server.exact.find(request.path);
-  if (exact != server.exact.end()) {
-    *upload_data_size = 0;  // bodies are not used: discard them
-    return Respond(connection, (*exact->second)(request));
-  }
-  state.async = FindPrefix(server, request.path);
+  const HttpHandler* handler = exact != server.exact.end() ? exact->second.get() : nullptr;
+  state.async = handler != nullptr ? nullptr : FindPrefix(server, request.path);
   if (state.async == nullptr) {
-    HttpResponse not_found;
-    not_found.status = 404;
-    not_found.body = "not found";
-    return Respond(connection, not_found);
+    // An answer queued before libmicrohttpd has read the whole request makes
+    // it close the connection after the answer. A request without a body is
+    // read once its headers are: it is answered in the final call, and the
+    // connection stays open for the next scrape or probe. One with a body
+    // (not used on these paths) is answered at once and the connection
+    // closed, so that its body is never read.
+    const char* length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
+    const bool bodiless =
+        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) ==
+            nullptr &&
+        (length == nullptr || std::strcmp(length, "0") == 0);
+    if (bodiless) {
+      state.exact = handler;
+      state.answer_when_read = true;
+      state.request = std::move(request);
+      return MHD_YES;
+    }
+    *upload_data_size = 0;
+    return Respond(connection, handler != nullptr ? (*handler)(request) : NotFound());
   }
   MHD_get_connection_values(connection, MHD_HEADER_KIND, &CollectHeader, &request.headers);
   auto length = request.headers.find("content-length");
@@ -229,6 +253,13 @@ MHD_Result Dispatch(void* server_state, MHD_Connection* connection, const char* 
     *request_state = state;
   }
   if (!state->started) return Start(server, connection, *state, url, method, upload_data_size);
+  if (state->answer_when_read) {
+    if (*upload_data_size != 0) {  // cannot happen: it was declared bodiless
+      *upload_data_size = 0;
+      return MHD_YES;
+    }
+    return Respond(connection, state->exact != nullptr ? (*state->exact)(state->request) : NotFound());
+  }
   if (state->async == nullptr) {
     *upload_data_size = 0;
     return MHD_YES;

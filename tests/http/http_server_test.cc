@@ -5,6 +5,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <memory>
@@ -57,6 +58,53 @@ Reply Fetch(int port, const std::string& path, const std::string& method = "GET"
   reply.head = raw.substr(0, end);
   reply.body = raw.substr(end + 4);
   return reply;
+}
+
+// Sends `requests` GETs of `path` one after another on one kept-alive
+// connection; returns the status of each reply (0 where none came, e.g. the
+// server closed the connection after the previous one).
+std::vector<int> FetchKeptAlive(int port, const std::string& path, int requests) {
+  std::vector<int> statuses;
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return statuses;
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const bool connected = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  std::string pending;
+  for (int i = 0; i < requests; ++i) {
+    int status = 0;
+    const std::string request = "GET " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+    if (connected && send(fd, request.data(), request.size(), MSG_NOSIGNAL) == ssize_t(request.size())) {
+      // One reply: headers, then Content-Length bytes of body.
+      char buf[4096];
+      size_t end;
+      ssize_t n = 1;
+      while ((end = pending.find("\r\n\r\n")) == std::string::npos &&
+             (n = recv(fd, buf, sizeof(buf), 0)) > 0) {
+        pending.append(buf, n);
+      }
+      if (end != std::string::npos && pending.compare(0, 9, "HTTP/1.1 ") == 0) {
+        std::string head = pending.substr(0, end);
+        std::transform(head.begin(), head.end(), head.begin(),
+                       [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+        const size_t length_at = head.find("content-length: ");
+        const size_t length =
+            length_at == std::string::npos ? 0 : std::stoul(head.substr(length_at + 16));
+        while (pending.size() < end + 4 + length && (n = recv(fd, buf, sizeof(buf), 0)) > 0) {
+          pending.append(buf, n);
+        }
+        if (pending.size() >= end + 4 + length) {
+          status = std::stoi(pending.substr(9, 3));
+          pending.erase(0, end + 4 + length);
+        }
+      }
+    }
+    statuses.push_back(status);
+  }
+  close(fd);
+  return statuses;
 }
 
 class HttpServerTest : public ::testing::Test {
@@ -199,6 +247,36 @@ TEST_F(HttpServerTest, StopIsIdempotentAndClosesThePort) {
   server_.Stop();
   server_.Stop();
   EXPECT_EQ(Fetch(port, "/healthz").status, 0);
+}
+
+TEST_F(HttpServerTest, ScrapesAndProbesKeepTheConnectionAlive) {
+  // Prometheus scrapes over one kept-alive connection; a port that closed it
+  // after every answer would cost a handshake per scrape and leave a
+  // TIME_WAIT connection behind each time.
+  ready_ = true;
+  for (const std::string path : {"/metrics", "/healthz", "/readyz"}) {
+    EXPECT_THAT(FetchKeptAlive(server_.port(), path, 3), ::testing::ElementsAre(200, 200, 200))
+        << path;
+  }
+  EXPECT_THAT(FetchKeptAlive(server_.port(), "/nope", 2), ::testing::ElementsAre(404, 404));
+  // A body on these paths is never read: the answer comes at once, without
+  // waiting for the declared body (none is sent here), and the connection is
+  // closed after it.
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr = {};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(server_.port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  const std::string request = "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
+  ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL), ssize_t(request.size()));
+  std::string raw;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) raw.append(buf, n);
+  close(fd);
+  EXPECT_THAT(raw, StartsWith("HTTP/1.1 200"));
 }
 
 TEST_F(HttpServerTest, RestartsOnItsPortWhileClosedConnectionsLinger) {
