@@ -67,6 +67,14 @@ ABSL_FLAG(int64_t, memory_budget_mb, 1024,
           "BatchPredict chunks; gRPC's transport buffers get this plus two max messages); beyond "
           "it RESOURCE_EXHAUSTED. 0: unlimited");
 ABSL_FLAG(int, max_concurrent_streams, 256, "Concurrent RPCs per client connection");
+ABSL_FLAG(int64_t, grpc_keepalive_time_ms, 7200000,
+          "Ping a gRPC connection idle this long; close it when no answer comes within "
+          "--grpc_keepalive_timeout_ms (a client that vanished)");
+ABSL_FLAG(int64_t, grpc_keepalive_timeout_ms, 20000,
+          "How long the server waits for the answer to its keepalive ping");
+ABSL_FLAG(int64_t, grpc_min_client_ping_interval_ms, 10000,
+          "Clients may send keepalive pings this often, also with no call in flight; more often "
+          "gets GOAWAY too_many_pings");
 ABSL_FLAG(int, max_shadow_in_flight, 64,
           "Mirrored (shadow) runs in flight beyond which further requests are not mirrored "
           "(counted as dropped): shadows never queue up behind live traffic");
@@ -182,6 +190,11 @@ int main(int argc, char** argv) {
   options.http_threads = std::max(1, absl::GetFlag(FLAGS_http_threads));
   options.memory_budget_bytes = std::max<int64_t>(0, absl::GetFlag(FLAGS_memory_budget_mb)) << 20;
   options.max_concurrent_streams = std::max(1, absl::GetFlag(FLAGS_max_concurrent_streams));
+  options.keepalive_time = absl::Milliseconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_grpc_keepalive_time_ms)));
+  options.keepalive_timeout =
+      absl::Milliseconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_grpc_keepalive_timeout_ms)));
+  options.min_client_ping_interval =
+      absl::Milliseconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_grpc_min_client_ping_interval_ms)));
   options.max_shadow_in_flight = std::max(0, absl::GetFlag(FLAGS_max_shadow_in_flight));
   options.http_max_body_bytes = std::max<int64_t>(1, absl::GetFlag(FLAGS_http_max_body_mb)) << 20;
   options.http_max_infer_in_flight = std::max(1, absl::GetFlag(FLAGS_http_max_infer_in_flight));
@@ -223,6 +236,9 @@ int main(int argc, char** argv) {
        {"http_threads", options.http_threads},
        {"memory_budget_mb", options.memory_budget_bytes >> 20},
        {"max_concurrent_streams", options.max_concurrent_streams},
+       {"grpc_keepalive_time_ms", absl::ToInt64Milliseconds(options.keepalive_time)},
+       {"grpc_keepalive_timeout_ms", absl::ToInt64Milliseconds(options.keepalive_timeout)},
+       {"grpc_min_client_ping_interval_ms", absl::ToInt64Milliseconds(options.min_client_ping_interval)},
        {"max_shadow_in_flight", options.max_shadow_in_flight},
        {"http_max_body_mb", options.http_max_body_bytes >> 20},
        {"http_max_infer_in_flight", options.http_max_infer_in_flight},

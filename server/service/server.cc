@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -88,6 +89,12 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
   return grpc::SslServerCredentials(ssl);
 }
 
+// A duration as a gRPC channel argument: milliseconds in [1, INT_MAX].
+int ClampedMs(absl::Duration d) {
+  return static_cast<int>(
+      std::clamp<int64_t>(absl::ToInt64Milliseconds(d), 1, std::numeric_limits<int>::max()));
+}
+
 // Removes gRPC server reflection from one server. Linking grpc++_reflection
 // registers its plugin for every server of the process at static
 // initialization, so reflection is on unless removed here.
@@ -126,6 +133,13 @@ absl::Status InferenceServer::StartListening() {
   // (an old process still running) would bind too, and the kernel would
   // split new connections between the two. A busy port must fail instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, ClampedMs(options_.keepalive_time));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ClampedMs(options_.keepalive_timeout));
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS,
+                             ClampedMs(options_.min_client_ping_interval));
+  // Pings of the server's own keepalive are not limited by the data sent.
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
   if (options_.memory_budget_bytes > 0) {
     // gRPC's own buffers (messages read but not yet handed to us) get a
     // quota of the budget plus room for two of the largest messages, so that

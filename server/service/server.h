@@ -81,6 +81,17 @@ struct ServerOptions {
   int64_t memory_budget_bytes = int64_t{1} << 30;
   // Concurrent RPCs (streams) per client connection. Default 256.
   int max_concurrent_streams = 256;
+  // gRPC keepalive. The server pings a connection that was idle this long
+  // and closes it when no answer comes within keepalive_timeout (a client
+  // that vanished without closing). Defaults 2 h and 20 s (gRPC's).
+  absl::Duration keepalive_time = absl::Hours(2);
+  absl::Duration keepalive_timeout = absl::Seconds(20);
+  // Clients may send keepalive pings this often, also while no call is in
+  // flight; a client that pings more often is sent GOAWAY
+  // (ENHANCE_YOUR_CALM, "too_many_pings") after two such pings. Default 10 s
+  // (gRPC's own default, 5 min and only during calls, closes connections of
+  // clients configured with a shorter keepalive).
+  absl::Duration min_client_ping_interval = absl::Seconds(10);
   // KServe v2 REST on the HTTP port: largest infer body accepted (larger
   // ones get 413 unread), and infer requests in flight beyond which new ones
   // get 503. An infer request holds no HTTP thread while it is queued or

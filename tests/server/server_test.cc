@@ -375,6 +375,43 @@ TEST(ListenTest, AGrpcPortAnotherServerListensOnIsRefused) {
   first.Shutdown(absl::ZeroDuration());
 }
 
+// Whether a channel that pings every `client_ping` while idle stays connected
+// (READY throughout `idle`) to a server allowing pings every `allowed`.
+bool IdleChannelStaysConnected(absl::Duration allowed, int client_ping_ms, absl::Duration idle) {
+  TempDir dir("keepalive_test");
+  EXPECT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
+  ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
+  options.min_client_ping_interval = allowed;
+  InferenceServer server(options);
+  EXPECT_TRUE(server.StartListening().ok());
+  EXPECT_TRUE(server.LoadModels().ok());
+  grpc::ChannelArguments args;
+  args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, client_ping_ms);
+  args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+  args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  auto channel = grpc::CreateCustomChannel("127.0.0.1:" + std::to_string(server.grpc_port()),
+                                           grpc::InsecureChannelCredentials(), args);
+  EXPECT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5)));
+  bool connected = true;
+  const absl::Time until = absl::Now() + idle;
+  while (connected && absl::Now() < until) {
+    connected = channel->GetState(false) == GRPC_CHANNEL_READY;
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  server.Shutdown(absl::ZeroDuration());
+  return connected;
+}
+
+TEST(KeepaliveTest, AClientPingingWhileIdleAtTheAllowedIntervalStaysConnected) {
+  // gRPC's server default (pings at most every 5 min, and only during calls)
+  // sent such a client GOAWAY after its third ping.
+  EXPECT_TRUE(IdleChannelStaysConnected(absl::Milliseconds(300), 1000, absl::Seconds(5)));
+}
+
+TEST(KeepaliveTest, AClientPingingMoreOftenThanAllowedIsSentAway) {
+  EXPECT_FALSE(IdleChannelStaysConnected(absl::Seconds(5), 500, absl::Seconds(8)));
+}
+
 TEST(HealthTest, UnknownServiceIsNotFoundAndEchoHasAStatusOnlyWhenServed) {
   TempDir dir("health_services_test");
   ASSERT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
