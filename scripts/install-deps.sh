@@ -18,7 +18,7 @@ BUILD_PACKAGES=(
   libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev rapidjson-dev
   libmicrohttpd-dev prometheus-cpp-dev nlohmann-json3-dev
   libcli11-dev libcurl4-openssl-dev
-  prometheus curl procps openssl ccache
+  libssl-dev prometheus curl procps openssl ccache
 )
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 libtorch1.13 libopenblas0-openmp

@@ -3,6 +3,8 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/server_builder.h>
 
@@ -14,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "server/core/log.h"
+#include "server/service/tls_files.h"
 
 namespace microbatch {
 
@@ -78,15 +81,34 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
   if (!cert.ok()) return cert.status();
   absl::StatusOr<std::string> key = ReadPem("--tls_key", o.tls_key_file);
   if (!key.ok()) return key.status();
-  grpc::SslServerCredentialsOptions ssl(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-  ssl.pem_key_cert_pairs.push_back({*key, *cert});
+  std::string ca;
   if (!o.tls_client_ca_file.empty()) {
-    absl::StatusOr<std::string> ca = ReadPem("--tls_client_ca", o.tls_client_ca_file);
-    if (!ca.ok()) return ca.status();
-    ssl.pem_root_certs = *ca;
-    ssl.client_certificate_request = GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+    absl::StatusOr<std::string> ca_pem = ReadPem("--tls_client_ca", o.tls_client_ca_file);
+    if (!ca_pem.ok()) return ca_pem.status();
+    ca = *std::move(ca_pem);
   }
-  return grpc::SslServerCredentials(ssl);
+  if (absl::Status s = CheckTlsPem(*cert, *key, ca); !s.ok()) return s;
+  const grpc_ssl_client_certificate_request_type client_certificates =
+      ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                 : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY;
+  if (o.tls_reload_interval <= absl::ZeroDuration()) {
+    grpc::SslServerCredentialsOptions ssl(client_certificates);
+    ssl.pem_key_cert_pairs.push_back({*key, *cert});
+    ssl.pem_root_certs = ca;
+    return grpc::SslServerCredentials(ssl);
+  }
+  // The files are read again every interval: a renewed certificate (a
+  // rotated Kubernetes Secret) is served to new connections without a
+  // restart. A key and certificate that do not match (half-written files)
+  // are not taken; the last good pair stays in use.
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      o.tls_key_file, o.tls_cert_file, o.tls_client_ca_file,
+      static_cast<unsigned int>(std::max<int64_t>(1, absl::ToInt64Seconds(o.tls_reload_interval))));
+  grpc::experimental::TlsServerCredentialsOptions tls(provider);
+  tls.watch_identity_key_cert_pairs();
+  if (!ca.empty()) tls.watch_root_certs();
+  tls.set_cert_request_type(client_certificates);
+  return grpc::experimental::TlsServerCredentials(tls);
 }
 
 // A duration as a gRPC channel argument: milliseconds in [1, INT_MAX].

@@ -67,6 +67,12 @@ struct ServerOptions {
   std::string tls_cert_file;
   std::string tls_key_file;
   std::string tls_client_ca_file;
+  // How often the gRPC port reads the three TLS files again: a renewed
+  // certificate or CA bundle is served to new connections without a
+  // restart (a key and certificate that do not match are not taken; the
+  // last good pair stays). Zero: read once, at start. Default 60 s. The
+  // HTTPS metrics port (metrics_tls) keeps the certificate it started with.
+  absl::Duration tls_reload_interval = absl::Seconds(60);
   // Serve the metrics/health port over HTTPS with the same certificate and
   // key (no client certificates). Default off.
   bool metrics_tls = false;

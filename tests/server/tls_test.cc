@@ -30,14 +30,16 @@ std::string Read(const std::string& path) {
 }
 
 // A CA, a server certificate for localhost/127.0.0.1, a client certificate,
-// and a second CA with a client certificate of its own.
+// and a second CA with a client certificate and a server certificate (its
+// renewal from another CA) of its own.
 class Pki {
  public:
   explicit Pki(const std::string& dir) : dir_(dir) {
     std::ofstream(dir + "/server.ext") << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
     std::ofstream(dir + "/client.ext") << "extendedKeyUsage=clientAuth\n";
     ok_ = MakeCa("ca") && MakeCa("wrong_ca") && MakeCert("server", "ca", "server.ext") &&
-          MakeCert("client", "ca", "client.ext") && MakeCert("intruder", "wrong_ca", "client.ext");
+          MakeCert("client", "ca", "client.ext") && MakeCert("intruder", "wrong_ca", "client.ext") &&
+          MakeCert("renewed_server", "wrong_ca", "server.ext");
   }
   bool ok() const { return ok_; }
   std::string path(const std::string& name) const { return dir_ + "/" + name; }
@@ -71,12 +73,14 @@ class TlsTest : public ::testing::Test {
   }
 
   // Starts a server with TLS; mTLS when `client_ca`.
-  void Start(bool client_ca, bool metrics_tls = false) {
+  void Start(bool client_ca, bool metrics_tls = false,
+             absl::Duration reload = ServerOptions().tls_reload_interval) {
     ServerOptions options = ::microbatch::testing::LoopbackOptions(dir_.path() + "/models");
     options.tls_cert_file = pki_.path("server.crt");
     options.tls_key_file = pki_.path("server.key");
     if (client_ca) options.tls_client_ca_file = pki_.path("ca.crt");
     options.metrics_tls = metrics_tls;
+    options.tls_reload_interval = reload;
     server_ = std::make_unique<InferenceServer>(options);
     const absl::Status started = server_->StartListening();
     ASSERT_TRUE(started.ok()) << started;
@@ -134,6 +138,32 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificateFromTheCa) {
   EXPECT_EQ(Predict(grpc::InsecureChannelCredentials()).error_code(), grpc::UNAVAILABLE);
 }
 
+TEST_F(TlsTest, ARenewedCertificateIsServedWithoutARestart) {
+  Start(/*client_ca=*/false, /*metrics_tls=*/false, /*reload=*/absl::Seconds(1));
+  ASSERT_TRUE(Predict(Tls("ca")).ok());
+  // The renewal lands as a Secret update does: each file replaced whole.
+  for (const std::string ext : {".key", ".crt"}) {
+    std::ofstream(pki_.path("next" + ext)) << pki_.pem("renewed_server" + ext);
+    ASSERT_EQ(std::rename(pki_.path("next" + ext).c_str(), pki_.path("server" + ext).c_str()), 0);
+  }
+  bool renewed = false;
+  const absl::Time give_up = absl::Now() + absl::Seconds(15);
+  while (!renewed && absl::Now() < give_up) {
+    renewed = Predict(Tls("wrong_ca")).ok();
+    if (!renewed) absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_TRUE(renewed) << "new connections still get the old certificate";
+  EXPECT_EQ(Predict(Tls("ca")).error_code(), grpc::UNAVAILABLE);
+}
+
+TEST_F(TlsTest, WithoutReloadTheStartingCertificateStays) {
+  Start(/*client_ca=*/false, /*metrics_tls=*/false, /*reload=*/absl::ZeroDuration());
+  std::ofstream(pki_.path("server.crt")) << pki_.pem("renewed_server.crt");
+  std::ofstream(pki_.path("server.key")) << pki_.pem("renewed_server.key");
+  absl::SleepFor(absl::Seconds(2));
+  EXPECT_TRUE(Predict(Tls("ca")).ok());
+}
+
 TEST_F(TlsTest, MetricsPortServesHttps) {
   Start(/*client_ca=*/false, /*metrics_tls=*/true);
   const std::string url = "https://localhost:" + std::to_string(server_->metrics_port());
@@ -152,6 +182,34 @@ TEST_F(TlsTest, MetricsPortServesHttps) {
   // Plain HTTP on the TLS port gets no metrics.
   EXPECT_THAT(curl("http://localhost:" + std::to_string(server_->metrics_port()) + "/readyz"),
               ::testing::Not(::testing::Eq("ready")));
+}
+
+TEST(TlsOptionsTest, FilesThatAreNotAMatchingPemPairFailToStartNamingTheFlag) {
+  TempDir dir("tls_options_test");
+  Pki pki(dir.path());
+  ASSERT_TRUE(pki.ok());
+  std::ofstream(pki.path("garbage.pem")) << "not a certificate\n";
+  struct Case {
+    std::string cert, key, ca, message;
+  } cases[] = {
+      {"garbage.pem", "server.key", "", "--tls_cert: no PEM certificate"},
+      {"server.crt", "garbage.pem", "", "--tls_key: no unencrypted PEM private key"},
+      {"server.crt", "client.key", "", "--tls_key does not match the certificate of --tls_cert"},
+      {"server.crt", "server.key", "garbage.pem", "--tls_client_ca: no PEM certificate"},
+  };
+  for (const Case& c : cases) {
+    ServerOptions options;
+    options.host = "127.0.0.1";
+    options.grpc_port = 0;
+    options.metrics_port = -1;
+    options.tls_cert_file = pki.path(c.cert);
+    options.tls_key_file = pki.path(c.key);
+    if (!c.ca.empty()) options.tls_client_ca_file = pki.path(c.ca);
+    InferenceServer server(options);
+    absl::Status status = server.StartListening();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << c.message;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(c.message));
+  }
 }
 
 TEST(TlsOptionsTest, HalfConfiguredTlsFailsToStart) {
