@@ -75,6 +75,10 @@ ABSL_FLAG(int64_t, grpc_keepalive_time_ms, 7200000,
           "--grpc_keepalive_timeout_ms (a client that vanished)");
 ABSL_FLAG(int64_t, grpc_keepalive_timeout_ms, 20000,
           "How long the server waits for the answer to its keepalive ping");
+ABSL_FLAG(int64_t, grpc_max_connection_age_seconds, 0,
+          "Send GOAWAY to a gRPC connection this old (+up to 10% jitter): calls in flight finish, "
+          "new ones reconnect and re-resolve, so that added replicas get long-lived clients; 0: "
+          "never");
 ABSL_FLAG(int64_t, grpc_min_client_ping_interval_ms, 10000,
           "Clients may send keepalive pings this often, also with no call in flight; more often "
           "gets GOAWAY too_many_pings");
@@ -199,6 +203,8 @@ int main(int argc, char** argv) {
       absl::Milliseconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_grpc_keepalive_timeout_ms)));
   options.min_client_ping_interval =
       absl::Milliseconds(std::max<int64_t>(1, absl::GetFlag(FLAGS_grpc_min_client_ping_interval_ms)));
+  options.max_connection_age =
+      absl::Seconds(std::max<int64_t>(0, absl::GetFlag(FLAGS_grpc_max_connection_age_seconds)));
   options.max_shadow_in_flight = std::max(0, absl::GetFlag(FLAGS_max_shadow_in_flight));
   options.http_max_body_bytes = std::max<int64_t>(1, absl::GetFlag(FLAGS_http_max_body_mb)) << 20;
   options.http_max_infer_in_flight = std::max(1, absl::GetFlag(FLAGS_http_max_infer_in_flight));
@@ -244,6 +250,7 @@ int main(int argc, char** argv) {
        {"grpc_keepalive_time_ms", absl::ToInt64Milliseconds(options.keepalive_time)},
        {"grpc_keepalive_timeout_ms", absl::ToInt64Milliseconds(options.keepalive_timeout)},
        {"grpc_min_client_ping_interval_ms", absl::ToInt64Milliseconds(options.min_client_ping_interval)},
+       {"grpc_max_connection_age_seconds", absl::ToInt64Seconds(options.max_connection_age)},
        {"max_shadow_in_flight", options.max_shadow_in_flight},
        {"http_max_body_mb", options.http_max_body_bytes >> 20},
        {"http_max_infer_in_flight", options.http_max_infer_in_flight},

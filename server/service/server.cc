@@ -162,6 +162,11 @@ absl::Status InferenceServer::StartListening() {
                              ClampedMs(options_.min_client_ping_interval));
   // Pings of the server's own keepalive are not limited by the data sent.
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+  if (options_.max_connection_age > absl::ZeroDuration()) {
+    // No grace limit (gRPC's default): a BatchPredict stream on an old
+    // connection runs to its end.
+    builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, ClampedMs(options_.max_connection_age));
+  }
   if (options_.memory_budget_bytes > 0) {
     // gRPC's own buffers (messages read but not yet handed to us) get a
     // quota of the budget plus room for two of the largest messages, so that

@@ -98,6 +98,12 @@ struct ServerOptions {
   // (gRPC's own default, 5 min and only during calls, closes connections of
   // clients configured with a shorter keepalive).
   absl::Duration min_client_ping_interval = absl::Seconds(10);
+  // A connection older than this (plus up to 10% jitter) is sent GOAWAY:
+  // calls in flight on it finish there, new ones go over a new connection,
+  // which makes clients resolve the server's name again, so that replicas
+  // added behind a headless Service (the HPA) get their share of long-lived
+  // clients. Zero (default): never.
+  absl::Duration max_connection_age = absl::ZeroDuration();
   // KServe v2 REST on the HTTP port: largest infer body accepted (larger
   // ones get 413 unread), and infer requests in flight beyond which new ones
   // get 503. An infer request holds no HTTP thread while it is queued or

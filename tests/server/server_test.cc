@@ -412,6 +412,44 @@ TEST(KeepaliveTest, AClientPingingMoreOftenThanAllowedIsSentAway) {
   EXPECT_FALSE(IdleChannelStaysConnected(absl::Seconds(5), 500, absl::Seconds(8)));
 }
 
+TEST(ConnectionAgeTest, AnOldConnectionIsReplacedWhileItsStreamRunsToItsEnd) {
+  TempDir dir("connection_age_test");
+  ASSERT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
+  ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
+  options.max_connection_age = absl::Seconds(1);
+  InferenceServer server(options);
+  ASSERT_TRUE(server.StartListening().ok());
+  ASSERT_TRUE(server.LoadModels().ok());
+  auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server.grpc_port()),
+                                     grpc::InsecureChannelCredentials());
+  auto health = grpc::health::v1::Health::NewStub(channel);
+  // A stream opened on the first connection.
+  grpc::ClientContext watch_context;
+  grpc::health::v1::HealthCheckRequest request;
+  auto watch = health->Watch(&watch_context, request);
+  grpc::health::v1::HealthCheckResponse update;
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+  // Past its age the connection is sent GOAWAY: the channel leaves READY.
+  bool replaced = false;
+  const absl::Time give_up = absl::Now() + absl::Seconds(10);
+  while (!replaced && absl::Now() < give_up) {
+    replaced = channel->GetState(false) != GRPC_CHANNEL_READY;
+    absl::SleepFor(absl::Milliseconds(10));
+  }
+  EXPECT_TRUE(replaced);
+  // New calls go over a new connection.
+  grpc::ClientContext check_context;
+  grpc::health::v1::HealthCheckResponse checked;
+  EXPECT_TRUE(health->Check(&check_context, request, &checked).ok());
+  // The stream of the old connection still runs and sees the drain.
+  server.BeginDrain();
+  ASSERT_TRUE(watch->Read(&update));
+  EXPECT_EQ(update.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
+  watch_context.TryCancel();
+  server.Shutdown(absl::ZeroDuration());
+}
+
 TEST(HealthTest, UnknownServiceIsNotFoundAndEchoHasAStatusOnlyWhenServed) {
   TempDir dir("health_services_test");
   ASSERT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
