@@ -364,17 +364,30 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
   if (tls && MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
     return absl::UnavailableError("HttpServer: this libmicrohttpd has no TLS support");
   }
-  sockaddr_in address = {};
-  address.sin_family = AF_INET;
-  address.sin_port = htons(static_cast<uint16_t>(options.port));
   const std::string host = options.host.empty() ? "0.0.0.0" : options.host;
-  if (inet_pton(AF_INET, host.c_str(), &address.sin_addr) != 1) {
-    return absl::InvalidArgumentError(absl::StrCat("HttpServer: not an IPv4 address: ", host));
+  sockaddr_storage address = {};
+  unsigned family_flags = 0;
+  if (host.find(':') == std::string::npos) {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&address);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(options.port));
+    if (inet_pton(AF_INET, host.c_str(), &v4->sin_addr) != 1) {
+      return absl::InvalidArgumentError(absl::StrCat("HttpServer: not an IP address: ", host));
+    }
+  } else {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&address);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(options.port));
+    if (inet_pton(AF_INET6, host.c_str(), &v6->sin6_addr) != 1) {
+      return absl::InvalidArgumentError(absl::StrCat("HttpServer: not an IP address: ", host));
+    }
+    // The IPv6 wildcard also takes IPv4 connections, as gRPC's does.
+    family_flags = IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
   }
   tls_key_pem_ = options.tls_key_pem;
   tls_cert_pem_ = options.tls_cert_pem;
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
-                   MHD_ALLOW_SUSPEND_RESUME;
+                   MHD_ALLOW_SUSPEND_RESUME | family_flags;
   if (tls) flags |= MHD_USE_TLS;
   const unsigned timeout_s = static_cast<unsigned>((std::max(options.request_timeout_ms, 1) + 999) / 1000);
   // One thread is the daemon's own: a pool of 0 or 1 draws a warning.

@@ -55,7 +55,8 @@ using AsyncHttpHandler = std::function<void(HttpRequest request, HttpResponder r
 using ReadinessFn = std::function<std::pair<bool, std::string>()>;
 
 struct HttpServerOptions {
-  // IPv4 address to listen on; empty for all interfaces.
+  // Address to listen on: IPv4 ("0.0.0.0", empty: all interfaces) or IPv6
+  // ("::": all interfaces, IPv4 too; "::1").
   std::string host = "0.0.0.0";
   // 0 picks a free port; port() then returns it.
   int port = 0;

@@ -23,7 +23,8 @@
 #include "server/core/log.h"
 #include "server/service/server.h"
 
-ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on (gRPC and metrics)");
+ABSL_FLAG(std::string, host, "0.0.0.0",
+          "Address to listen on (gRPC and metrics): IPv4, or IPv6 (\"::\" takes IPv4 too)");
 ABSL_FLAG(int, grpc_port, 8500, "gRPC listen port (0 picks a free port)");
 ABSL_FLAG(int, metrics_port, 8502,
           "HTTP port for /metrics (Prometheus), /healthz (live), /readyz (ready) and the KServe "

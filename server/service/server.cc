@@ -111,6 +111,21 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> Credentials(const Serve
   return grpc::experimental::TlsServerCredentials(tls);
 }
 
+// The host without the brackets of an IPv6 literal ("[::1]" -> "::1").
+std::string UnbracketedHost(const std::string& host) {
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    return host.substr(1, host.size() - 2);
+  }
+  return host;
+}
+
+// "host:port", an IPv6 literal in brackets ("[::]:8500").
+std::string JoinHostPort(const std::string& host, int port) {
+  const std::string bare = UnbracketedHost(host);
+  if (bare.find(':') != std::string::npos) return absl::StrCat("[", bare, "]:", port);
+  return absl::StrCat(bare, ":", port);
+}
+
 // A duration as a gRPC channel argument: milliseconds in [1, INT_MAX].
 int ClampedMs(absl::Duration d) {
   return static_cast<int>(
@@ -147,7 +162,7 @@ absl::Status InferenceServer::StartListening() {
   grpc::ServerBuilder builder;
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();  // idempotent
   if (!options_.enable_reflection) builder.SetOption(std::make_unique<WithoutReflection>());
-  const std::string address = absl::StrCat(options_.host, ":", options_.grpc_port);
+  const std::string address = JoinHostPort(options_.host, options_.grpc_port);
   builder.AddListeningPort(address, *credentials, &grpc_port_);
   builder.SetMaxReceiveMessageSize(options_.max_message_bytes);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, options_.max_concurrent_streams);
@@ -207,7 +222,7 @@ absl::Status InferenceServer::StartListening() {
     }
     if (s.ok()) s = v2_rest_.Register(&http_);
     HttpServerOptions http_options;
-    http_options.host = options_.host;
+    http_options.host = UnbracketedHost(options_.host);
     http_options.port = options_.metrics_port;
     http_options.num_threads = options_.http_threads;
     http_options.max_body_bytes = options_.http_max_body_bytes;
@@ -233,10 +248,10 @@ absl::Status InferenceServer::StartListening() {
       return absl::Status(s.code(), absl::StrCat("metrics endpoint: ", s.message()));
     }
     Log(LogLevel::kInfo, "metrics_listening",
-        {{"address", absl::StrCat(options_.host, ":", http_.port())}});
+        {{"address", JoinHostPort(options_.host, http_.port())}});
   }
   Log(LogLevel::kInfo, "grpc_listening",
-      {{"address", absl::StrCat(options_.host, ":", grpc_port_)},
+      {{"address", JoinHostPort(options_.host, grpc_port_)},
        {"echo", options_.enable_echo ? "on" : "off"},
        {"reflection", options_.enable_reflection ? "on" : "off"},
        {"tls", options_.tls_cert_file.empty()          ? "off"

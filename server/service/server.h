@@ -23,7 +23,9 @@
 namespace microbatch {
 
 struct ServerOptions {
-  // Listen address; port 0 picks a free port (see grpc_port()).
+  // Listen address of both ports: IPv4 ("0.0.0.0": all interfaces) or IPv6
+  // ("::": all interfaces, IPv4 too; "::1"; brackets optional). Port 0 picks
+  // a free port (see grpc_port()).
   std::string host = "0.0.0.0";
   int grpc_port = 8500;
   // HTTP port for /metrics, /healthz and /readyz; 0 picks a free port, -1

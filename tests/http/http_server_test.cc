@@ -28,16 +28,29 @@ struct Reply {
   std::string body;
 };
 
-// A minimal HTTP/1.1 client: one request per connection to 127.0.0.1:port.
-Reply Fetch(int port, const std::string& path, const std::string& method = "GET") {
+// A minimal HTTP/1.1 client: one request per connection to 127.0.0.1:port
+// (or [::1]:port).
+Reply Fetch(int port, const std::string& path, const std::string& method = "GET",
+            bool ipv6 = false) {
   Reply reply;
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return reply;
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+  sockaddr_storage addr = {};
+  socklen_t addr_len;
+  if (ipv6) {
+    auto* v6 = reinterpret_cast<sockaddr_in6*>(&addr);
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(static_cast<uint16_t>(port));
+    v6->sin6_addr = in6addr_loopback;
+    addr_len = sizeof(sockaddr_in6);
+  } else {
+    auto* v4 = reinterpret_cast<sockaddr_in*>(&addr);
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(static_cast<uint16_t>(port));
+    v4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr_len = sizeof(sockaddr_in);
+  }
+  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0) {
     close(fd);
     return reply;
   }
@@ -295,6 +308,40 @@ TEST_F(HttpServerTest, RestartsOnItsPortWhileClosedConnectionsLinger) {
   absl::Status status = restarted.Start(options);
   ASSERT_TRUE(status.ok()) << status;
   EXPECT_EQ(Fetch(port, "/healthz").status, 200);
+}
+
+// Whether this machine has IPv6 on loopback.
+bool HasIpv6Loopback() {
+  const int fd = socket(AF_INET6, SOCK_STREAM, 0);
+  if (fd < 0) return false;
+  sockaddr_in6 addr = {};
+  addr.sin6_family = AF_INET6;
+  addr.sin6_addr = in6addr_loopback;
+  const bool ok = bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  close(fd);
+  return ok;
+}
+
+TEST(HttpServerHostTest, TheIpv6WildcardTakesIpv6AndIpv4AndLoopbackOnlyItsOwn) {
+  if (!HasIpv6Loopback()) GTEST_SKIP() << "no IPv6 on this machine";
+  HttpServer wildcard;
+  ASSERT_TRUE(wildcard.AddHealthHandlers([] { return std::make_pair(true, std::string()); }).ok());
+  HttpServerOptions options;
+  options.host = "::";
+  ASSERT_TRUE(wildcard.Start(options).ok());
+  EXPECT_EQ(Fetch(wildcard.port(), "/healthz", "GET", /*ipv6=*/true).status, 200);
+  EXPECT_EQ(Fetch(wildcard.port(), "/healthz").status, 200);
+
+  HttpServer loopback;
+  ASSERT_TRUE(loopback.AddHealthHandlers([] { return std::make_pair(true, std::string()); }).ok());
+  options.host = "::1";
+  ASSERT_TRUE(loopback.Start(options).ok());
+  EXPECT_EQ(Fetch(loopback.port(), "/healthz", "GET", /*ipv6=*/true).status, 200);
+  EXPECT_EQ(Fetch(loopback.port(), "/healthz").status, 0);
+
+  HttpServer bad;
+  options.host = "::zz";
+  EXPECT_EQ(bad.Start(options).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(HttpServerTest, BusyPortIsUnavailable) {

@@ -2,6 +2,9 @@
 // against real TorchScript models.
 #include "server/service/server.h"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <fstream>
 #include <thread>
@@ -448,6 +451,33 @@ TEST(ConnectionAgeTest, AnOldConnectionIsReplacedWhileItsStreamRunsToItsEnd) {
   EXPECT_EQ(update.status(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   watch_context.TryCancel();
   server.Shutdown(absl::ZeroDuration());
+}
+
+TEST(ListenTest, AnIpv6HostServesGrpcOverIpv6AndTheWildcardOverIpv4Too) {
+  const int probe = socket(AF_INET6, SOCK_STREAM, 0);
+  if (probe < 0) GTEST_SKIP() << "no IPv6 on this machine";
+  close(probe);
+  TempDir dir("ipv6_test");
+  ASSERT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
+  auto serves = [](int port, const std::string& host) {
+    auto health = grpc::health::v1::Health::NewStub(
+        grpc::CreateChannel(host + ":" + std::to_string(port), grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+    grpc::health::v1::HealthCheckResponse response;
+    return health->Check(&context, grpc::health::v1::HealthCheckRequest(), &response).ok();
+  };
+  for (const std::string host : {"::", "[::1]"}) {
+    ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
+    options.host = host;
+    options.metrics_port = 0;
+    InferenceServer server(options);
+    absl::Status started = server.StartListening();
+    ASSERT_TRUE(started.ok()) << host << ": " << started;
+    EXPECT_TRUE(serves(server.grpc_port(), "[::1]")) << host;
+    EXPECT_EQ(serves(server.grpc_port(), "127.0.0.1"), host == "::") << host;
+    server.Shutdown(absl::ZeroDuration());
+  }
 }
 
 TEST(HealthTest, UnknownServiceIsNotFoundAndEchoHasAStatusOnlyWhenServed) {
