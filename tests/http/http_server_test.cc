@@ -4,6 +4,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <zlib.h>
 
 #include <algorithm>
 #include <atomic>
@@ -31,7 +32,7 @@ struct Reply {
 // A minimal HTTP/1.1 client: one request per connection to 127.0.0.1:port
 // (or [::1]:port).
 Reply Fetch(int port, const std::string& path, const std::string& method = "GET",
-            bool ipv6 = false) {
+            bool ipv6 = false, const std::string& extra_headers = "") {
   Reply reply;
   const int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return reply;
@@ -55,7 +56,8 @@ Reply Fetch(int port, const std::string& path, const std::string& method = "GET"
     return reply;
   }
   const std::string request =
-      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + extra_headers +
+      "\r\n";
   if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) != ssize_t(request.size())) {
     close(fd);
     return reply;
@@ -200,6 +202,52 @@ TEST_F(HttpServerTest, ProbesAnswerWithin100msWhile100IdleOrSlowConnectionsAreOp
   stop = true;
   drip.join();
   for (int fd : fds) close(fd);
+}
+
+// The bytes a gzip stream holds; "" if it is not one.
+std::string Gunzip(const std::string& gz) {
+  z_stream stream = {};
+  if (inflateInit2(&stream, 15 + 16) != Z_OK) return "";
+  std::string out;
+  char buf[4096];
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(gz.data()));
+  stream.avail_in = static_cast<uInt>(gz.size());
+  int result = Z_OK;
+  while (result == Z_OK) {
+    stream.next_out = reinterpret_cast<Bytef*>(buf);
+    stream.avail_out = sizeof(buf);
+    result = inflate(&stream, Z_NO_FLUSH);
+    out.append(buf, sizeof(buf) - stream.avail_out);
+  }
+  inflateEnd(&stream);
+  return result == Z_STREAM_END ? out : "";
+}
+
+TEST(HttpServerMetricsTest, MetricsAreGzippedForScrapersThatAcceptIt) {
+  std::string exposition;
+  for (int i = 0; i < 500; ++i) exposition += "microbatch_x_total{model=\"m" + std::to_string(i) + "\"} 1\n";
+  HttpServer server;
+  ASSERT_TRUE(server.AddMetricsHandler([&] { return exposition; }).ok());
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  ASSERT_TRUE(server.Start(options).ok());
+  // Prometheus's own request header.
+  Reply gz = Fetch(server.port(), "/metrics", "GET", false,
+                   "Accept-Encoding: gzip\r\nAccept: application/openmetrics-text;version=1.0.0,"
+                   "text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n");
+  ASSERT_EQ(gz.status, 200);
+  EXPECT_THAT(gz.head, HasSubstr("Content-Encoding: gzip"));
+  EXPECT_EQ(Gunzip(gz.body), exposition);
+  EXPECT_LT(gz.body.size(), exposition.size() / 4);
+  for (const std::string plain : {"", "Accept-Encoding: identity\r\n", "Accept-Encoding: gzip;q=0\r\n",
+                                  "Accept-Encoding: br, deflate\r\n"}) {
+    Reply reply = Fetch(server.port(), "/metrics", "GET", false, plain);
+    ASSERT_EQ(reply.status, 200) << plain;
+    EXPECT_THAT(reply.head, ::testing::Not(HasSubstr("Content-Encoding"))) << plain;
+    EXPECT_EQ(reply.body, exposition) << plain;
+  }
+  EXPECT_THAT(Fetch(server.port(), "/metrics", "GET", false, "Accept-Encoding: deflate, GZIP;q=0.8\r\n").head,
+              HasSubstr("Content-Encoding: gzip"));
 }
 
 TEST_F(HttpServerTest, HeadSendsNoBody) {
