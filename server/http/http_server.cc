@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
@@ -95,8 +96,15 @@ MHD_Result Respond(MHD_Connection* connection, const HttpResponse& response) {
       response.body.size(), const_cast<char*>(response.body.data()), MHD_RESPMEM_MUST_COPY);
   if (reply == nullptr) return MHD_NO;
   MHD_add_response_header(reply, MHD_HTTP_HEADER_CONTENT_TYPE, response.content_type.c_str());
+  bool retry_after = false;
   for (const auto& [name, value] : response.headers) {
     MHD_add_response_header(reply, name.c_str(), value.c_str());
+    retry_after = retry_after || absl::EqualsIgnoreCase(name, MHD_HTTP_HEADER_RETRY_AFTER);
+  }
+  // Overloaded (429) and not now (503) are worth a retry: say when, as HTTP
+  // clients and proxies expect, unless the handler did.
+  if ((response.status == 429 || response.status == 503) && !retry_after) {
+    MHD_add_response_header(reply, MHD_HTTP_HEADER_RETRY_AFTER, "1");
   }
   const MHD_Result queued =
       MHD_queue_response(connection, static_cast<unsigned>(response.status), reply);

@@ -265,11 +265,13 @@ TEST_F(HttpServerTest, HealthAndReadiness) {
   Reply not_ready = Fetch(server_.port(), "/readyz");
   EXPECT_EQ(not_ready.status, 503);
   EXPECT_EQ(not_ready.body, "loading mlp");
+  EXPECT_THAT(not_ready.head, HasSubstr("Retry-After: 1"));
 
   ready_ = true;
   Reply ready = Fetch(server_.port(), "/readyz");
   EXPECT_EQ(ready.status, 200);
   EXPECT_EQ(ready.body, "ready");
+  EXPECT_THAT(ready.head, ::testing::Not(HasSubstr("Retry-After")));
 
   ready_ = false;
   EXPECT_EQ(Fetch(server_.port(), "/readyz").status, 503);
@@ -647,6 +649,7 @@ TEST(HttpServerAsyncTest, TooManyInFlightIs503) {
   Reply refused = Post(server.port(), "/v2/a", "x");
   EXPECT_EQ(refused.status, 503);
   EXPECT_THAT(refused.body, HasSubstr("retry shortly"));
+  EXPECT_THAT(refused.head, HasSubstr("Retry-After: 1"));
   for (auto& t : clients) t.join();
   for (const Reply& r : replies) EXPECT_EQ(r.status, 201);
 }
