@@ -43,6 +43,9 @@ class InferenceService final : public InferenceServiceBase {
   void StopAccepting() { gate_.Close(); }
   // Predict calls and BatchPredict streams accepted and not yet finished.
   int64_t in_flight() { return gate_.in_flight() + streams_.size(); }
+  // BatchPredict streams not yet done (gRPC has not called OnDone); a done
+  // stream enqueues no more work, though chunks it queued may still wait.
+  int64_t batch_streams() { return streams_.size(); }
 
   grpc::ServerUnaryReactor* Predict(grpc::CallbackServerContext* context,
                                     const grpc::ByteBuffer* request,

@@ -147,6 +147,8 @@ class InferenceServer {
   ServerMetrics& metrics() { return metrics_; }
   // Models loaded and warmed, and not draining.
   bool ready() const { return ready_.load(); }
+  // BatchPredict streams not yet done (see InferenceService::batch_streams).
+  int64_t batch_streams() { return inference_.batch_streams(); }
   // Null before LoadModels() succeeded.
   ModelManager* models() const { return models_.get(); }
 

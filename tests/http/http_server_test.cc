@@ -29,13 +29,10 @@ struct Reply {
   std::string body;
 };
 
-// A minimal HTTP/1.1 client: one request per connection to 127.0.0.1:port
-// (or [::1]:port).
-Reply Fetch(int port, const std::string& path, const std::string& method = "GET",
-            bool ipv6 = false, const std::string& extra_headers = "") {
-  Reply reply;
+// A TCP connection to 127.0.0.1:port (or [::1]:port); -1 if none.
+int ConnectLoopback(int port, bool ipv6 = false) {
   const int fd = socket(ipv6 ? AF_INET6 : AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return reply;
+  if (fd < 0) return -1;
   sockaddr_storage addr = {};
   socklen_t addr_len;
   if (ipv6) {
@@ -53,14 +50,22 @@ Reply Fetch(int port, const std::string& path, const std::string& method = "GET"
   }
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), addr_len) != 0) {
     close(fd);
-    return reply;
+    return -1;
   }
-  const std::string request =
-      method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" + extra_headers +
-      "\r\n";
-  if (send(fd, request.data(), request.size(), MSG_NOSIGNAL) != ssize_t(request.size())) {
-    close(fd);
-    return reply;
+  return fd;
+}
+
+// Sends `raw_request` (a whole HTTP/1.1 request) on a new connection and
+// reads until the server closes.
+Reply SendRaw(int port, const std::string& raw_request, bool ipv6 = false) {
+  Reply reply;
+  const int fd = ConnectLoopback(port, ipv6);
+  if (fd < 0) return reply;
+  size_t sent = 0;
+  while (sent < raw_request.size()) {
+    const ssize_t n = send(fd, raw_request.data() + sent, raw_request.size() - sent, MSG_NOSIGNAL);
+    if (n <= 0) break;  // the server may answer (413) and close early
+    sent += static_cast<size_t>(n);
   }
   std::string raw;
   char buf[4096];
@@ -75,18 +80,22 @@ Reply Fetch(int port, const std::string& path, const std::string& method = "GET"
   return reply;
 }
 
+// One request per connection, with `extra_headers` (whole lines).
+Reply Fetch(int port, const std::string& path, const std::string& method = "GET",
+            bool ipv6 = false, const std::string& extra_headers = "") {
+  return SendRaw(port,
+                 method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n" +
+                     extra_headers + "\r\n",
+                 ipv6);
+}
+
 // Sends `requests` GETs of `path` one after another on one kept-alive
 // connection; returns the status of each reply (0 where none came, e.g. the
 // server closed the connection after the previous one).
 std::vector<int> FetchKeptAlive(int port, const std::string& path, int requests) {
   std::vector<int> statuses;
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return statuses;
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  const bool connected = connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
+  const int fd = ConnectLoopback(port);
+  const bool connected = fd >= 0;
   std::string pending;
   for (int i = 0; i < requests; ++i) {
     int status = 0;
@@ -118,7 +127,7 @@ std::vector<int> FetchKeptAlive(int port, const std::string& path, int requests)
     }
     statuses.push_back(status);
   }
-  close(fd);
+  if (connected) close(fd);
   return statuses;
 }
 
@@ -154,14 +163,9 @@ TEST_F(HttpServerTest, Metrics) {
 // A TCP connection to 127.0.0.1:port that has sent `prefix` (maybe nothing),
 // or -1.
 int OpenConnection(int port, const std::string& prefix) {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  const int fd = ConnectLoopback(port);
   if (fd < 0) return -1;
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      send(fd, prefix.data(), prefix.size(), MSG_NOSIGNAL) != ssize_t(prefix.size())) {
+  if (send(fd, prefix.data(), prefix.size(), MSG_NOSIGNAL) != ssize_t(prefix.size())) {
     close(fd);
     return -1;
   }
@@ -325,21 +329,10 @@ TEST_F(HttpServerTest, ScrapesAndProbesKeepTheConnectionAlive) {
   // A body on these paths is never read: the answer comes at once, without
   // waiting for the declared body (none is sent here), and the connection is
   // closed after it.
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  ASSERT_GE(fd, 0);
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(server_.port()));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  const std::string request = "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n";
-  ASSERT_EQ(send(fd, request.data(), request.size(), MSG_NOSIGNAL), ssize_t(request.size()));
-  std::string raw;
-  char buf[4096];
-  ssize_t n;
-  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) raw.append(buf, n);
-  close(fd);
-  EXPECT_THAT(raw, StartsWith("HTTP/1.1 200"));
+  EXPECT_EQ(SendRaw(server_.port(),
+                    "POST /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+                .status,
+            200);
 }
 
 TEST_F(HttpServerTest, RestartsOnItsPortWhileClosedConnectionsLinger) {
@@ -445,37 +438,6 @@ TEST(HttpServerHandlerTest, RejectsBadRegistrations) {
   EXPECT_EQ(server.port(), 0);
 }
 
-// Sends `raw` (a whole HTTP/1.1 request) and reads until the server closes.
-Reply SendRaw(int port, const std::string& raw_request) {
-  Reply reply;
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return reply;
-  sockaddr_in addr = {};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    close(fd);
-    return reply;
-  }
-  size_t sent = 0;
-  while (sent < raw_request.size()) {
-    const ssize_t n = send(fd, raw_request.data() + sent, raw_request.size() - sent, MSG_NOSIGNAL);
-    if (n <= 0) break;  // the server may answer (413) and close early
-    sent += static_cast<size_t>(n);
-  }
-  std::string raw;
-  char buf[4096];
-  ssize_t n;
-  while ((n = recv(fd, buf, sizeof(buf), 0)) > 0) raw.append(buf, n);
-  close(fd);
-  const size_t end = raw.find("\r\n\r\n");
-  if (raw.compare(0, 9, "HTTP/1.1 ") != 0 || end == std::string::npos) return reply;
-  reply.status = std::stoi(raw.substr(9, 3));
-  reply.head = raw.substr(0, end);
-  reply.body = raw.substr(end + 4);
-  return reply;
-}
 
 Reply Post(int port, const std::string& path, const std::string& body,
            const std::string& extra_headers = "") {

@@ -323,7 +323,15 @@ TEST_F(BatchPredictTest, ProtocolViolationsEndTheStream) {
 
 TEST_F(BatchPredictTest, ClientCancelFreesTheStreamAndOthersKeepWorking) {
   EXPECT_EQ(SendAndCancel(server_->grpc_port()).error_code(), grpc::CANCELLED);
-  // The cancelled stream's queued work drains away.
+  // The cancelled stream's queued work drains away. The client sees the
+  // cancel before the server has read (and queued) what was sent: only once
+  // the stream is done on the server can no task be added any more.
+  // (Regression: the test polled the queue at once, found it still empty,
+  // and failed when a chunk was queued 1 ms later.)
+  for (int i = 0; i < 200 && server_->batch_streams() > 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_EQ(server_->batch_streams(), 0);
   DynamicBatcher* batcher = (*server_->models()->Find("mlp", 0))->batcher.get();
   for (int i = 0; i < 200 && batcher->Stats().tasks > 0; ++i) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));

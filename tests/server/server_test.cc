@@ -319,10 +319,15 @@ TEST_F(ServerTest, ExpiredDeadlineIsNotRun) {
   EXPECT_EQ(status.error_code(), grpc::DEADLINE_EXCEEDED);
 }
 
+// Loopback options over the demo models, written into `dir`.
+ServerOptions DemoLoopbackOptions(const TempDir& dir) {
+  EXPECT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
+  return ::microbatch::testing::LoopbackOptions(dir.path());
+}
+
 TEST(HealthTest, NotServingUntilModelsAreWarm) {
   TempDir dir("health_test");
-  ASSERT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
-  ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
+  ServerOptions options = DemoLoopbackOptions(dir);
   InferenceServer server(options);
   ASSERT_TRUE(server.StartListening().ok());
   auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
@@ -366,8 +371,7 @@ TEST(ListenTest, AGrpcPortAnotherServerListensOnIsRefused) {
   // gRPC sets SO_REUSEPORT by default: a second server on the same port would
   // start and take half of the new connections from the first.
   TempDir dir("listen_test");
-  ASSERT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
-  ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
+  ServerOptions options = DemoLoopbackOptions(dir);
   InferenceServer first(options);
   ASSERT_TRUE(first.StartListening().ok());
   options.grpc_port = first.grpc_port();
@@ -382,8 +386,7 @@ TEST(ListenTest, AGrpcPortAnotherServerListensOnIsRefused) {
 // (READY throughout `idle`) to a server allowing pings every `allowed`.
 bool IdleChannelStaysConnected(absl::Duration allowed, int client_ping_ms, absl::Duration idle) {
   TempDir dir("keepalive_test");
-  EXPECT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
-  ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
+  ServerOptions options = DemoLoopbackOptions(dir);
   options.min_client_ping_interval = allowed;
   InferenceServer server(options);
   EXPECT_TRUE(server.StartListening().ok());
@@ -417,8 +420,7 @@ TEST(KeepaliveTest, AClientPingingMoreOftenThanAllowedIsSentAway) {
 
 TEST(ConnectionAgeTest, AnOldConnectionIsReplacedWhileItsStreamRunsToItsEnd) {
   TempDir dir("connection_age_test");
-  ASSERT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
-  ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
+  ServerOptions options = DemoLoopbackOptions(dir);
   options.max_connection_age = absl::Seconds(1);
   InferenceServer server(options);
   ASSERT_TRUE(server.StartListening().ok());
