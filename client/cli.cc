@@ -653,6 +653,7 @@ CliParseResult ParseCommandLine(int argc, const char* const* argv) {
   app.formatter(std::make_shared<DefaultsFormatter>());
   app.option_defaults()->always_capture_default();
   app.require_subcommand(1);
+  app.set_version_flag("--version", "microbatch " MICROBATCH_VERSION, "Print the version and exit");
   app.footer(
       "Run 'microbatch COMMAND --help' for a command's options.\n"
       "Exit codes: 0 success, 1 the command failed, 2 usage error.");
@@ -697,6 +698,12 @@ CliParseResult ParseCommandLine(int argc, const char* const* argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
+    std::ostringstream out, err;
+    app.exit(e, out, err);
+    result.help = out.str();
+    result.exit_code = kExitOk;
+    return result;
+  } catch (const CLI::CallForVersion& e) {
     std::ostringstream out, err;
     app.exit(e, out, err);
     result.help = out.str();

@@ -22,6 +22,7 @@ target_link_libraries(server_test PRIVATE
 target_compile_definitions(server_test PRIVATE
   MICROBATCH_SERVER_BIN="$<TARGET_FILE:microbatch-server>"
   MICROBATCH_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
+  MICROBATCH_VERSION="${PROJECT_VERSION}"
   MICROBATCH_CLI_BIN="$<TARGET_FILE:microbatch>")
 add_dependencies(server_test microbatch-server microbatch)
 gtest_discover_tests(server_test PROPERTIES LABELS server TIMEOUT 300 DISCOVERY_TIMEOUT 60)
@@ -43,7 +44,8 @@ add_executable(client_test
 )
 target_include_directories(client_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(client_test PRIVATE microbatch_client_lib GTest::gmock_main)
-target_compile_definitions(client_test PRIVATE MICROBATCH_CLI_BIN="$<TARGET_FILE:microbatch>")
+target_compile_definitions(client_test PRIVATE MICROBATCH_CLI_BIN="$<TARGET_FILE:microbatch>"
+  MICROBATCH_VERSION="${PROJECT_VERSION}")
 add_dependencies(client_test microbatch)
 gtest_discover_tests(client_test PROPERTIES LABELS client DISCOVERY_TIMEOUT 60)
 

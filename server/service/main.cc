@@ -146,6 +146,9 @@ int main(int argc, char** argv) {
     const size_t at = file.rfind("server/service/");
     return std::string(at == absl::string_view::npos ? file : file.substr(at));
   };
+  // --version: the project's version (abseil's default names the program
+  // and whether abseil itself was built with NDEBUG).
+  usage_config.version_string = [] { return std::string("microbatch-server " MICROBATCH_VERSION "\n"); };
   absl::SetFlagsUsageConfig(usage_config);
   // abseil exits 1 after --help; a help request that succeeded exits 0.
   absl::flags_internal::SetProgramInvocationName(argv[0]);

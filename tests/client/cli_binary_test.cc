@@ -62,6 +62,12 @@ TEST(CliBinaryTest, HelpExits0OnStdout) {
   EXPECT_THAT(run.out, HasSubstr("bench"));
 }
 
+TEST(CliBinaryTest, VersionPrintsTheProjectVersionAndExitsZero) {
+  const CliRun run = RunCli("--version");
+  EXPECT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out, "microbatch " MICROBATCH_VERSION "\n");
+}
+
 TEST(CliBinaryTest, ModelUsageErrorsExit2) {
   CliRun run = RunCli("model split mlp 3:x");
   EXPECT_EQ(run.code, 2);

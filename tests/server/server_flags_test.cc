@@ -69,6 +69,12 @@ TEST(ServerFlagsTest, EveryFlagIsInTheReadmeTable) {
   }
 }
 
+TEST(ServerFlagsTest, VersionPrintsTheProjectVersionAndExitsZero) {
+  const auto [out, code] = RunCommand(std::string(MICROBATCH_SERVER_BIN) + " --version");
+  EXPECT_EQ(code, 0);
+  EXPECT_EQ(out, "microbatch-server " MICROBATCH_VERSION "\n");
+}
+
 TEST(ServerFlagsTest, UnknownFlagFails) {
   const auto [out, code] = RunCommand(std::string(MICROBATCH_SERVER_BIN) + " --no_such_flag=1");
   EXPECT_NE(code, 0);
