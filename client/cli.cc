@@ -697,13 +697,7 @@ CliParseResult ParseCommandLine(int argc, const char* const* argv) {
   }
   try {
     app.parse(argc, argv);
-  } catch (const CLI::CallForHelp& e) {
-    std::ostringstream out, err;
-    app.exit(e, out, err);
-    result.help = out.str();
-    result.exit_code = kExitOk;
-    return result;
-  } catch (const CLI::CallForVersion& e) {
+  } catch (const CLI::Success& e) {  // --help or --version
     std::ostringstream out, err;
     app.exit(e, out, err);
     result.help = out.str();

@@ -213,12 +213,9 @@ MHD_Result Start(HttpServer::State& server, MHD_Connection* connection, RequestS
     // connection stays open for the next scrape or probe. One with a body
     // (not used on these paths) is answered at once and the connection
     // closed, so that its body is never read.
-    const char* length = MHD_lookup_connection_value(connection, MHD_HEADER_KIND,
-                                                     MHD_HTTP_HEADER_CONTENT_LENGTH);
-    const bool bodiless =
-        MHD_lookup_connection_value(connection, MHD_HEADER_KIND, MHD_HTTP_HEADER_TRANSFER_ENCODING) ==
-            nullptr &&
-        (length == nullptr || std::strcmp(length, "0") == 0);
+    auto length = request.headers.find("content-length");
+    const bool bodiless = request.headers.count("transfer-encoding") == 0 &&
+                          (length == request.headers.end() || length->second == "0");
     if (bodiless) {
       state.exact = handler;
       state.answer_when_read = true;

@@ -325,19 +325,29 @@ ServerOptions DemoLoopbackOptions(const TempDir& dir) {
   return ::microbatch::testing::LoopbackOptions(dir.path());
 }
 
+// One grpc.health.v1 Check of `service` at `target` ("host:port") over a new
+// channel; the serving status goes to `*response` when given.
+grpc::Status CheckHealth(const std::string& target, const std::string& service,
+                         grpc::health::v1::HealthCheckResponse* response = nullptr) {
+  auto health = grpc::health::v1::Health::NewStub(
+      grpc::CreateChannel(target, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  grpc::health::v1::HealthCheckRequest request;
+  request.set_service(service);
+  grpc::health::v1::HealthCheckResponse ignored;
+  return health->Check(&context, request, response != nullptr ? response : &ignored);
+}
+
 TEST(HealthTest, NotServingUntilModelsAreWarm) {
   TempDir dir("health_test");
   ServerOptions options = DemoLoopbackOptions(dir);
   InferenceServer server(options);
   ASSERT_TRUE(server.StartListening().ok());
-  auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
-      "127.0.0.1:" + std::to_string(server.grpc_port()), grpc::InsecureChannelCredentials()));
   auto check = [&](const std::string& service) {
-    grpc::ClientContext context;
-    grpc::health::v1::HealthCheckRequest request;
-    request.set_service(service);
     grpc::health::v1::HealthCheckResponse response;
-    EXPECT_TRUE(health->Check(&context, request, &response).ok());
+    EXPECT_TRUE(
+        CheckHealth("127.0.0.1:" + std::to_string(server.grpc_port()), service, &response).ok());
     return response.status();
   };
   // Every service the server registers has a status of its own; the v2
@@ -462,12 +472,7 @@ TEST(ListenTest, AnIpv6HostServesGrpcOverIpv6AndTheWildcardOverIpv4Too) {
   TempDir dir("ipv6_test");
   ASSERT_TRUE(WriteModelRepository(dir.path(), DemoModelOptions()).ok());
   auto serves = [](int port, const std::string& host) {
-    auto health = grpc::health::v1::Health::NewStub(
-        grpc::CreateChannel(host + ":" + std::to_string(port), grpc::InsecureChannelCredentials()));
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-    grpc::health::v1::HealthCheckResponse response;
-    return health->Check(&context, grpc::health::v1::HealthCheckRequest(), &response).ok();
+    return CheckHealth(host + ":" + std::to_string(port), "").ok();
   };
   for (const std::string host : {"::", "[::1]"}) {
     ServerOptions options = ::microbatch::testing::LoopbackOptions(dir.path());
@@ -491,14 +496,8 @@ TEST(HealthTest, UnknownServiceIsNotFoundAndEchoHasAStatusOnlyWhenServed) {
     InferenceServer server(options);
     ASSERT_TRUE(server.StartListening().ok());
     ASSERT_TRUE(server.LoadModels().ok());
-    auto health = grpc::health::v1::Health::NewStub(grpc::CreateChannel(
-        "127.0.0.1:" + std::to_string(server.grpc_port()), grpc::InsecureChannelCredentials()));
     auto check = [&](const std::string& service) {
-      grpc::ClientContext context;
-      grpc::health::v1::HealthCheckRequest request;
-      request.set_service(service);
-      grpc::health::v1::HealthCheckResponse response;
-      return health->Check(&context, request, &response).error_code();
+      return CheckHealth("127.0.0.1:" + std::to_string(server.grpc_port()), service).error_code();
     };
     EXPECT_EQ(check("no.such.Service"), grpc::NOT_FOUND);
     EXPECT_EQ(check("microbatch.v1.Echo"), echo ? grpc::OK : grpc::NOT_FOUND);
