@@ -52,7 +52,7 @@ gtest_discover_tests(client_test PROPERTIES LABELS client DISCOVERY_TIMEOUT 60)
 # The KServe v2 / Open Inference Protocol front ends (gRPC and REST) against
 # a real server on loopback.
 find_package(CURL REQUIRED)
-add_executable(v2_test v2/v2_grpc_test.cc v2/v2_rest_test.cc)
+add_executable(v2_test v2/v2_grpc_test.cc v2/v2_rest_test.cc v2/model_formats_test.cc)
 target_include_directories(v2_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(v2_test PRIVATE
   microbatch_service microbatch_demo_models microbatch_proto CURL::libcurl nlohmann_json::nlohmann_json

@@ -165,4 +165,23 @@ absl::Status WriteModelRepository(const std::string& dir, const DemoModelOptions
   return absl::OkStatus();
 }
 
+absl::Status WriteScriptModel(const std::string& path, const std::string& source) {
+  torch::jit::Module m("ScriptModel");
+  try {
+    m.define(source);
+  } catch (const std::exception& e) {
+    return absl::InvalidArgumentError(absl::StrCat("TorchScript does not compile: ", e.what()));
+  }
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  fs::create_directories(fs::path(path).parent_path(), ec);
+  if (ec) return absl::InternalError(absl::StrCat(path, ": ", ec.message()));
+  try {
+    m.save(path);
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat(path, ": ", e.what()));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace microbatch

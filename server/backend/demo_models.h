@@ -33,6 +33,13 @@ struct DemoModelOptions {
 // INTERNAL when a file cannot be written.
 absl::Status WriteModelRepository(const std::string& dir, const DemoModelOptions& options);
 
+// Writes a TorchScript model whose methods are `source` (TorchScript, e.g.
+// "def forward(self, x: Tensor) -> List[Tensor]:\n    return [x, x]\n") to
+// `path`, creating its directory. For tests of what a model may take and
+// return. Errors: INVALID_ARGUMENT when `source` does not compile, INTERNAL
+// when the file cannot be written.
+absl::Status WriteScriptModel(const std::string& path, const std::string& source);
+
 }  // namespace microbatch
 
 #endif  // MICROBATCH_SERVER_BACKEND_DEMO_MODELS_H_

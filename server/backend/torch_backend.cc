@@ -131,12 +131,15 @@ class TorchInstance : public ModelInstance {
         value = result;
         break;
       case OutputBinding::Kind::kTupleIndex: {
-        if (!result.isTuple()) {
+        // A Tuple[...] or a List[Tensor] return: both index by position.
+        if (!result.isTuple() && !result.isList()) {
           return absl::InternalError(absl::StrCat("output '", name, "' is bound to tuple_index ",
                                                   binding.tuple_index, " but forward returned ",
                                                   result.tagKind()));
         }
-        const auto& elements = result.toTupleRef().elements();
+        const c10::ArrayRef<c10::IValue> elements =
+            result.isTuple() ? c10::ArrayRef<c10::IValue>(result.toTupleRef().elements())
+                             : result.toListRef();
         if (binding.tuple_index < 0 || binding.tuple_index >= static_cast<int>(elements.size())) {
           return absl::InternalError(absl::StrCat("output '", name, "': tuple_index ",
                                                   binding.tuple_index, " but forward returned ",

@@ -43,9 +43,22 @@ HttpResponse Json(std::string body) {
   return response;
 }
 
-// A health answer: 200 when true, else `false_status`; no body.
-HttpResponse Health(bool ok, int false_status) {
-  HttpResponse response;
+// A health answer as the Open Inference Protocol writes it: 200 when true,
+// else `false_status`, with {"name": model (when not empty), key: ok}
+// ({"live": true}, {"ready": false}, {"name": "mlp", "ready": true}).
+HttpResponse Health(absl::string_view key, bool ok, int false_status,
+                    absl::string_view model = {}) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  writer.StartObject();
+  if (!model.empty()) {
+    writer.Key("name");
+    writer.String(model.data(), static_cast<rapidjson::SizeType>(model.size()));
+  }
+  writer.Key(key.data(), static_cast<rapidjson::SizeType>(key.size()));
+  writer.Bool(ok);
+  writer.EndObject();
+  HttpResponse response = Json(std::string(buffer.GetString(), buffer.GetSize()));
   response.status = ok ? 200 : false_status;
   return response;
 }
@@ -168,7 +181,8 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
   }
   if (rest == "/health/live" || rest == "/health/ready") {
     if (!IsGet(request)) return respond(MethodNotAllowed("GET"));
-    return respond(Health(rest == "/health/live" || ready_(), 400));
+    if (rest == "/health/live") return respond(Health("live", true, 400));
+    return respond(Health("ready", ready_(), 400));
   }
   if (rest.substr(0, 12) == "/repository/") return Repository(std::move(request), std::move(respond));
   constexpr absl::string_view kModels = "/models/";
@@ -196,8 +210,8 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
   if (!IsGet(request)) return respond(MethodNotAllowed("GET"));
   absl::StatusOr<std::shared_ptr<ServedModel>> model = engine_->Find(*spec);
   if (action == "ready") {
-    if (!model.ok()) return respond(Health(false, HttpStatusFor(model.status().code())));
-    return respond(Health(ready_(), 400));
+    if (!model.ok()) return respond(ErrorFor(model.status()));
+    return respond(Health("ready", ready_(), 400, (*model)->name));
   }
   if (!model.ok()) return respond(ErrorFor(model.status()));
   absl::StatusOr<ModelManager*> repository = engine_->Models();

@@ -286,6 +286,16 @@ TEST(DrainTest, SigtermFlipsReadinessThenExitsZero) {
   EXPECT_EQ(ready.status, 503);
   EXPECT_THAT(ready.body, HasSubstr("draining"));
   EXPECT_EQ(HttpGet(metrics_port, "/healthz").status, 200);
+  // The Open Inference Protocol's probes say the same, with their JSON bodies.
+  auto v2_ready = HttpGet(metrics_port, "/v2/health/ready");
+  EXPECT_EQ(v2_ready.status, 400);
+  EXPECT_EQ(v2_ready.body, R"({"ready":false})");
+  auto v2_model_ready = HttpGet(metrics_port, "/v2/models/mlp/ready");
+  EXPECT_EQ(v2_model_ready.status, 400);
+  EXPECT_EQ(v2_model_ready.body, R"({"name":"mlp","ready":false})");
+  auto v2_live = HttpGet(metrics_port, "/v2/health/live");
+  EXPECT_EQ(v2_live.status, 200);
+  EXPECT_EQ(v2_live.body, R"({"live":true})");
   EXPECT_EQ(serving(), grpc::health::v1::HealthCheckResponse::NOT_SERVING);
   auto stub = InferenceStub(port);
   for (int i = 0; i < 20; ++i) {

@@ -65,8 +65,15 @@ TEST_F(V2RestTest, ServerEndpoints) {
   EXPECT_EQ(body["name"], "microbatch");
   EXPECT_TRUE(body["version"].is_string());
   EXPECT_TRUE(body["extensions"].is_array());
-  EXPECT_EQ(Get("/v2/health/live").status, 200);
-  EXPECT_EQ(Get("/v2/health/ready").status, 200);
+  // Health answers carry the Open Inference Protocol's JSON objects.
+  HttpResult live = Get("/v2/health/live");
+  EXPECT_EQ(live.status, 200);
+  EXPECT_EQ(live.headers["content-type"], "application/json");
+  EXPECT_EQ(json::parse(live.body, nullptr, false), json({{"live", true}})) << live.body;
+  HttpResult ready = Get("/v2/health/ready");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(json::parse(ready.body, nullptr, false), json({{"ready", true}})) << ready.body;
+  EXPECT_EQ(Get("/v2/").status, 200);
   ExpectError(Get("/v2/nothing"), 404, "no such endpoint");
   ExpectError(Post("/v2/health/ready", "{}"), 405, "use GET");
   // The operational endpoints still work next to /v2.
@@ -89,10 +96,14 @@ TEST_F(V2RestTest, ModelMetadataAndReadiness) {
   ExpectError(Get("/v2/models/mlp/versions/9"), 404, "has no ready version 9");
   ExpectError(Get("/v2/models/nope"), 404, "'nope' is not served");
   ExpectError(Get("/v2/models/mlp/versions/0"), 400, "neither a positive version number");
-  EXPECT_EQ(Get("/v2/models/mlp/ready").status, 200);
-  EXPECT_EQ(Get("/v2/models/mlp/versions/1/ready").status, 200);
-  EXPECT_EQ(Get("/v2/models/nope/ready").status, 404);
-  EXPECT_EQ(Get("/v2/models/mlp/versions/2/ready").status, 404);
+  for (const char* path : {"/v2/models/mlp/ready", "/v2/models/mlp/versions/1/ready"}) {
+    HttpResult ready = Get(path);
+    EXPECT_EQ(ready.status, 200) << path;
+    EXPECT_EQ(json::parse(ready.body, nullptr, false), json({{"name", "mlp"}, {"ready", true}}))
+        << path << ": " << ready.body;
+  }
+  ExpectError(Get("/v2/models/nope/ready"), 404, "'nope' is not served");
+  ExpectError(Get("/v2/models/mlp/versions/2/ready"), 404, "has no ready version 2");
   ExpectError(Get("/v2/models/mlp/infer"), 405, "use POST");
   ExpectError(Get("/v2/models/mlp/bogus"), 404, "no such endpoint");
 }
