@@ -15,6 +15,7 @@ add_executable(server_test
   server/response_cache_e2e_test.cc
   server/lifecycle_test.cc
   server/version_label_test.cc
+  server/triton_config_test.cc
 )
 target_include_directories(server_test PRIVATE ${PROJECT_SOURCE_DIR})
 target_link_libraries(server_test PRIVATE

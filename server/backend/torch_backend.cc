@@ -4,6 +4,7 @@
 #include <torch/cuda.h>
 #include <torch/script.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "absl/strings/str_cat.h"
@@ -176,6 +177,44 @@ class TorchInstance : public ModelInstance {
   const torch::Device device_;
 };
 
+// The positions among forward's arguments (self excluded) of the arguments
+// spec.forward_arg_names name; they must cover every argument without a
+// default value.
+absl::StatusOr<std::vector<int>> ForwardPositions(torch::jit::Module& module, const TorchModelSpec& spec) {
+  if (!module.find_method("forward")) {
+    return absl::InvalidArgumentError(absl::StrCat(spec.path, ": the model has no forward method"));
+  }
+  const std::vector<c10::Argument>& arguments = module.get_method("forward").function().getSchema().arguments();
+  std::vector<std::string> names;  // forward's arguments, self excluded
+  for (size_t a = 1; a < arguments.size(); ++a) names.push_back(arguments[a].name());
+  const std::string listed = absl::StrCat("forward(", absl::StrJoin(names, ", "), ")");
+  std::vector<int> positions;
+  std::vector<bool> bound(names.size(), false);
+  for (size_t i = 0; i < spec.forward_arg_names.size(); ++i) {
+    const std::string& name = spec.forward_arg_names[i];
+    auto it = std::find(names.begin(), names.end(), name);
+    if (it == names.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          spec.path, ": input '", spec.signature.inputs[i].name, "' is passed as argument '", name,
+          "' but the model's signature is ", listed));
+    }
+    positions.push_back(static_cast<int>(it - names.begin()));
+    bound[positions.back()] = true;
+  }
+  for (size_t a = 0; a < names.size(); ++a) {
+    if (!bound[a] && !arguments[a + 1].default_value().has_value()) {
+      return absl::InvalidArgumentError(absl::StrCat(spec.path, ": no input is passed as argument '",
+                                                     names[a], "' of ", listed));
+    }
+    if (!bound[a] && a < spec.forward_arg_names.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          spec.path, ": the inputs skip argument '", names[a], "' of ", listed,
+          "; inputs must be passed as its first arguments"));
+    }
+  }
+  return positions;
+}
+
 }  // namespace
 
 bool TorchCudaAvailable() { return torch::cuda::is_available(); }
@@ -216,8 +255,14 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> LoadTorchInstance(const TorchMode
   try {
     torch::jit::Module module = torch::jit::load(spec.path, *device);
     module.eval();
+    TorchModelSpec resolved = spec;
+    if (!spec.forward_arg_names.empty()) {
+      absl::StatusOr<std::vector<int>> positions = ForwardPositions(module, spec);
+      if (!positions.ok()) return positions.status();
+      resolved.forward_arg = *std::move(positions);
+    }
     if (spec.optimize_for_inference) module = torch::jit::optimize_for_inference(module);
-    return std::unique_ptr<ModelInstance>(new TorchInstance(spec, std::move(module), *device));
+    return std::unique_ptr<ModelInstance>(new TorchInstance(std::move(resolved), std::move(module), *device));
   } catch (const c10::Error& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(spec.path, ": not a loadable TorchScript model: ", Summarize(e.what_without_backtrace())));

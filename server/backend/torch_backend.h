@@ -26,8 +26,13 @@ struct TorchModelSpec {
   // The model.pt file.
   std::string path;
   ModelSignature signature;
-  // forward_arg[i]: position of signature.inputs[i] among forward's arguments.
+  // forward_arg[i]: position of signature.inputs[i] among forward's arguments
+  // (empty when forward_arg_names is not).
   std::vector<int> forward_arg;
+  // When not empty: forward_arg_names[i] is the name of the argument of
+  // forward that signature.inputs[i] is passed as; the positions are taken
+  // from the model's signature at load.
+  std::vector<std::string> forward_arg_names;
   // One per signature.outputs entry.
   std::vector<OutputBinding> outputs;
   // "cpu" or "cuda:N".
@@ -40,7 +45,8 @@ struct TorchModelSpec {
 };
 
 // Loads one instance of a TorchScript model. Errors: NOT_FOUND for a missing
-// file, INVALID_ARGUMENT when LibTorch cannot load it, FAILED_PRECONDITION for
+// file, INVALID_ARGUMENT when LibTorch cannot load it or forward_arg_names
+// do not match forward's arguments, FAILED_PRECONDITION for
 // a CUDA device on a build or machine without CUDA. The instance's Run()
 // converts LibTorch errors into INTERNAL with the model's message; it must be
 // called from one thread at a time.

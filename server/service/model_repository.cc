@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "absl/time/clock.h"
 #include "server/core/log.h"
 #include "server/service/convert.h"
+#include "server/service/triton_config.h"
 
 namespace microbatch {
 namespace {
@@ -107,6 +109,8 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfigText(const std::string& text,
   ErrorCollector errors(path);
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(text, &config)) {
+    // A repository written for Triton's PyTorch backend is served as is.
+    if (LooksLikeTritonConfig(text)) return ConvertTritonConfig(text, path);
     return absl::InvalidArgumentError(errors.first().empty() ? absl::StrCat(path, ": parse error")
                                                              : errors.first());
   }
@@ -141,9 +145,11 @@ absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& input, const std::str
     return error("name '", c.name(), "' does not match the directory name '", model_name, "'");
   }
   c.set_name(model_name);
-  if (c.platform().empty()) c.set_platform("torchscript");
+  // "pytorch_libtorch" is Triton's name for the same thing.
+  if (c.platform().empty() || c.platform() == "pytorch_libtorch") c.set_platform("torchscript");
   if (c.platform() != "torchscript") {
-    return error("platform '", c.platform(), "' is not supported (only \"torchscript\")");
+    return error("platform '", c.platform(),
+                 "' is not supported (only \"torchscript\", also called \"pytorch_libtorch\")");
   }
   if (absl::Status s = CheckTensors(c.input(), "input", source); !s.ok()) return s;
   if (absl::Status s = CheckTensors(c.output(), "output", source); !s.ok()) return s;
@@ -184,7 +190,27 @@ absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& input, const std::str
   spec.intra_op_threads = c.intra_op_threads();
   spec.optimize_for_inference = c.optimize_for_inference();
   std::vector<std::string> arg_owner(c.input_size());
+  const bool by_name = !c.input().empty() && !c.input(0).forward_arg_name().empty();
+  std::map<std::string, std::string> name_owner;  // forward_arg_name -> input
   for (const v1::TensorConfig& t : c.input()) {
+    if (t.forward_arg_name().empty() == by_name) {
+      return error("input '", t.name(), "': ",
+                   by_name ? "has no forward_arg_name; either every input names its argument or none does"
+                           : "has a forward_arg_name; either every input names its argument or none does");
+    }
+    if (by_name) {
+      if (t.forward_arg() != 0) {
+        return error("input '", t.name(), "': forward_arg and forward_arg_name both set; use one");
+      }
+      auto [it, inserted] = name_owner.emplace(t.forward_arg_name(), t.name());
+      if (!inserted) {
+        return error("inputs '", it->second, "' and '", t.name(), "' are both passed as argument '",
+                     t.forward_arg_name(), "'");
+      }
+      spec.forward_arg_names.push_back(t.forward_arg_name());  // positions: at load
+      spec.signature.inputs.push_back(ToSpec(t));
+      continue;
+    }
     const int arg = t.forward_arg();
     if (arg < 0 || arg >= c.input_size()) {
       return error("input '", t.name(), "': forward_arg ", arg, " is outside [0, ", c.input_size() - 1,

@@ -5,6 +5,7 @@
 // fake backend (tests/service/fake_torch_backend.cc) in place of LibTorch:
 // planning never loads a model.
 #include <set>
+#include <string>
 
 #include "absl/strings/match.h"
 
@@ -38,10 +39,18 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (int s : plan->warmup_batch_sizes) FUZZ_CHECK(s >= 1 && s <= c.max_batch_size());
     const TorchModelSpec& spec = plan->spec;
     FUZZ_CHECK(spec.signature.inputs.size() == static_cast<size_t>(c.input_size()));
-    FUZZ_CHECK(spec.forward_arg.size() == spec.signature.inputs.size());
-    FUZZ_CHECK(std::set<int>(spec.forward_arg.begin(), spec.forward_arg.end()).size() ==
-               spec.forward_arg.size());
-    for (int arg : spec.forward_arg) FUZZ_CHECK(arg >= 0 && arg < c.input_size());
+    if (spec.forward_arg_names.empty()) {
+      FUZZ_CHECK(spec.forward_arg.size() == spec.signature.inputs.size());
+      FUZZ_CHECK(std::set<int>(spec.forward_arg.begin(), spec.forward_arg.end()).size() ==
+                 spec.forward_arg.size());
+      for (int arg : spec.forward_arg) FUZZ_CHECK(arg >= 0 && arg < c.input_size());
+    } else {  // bound by name: positions come from the model at load
+      FUZZ_CHECK(spec.forward_arg.empty());
+      FUZZ_CHECK(spec.forward_arg_names.size() == spec.signature.inputs.size());
+      FUZZ_CHECK(std::set<std::string>(spec.forward_arg_names.begin(), spec.forward_arg_names.end()).size() ==
+                 spec.forward_arg_names.size());
+      for (const std::string& name : spec.forward_arg_names) FUZZ_CHECK(!name.empty());
+    }
     FUZZ_CHECK(spec.outputs.size() == spec.signature.outputs.size());
     FUZZ_CHECK(!spec.signature.outputs.empty());
     for (const auto* list : {&spec.signature.inputs, &spec.signature.outputs}) {

@@ -130,6 +130,19 @@ output { name: "y" dtype: BOOL dims: [1] }
 version_policy { all: true }
 """)
 
+    write("fuzz_model_config", "triton.pbtxt", """name: "m"
+platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "INPUT__0" data_type: TYPE_FP32 format: FORMAT_NCHW dims: [ 3, -1 ] } ]
+output [ { name: "scores" data_type: TYPE_FP16 dims: [ 10 ] label_filename: "l.txt" },
+         { name: "ids" data_type: TYPE_INT64 dims: [ 10 ] } ]
+dynamic_batching { preferred_batch_size: [ 4 ] max_queue_delay_microseconds: 100 }
+instance_group [ { count: 2 kind: KIND_CPU rate_limiter { resources [ { name: "R" count: 1 } ] } } ]
+version_policy: { latest: { num_versions: 2 } }
+parameters: { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "1" } }
+model_warmup [ { name: "w" batch_size: 1 inputs { key: "INPUT__0" value: { zero_data: true } } } ]
+""")
+
     write("fuzz_npy", "f32_2d.npy", npy("<f4", [3, 2], f32([1, 2, 3, 4, 5, 6])))
     write("fuzz_npy", "f32_3d_v2.npy", npy("<f4", [1, 2, 3], f32(range(6)), version=2))
     write("fuzz_npy", "i8_1d.npy", npy("|i1", [4], b"\x01\x02\x03\x04"))

@@ -1,5 +1,6 @@
 // Models as PyTorch users write them, served end to end through the REST
-// front end: what `forward` may return (a tensor, a tuple, a list, a dict).
+// front end: what `forward` may return (a tensor, a tuple, a list, a dict),
+// and repositories written for Triton's PyTorch backend.
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -115,6 +116,75 @@ output { name: "two" dtype: FP32 dims: [2] tuple_index: 1 }
 )");
   absl::Status status = repository.Start();
   EXPECT_THAT(std::string(status.message()), HasSubstr("output 'two': tuple_index 1 but forward returned 1 values"));
+}
+
+// A repository written for Triton's PyTorch backend is served unchanged:
+// <name>__<i> inputs and outputs by position, other input names by forward's
+// argument names (here listed in another order than forward takes them).
+TEST(TritonRepositoryTest, IsServedAsTritonWouldServeIt) {
+  Repository repository("triton_repository");
+  repository.Add("scaled", R"(
+def forward(self, scale: Tensor, x: Tensor) -> Tuple[Tensor, Tensor]:
+    return x * scale, x + scale
+)", R"(name: "scaled"
+backend: "pytorch"
+max_batch_size: 8
+input [
+  { name: "x" data_type: TYPE_FP32 dims: [ 2 ] },
+  { name: "scale" data_type: TYPE_FP32 dims: [ 1 ] }
+]
+output [
+  { name: "product" data_type: TYPE_FP32 dims: [ 2 ] },
+  { name: "sum" data_type: TYPE_FP32 dims: [ 2 ] }
+]
+dynamic_batching { max_queue_delay_microseconds: 100 }
+instance_group [ { count: 2 kind: KIND_CPU } ]
+)");
+  repository.Add("doubler", R"(
+def forward(self, x: Tensor) -> Tensor:
+    return x * 2.0
+)", R"(platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "INPUT__0" data_type: TYPE_INT64 dims: [ 3 ] } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 3 ] } ]
+)");
+  absl::Status started = repository.Start();
+  ASSERT_TRUE(started.ok()) << started;
+
+  HttpResult scaled = repository.Infer("scaled", R"({"inputs":[
+      {"name":"x","shape":[2,2],"datatype":"FP32","data":[1,2,3,4]},
+      {"name":"scale","shape":[2,1],"datatype":"FP32","data":[10,100]}]})");
+  ASSERT_EQ(scaled.status, 200) << scaled.body;
+  EXPECT_EQ(OutputsByName(scaled), json({{"product", {{"shape", {2, 2}}, {"data", {10, 20, 300, 400}}}},
+                                         {"sum", {{"shape", {2, 2}}, {"data", {11, 12, 103, 104}}}}}))
+      << scaled.body;
+
+  // INT64 in, FP32 out (x * 2.0 promotes), as the config declares.
+  HttpResult doubled = repository.Infer(
+      "doubler", R"({"inputs":[{"name":"INPUT__0","shape":[1,3],"datatype":"INT64","data":[1,2,3]}]})");
+  ASSERT_EQ(doubled.status, 200) << doubled.body;
+  EXPECT_EQ(OutputsByName(doubled), json({{"OUTPUT__0", {{"shape", {1, 3}}, {"data", {2, 4, 6}}}}}))
+      << doubled.body;
+  HttpResult meta = repository.Get("/v2/models/scaled");
+  ASSERT_EQ(meta.status, 200) << meta.body;
+  json body = json::parse(meta.body);
+  EXPECT_EQ(body["platform"], "pytorch_libtorch");
+  EXPECT_EQ(body["inputs"][1], json({{"name", "scale"}, {"datatype", "FP32"}, {"shape", {-1, 1}}}));
+}
+
+TEST(TritonRepositoryTest, AnInputNamedAfterNoArgumentFailsAtLoadListingTheSignature) {
+  Repository repository("triton_bad_names");
+  repository.Add("m", R"(
+def forward(self, scale: Tensor, x: Tensor) -> Tensor:
+    return x * scale
+)", R"(platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 1 ] }, { name: "factor" data_type: TYPE_FP32 dims: [ 1 ] } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]
+)");
+  absl::Status status = repository.Start();
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("input 'factor' is passed as argument 'factor' but the model's signature is forward(scale, x)"));
 }
 
 }  // namespace

@@ -1,0 +1,259 @@
+#include "server/service/triton_config.h"
+
+#include <google/protobuf/io/tokenizer.h>
+#include <google/protobuf/text_format.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <optional>
+#include <set>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "triton/model_config.pb.h"
+
+namespace microbatch {
+namespace {
+
+namespace tr = ::microbatch::triton;
+
+class FirstError : public google::protobuf::io::ErrorCollector {
+ public:
+  explicit FirstError(std::string path) : path_(std::move(path)) {}
+  void AddError(int line, google::protobuf::io::ColumnNumber column, const std::string& message) override {
+    if (first_.empty()) first_ = absl::StrCat(path_, ":", line + 1, ":", column + 1, ": ", message);
+  }
+  // Unknown fields are skipped on purpose (see the header); not reported.
+  void AddWarning(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
+  const std::string& first() const { return first_; }
+
+ private:
+  std::string path_;
+  std::string first_;
+};
+
+// Triton's text, with the fields microbatch does not declare skipped.
+absl::StatusOr<tr::ModelConfig> Parse(const std::string& text, const std::string& path) {
+  tr::ModelConfig config;
+  google::protobuf::TextFormat::Parser parser;
+  parser.AllowUnknownField(true);
+  FirstError errors(path);
+  parser.RecordErrorsTo(&errors);
+  if (!parser.ParseFromString(text, &config)) {
+    return absl::InvalidArgumentError(errors.first().empty() ? absl::StrCat(path, ": parse error")
+                                                             : errors.first());
+  }
+  return config;
+}
+
+// The <i> of a name <prefix>__<i> (the PyTorch backend's convention).
+std::optional<int> IndexSuffix(const std::string& name) {
+  const size_t cut = name.rfind("__");
+  if (cut == std::string::npos || cut + 2 == name.size()) return std::nullopt;
+  const std::string digits = name.substr(cut + 2);
+  for (char c : digits) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c))) return std::nullopt;
+  }
+  int index = 0;
+  if (digits.size() > 6 || !absl::SimpleAtoi(digits, &index)) return std::nullopt;
+  return index;
+}
+
+template <typename Tensors>
+bool AllIndexed(const Tensors& tensors) {
+  for (const auto& t : tensors) {
+    if (!IndexSuffix(t.name())) return false;
+  }
+  return !tensors.empty();
+}
+
+absl::StatusOr<v1::DataType> ToDataType(tr::DataType type) {
+  switch (type) {
+    case tr::TYPE_BOOL: return v1::BOOL;
+    case tr::TYPE_UINT8: return v1::UINT8;
+    case tr::TYPE_INT8: return v1::INT8;
+    case tr::TYPE_INT16: return v1::INT16;
+    case tr::TYPE_INT32: return v1::INT32;
+    case tr::TYPE_INT64: return v1::INT64;
+    case tr::TYPE_FP16: return v1::FP16;
+    case tr::TYPE_FP32: return v1::FP32;
+    case tr::TYPE_FP64: return v1::FP64;
+    case tr::TYPE_BF16: return v1::BF16;
+    case tr::TYPE_INVALID: return absl::InvalidArgumentError("has no data_type");
+    case tr::TYPE_STRING:
+      return absl::InvalidArgumentError("data_type TYPE_STRING is not supported (TorchScript takes no strings here)");
+    default:
+      return absl::InvalidArgumentError(absl::StrCat("data_type ", tr::DataType_Name(type),
+                                                     " is not supported (LibTorch has no such tensor type)"));
+  }
+}
+
+bool IsTorchPlatform(const tr::ModelConfig& c) {
+  const bool platform_ok = c.platform().empty() || c.platform() == "pytorch_libtorch";
+  const bool backend_ok = c.backend().empty() || c.backend() == "pytorch";
+  return platform_ok && backend_ok;
+}
+
+}  // namespace
+
+bool LooksLikeTritonConfig(const std::string& text) {
+  absl::StatusOr<tr::ModelConfig> parsed = Parse(text, "");
+  if (!parsed.ok()) return false;
+  const tr::ModelConfig& c = *parsed;
+  if (!c.backend().empty() || (!c.platform().empty() && c.platform() != "torchscript")) return true;
+  if (c.instance_group_size() > 0 || c.scheduling_choice_case() != tr::ModelConfig::SCHEDULING_CHOICE_NOT_SET) {
+    return true;
+  }
+  for (const auto& t : c.input()) {
+    if (t.data_type() != tr::TYPE_INVALID) return true;
+  }
+  for (const auto& t : c.output()) {
+    if (t.data_type() != tr::TYPE_INVALID) return true;
+  }
+  return false;
+}
+
+absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const std::string& text, const std::string& path) {
+  absl::StatusOr<tr::ModelConfig> parsed = Parse(text, path);
+  if (!parsed.ok()) return parsed.status();
+  const tr::ModelConfig& c = *parsed;
+  auto error = [&](auto&&... parts) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " (Triton model configuration): ", parts...));
+  };
+
+  if (!IsTorchPlatform(c)) {
+    return error(c.backend().empty() ? absl::StrCat("platform '", c.platform())
+                                     : absl::StrCat("backend '", c.backend()),
+                 "' is not supported: microbatch serves TorchScript models (platform "
+                 "\"pytorch_libtorch\" or backend \"pytorch\")");
+  }
+  if (!c.default_model_filename().empty() && c.default_model_filename() != "model.pt") {
+    return error("default_model_filename '", c.default_model_filename(),
+                 "' is not supported: name each version's file model.pt");
+  }
+  if (c.max_batch_size() < 1) {
+    return error("max_batch_size ", c.max_batch_size(),
+                 " (a model without a batch dimension) is not supported: microbatch batches along the "
+                 "first dimension; set max_batch_size >= 1 and leave the batch dimension out of dims");
+  }
+  if (c.has_sequence_batching()) return error("sequence_batching is not supported");
+  if (c.has_ensemble_scheduling()) return error("ensemble_scheduling is not supported");
+  if (c.batch_input_size() > 0 || c.batch_output_size() > 0) {
+    return error("batch_input and batch_output are not supported");
+  }
+  if (c.model_transaction_policy().decoupled()) return error("decoupled models are not supported");
+
+  v1::ModelConfig out;
+  out.set_name(c.name());
+  out.set_platform("torchscript");
+  out.set_max_batch_size(c.max_batch_size());
+
+  const bool inputs_indexed = AllIndexed(c.input());
+  for (const tr::ModelInput& t : c.input()) {
+    v1::TensorConfig* in = out.add_input();
+    in->set_name(t.name());
+    absl::StatusOr<v1::DataType> type = ToDataType(t.data_type());
+    if (!type.ok()) return error("input '", t.name(), "' ", type.status().message());
+    in->set_dtype(*type);
+    in->mutable_dims()->CopyFrom(t.dims());
+    if (t.has_reshape()) return error("input '", t.name(), "': reshape is not supported");
+    if (t.optional()) return error("input '", t.name(), "': optional inputs are not supported");
+    if (t.is_shape_tensor()) return error("input '", t.name(), "': shape tensors are not supported");
+    if (t.allow_ragged_batch()) return error("input '", t.name(), "': ragged batches are not supported");
+    if (inputs_indexed) {
+      in->set_forward_arg(*IndexSuffix(t.name()));
+    } else {
+      in->set_forward_arg_name(t.name());
+    }
+  }
+  const bool outputs_indexed = AllIndexed(c.output());
+  for (int i = 0; i < c.output_size(); ++i) {
+    const tr::ModelOutput& t = c.output(i);
+    v1::TensorConfig* o = out.add_output();
+    o->set_name(t.name());
+    absl::StatusOr<v1::DataType> type = ToDataType(t.data_type());
+    if (!type.ok()) return error("output '", t.name(), "' ", type.status().message());
+    o->set_dtype(*type);
+    o->mutable_dims()->CopyFrom(t.dims());
+    if (t.has_reshape()) return error("output '", t.name(), "': reshape is not supported");
+    if (t.is_shape_tensor()) return error("output '", t.name(), "': shape tensors are not supported");
+    const int index = outputs_indexed ? *IndexSuffix(t.name()) : i;
+    // A single output at position 0 is the tensor forward returns.
+    if (c.output_size() > 1 || index != 0) o->set_tuple_index(index);
+  }
+
+  if (c.has_dynamic_batching()) {
+    const tr::ModelDynamicBatching& batching = c.dynamic_batching();
+    if (batching.max_queue_delay_microseconds() > static_cast<uint64_t>(INT64_MAX)) {
+      return error("dynamic_batching.max_queue_delay_microseconds is out of range");
+    }
+    out.set_max_queue_delay_microseconds(static_cast<int64_t>(batching.max_queue_delay_microseconds()));
+    if (batching.default_queue_policy().max_queue_size() > 0) {
+      out.set_max_queue_size(batching.default_queue_policy().max_queue_size());
+    }
+  }
+
+  int instances = 0;
+  std::optional<std::string> device;
+  for (const tr::ModelInstanceGroup& group : c.instance_group()) {
+    if (group.passive()) continue;  // Triton sends passive instances no requests
+    if (group.count() < 0) return error("instance_group count must be >= 0, got ", group.count());
+    const int count = group.count() == 0 ? 1 : group.count();
+    std::string group_device = "cpu";
+    const bool gpu = group.kind() == tr::ModelInstanceGroup::KIND_GPU ||
+                     (group.kind() == tr::ModelInstanceGroup::KIND_AUTO && group.gpus_size() > 0);
+    if (gpu) {
+      std::set<int> gpus(group.gpus().begin(), group.gpus().end());
+      if (gpus.size() > 1) {
+        return error("instance_group lists GPUs ", absl::StrJoin(gpus, ","),
+                     ": a model runs on one device here; serve one GPU per model (e.g. gpus: [0])");
+      }
+      group_device = absl::StrCat("cuda:", gpus.empty() ? 0 : *gpus.begin());
+    } else if (group.gpus_size() > 0) {
+      return error("instance_group of kind ", tr::ModelInstanceGroup::Kind_Name(group.kind()),
+                   " cannot list gpus");
+    }
+    if (device && *device != group_device) {
+      return error("instance groups on ", *device, " and ", group_device,
+                   ": a model runs on one device here");
+    }
+    device = group_device;
+    instances += count;
+  }
+  out.set_instance_count(instances == 0 ? 1 : instances);
+  out.set_device(device.value_or("cpu"));
+
+  if (c.has_version_policy()) {
+    const tr::ModelVersionPolicy& policy = c.version_policy();
+    switch (policy.policy_choice_case()) {
+      case tr::ModelVersionPolicy::kLatest:
+        out.mutable_version_policy()->set_latest(std::max<uint32_t>(1, policy.latest().num_versions()));
+        break;
+      case tr::ModelVersionPolicy::kAll:
+        out.mutable_version_policy()->set_all(true);
+        break;
+      case tr::ModelVersionPolicy::kSpecific:
+        out.mutable_version_policy()->mutable_specific()->mutable_versions()->CopyFrom(
+            policy.specific().versions());
+        break;
+      case tr::ModelVersionPolicy::POLICY_CHOICE_NOT_SET:
+        break;
+    }
+  }
+
+  if (auto it = c.parameters().find("INTRA_OP_THREAD_COUNT"); it != c.parameters().end()) {
+    int threads = 0;
+    if (!absl::SimpleAtoi(it->second.string_value(), &threads) || threads < 0) {
+      return error("parameters INTRA_OP_THREAD_COUNT must be a number >= 0, got '",
+                   it->second.string_value().substr(0, 32), "'");
+    }
+    out.set_intra_op_threads(threads);
+  }
+  if (c.response_cache().enable()) out.mutable_response_cache()->set_max_bytes(kTritonResponseCacheBytes);
+  return out;
+}
+
+}  // namespace microbatch

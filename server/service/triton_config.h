@@ -1,0 +1,52 @@
+// Model repositories written for Triton Inference Server's PyTorch backend:
+// their config.pbtxt (Triton's ModelConfig in text format, platform
+// "pytorch_libtorch" or backend "pytorch") read as microbatch's own
+// v1::ModelConfig, so that such a repository is served unchanged.
+//
+// Honoured: name, platform/backend, max_batch_size (>= 1), input/output
+// (name, data_type, dims), dynamic_batching.max_queue_delay_microseconds and
+// .default_queue_policy.max_queue_size, instance_group (count, kind, gpus:
+// one device per model), version_policy, default_model_filename "model.pt",
+// parameters INTRA_OP_THREAD_COUNT, response_cache.enable.
+// Tensor binding follows the PyTorch backend: inputs named <name>__<i> are
+// forward's argument i, other input names are forward's argument names;
+// outputs named <name>__<i> are element i of the tuple or list forward
+// returns, otherwise the outputs are its elements in the order listed.
+// Refused with INVALID_ARGUMENT naming the field: max_batch_size 0, reshape,
+// optional/shape/ragged inputs, TYPE_STRING and unsigned types wider than 8
+// bits, sequence batching, ensembles, batch inputs/outputs, decoupled models,
+// several GPUs per model, another platform or file name.
+// Ignored (they tune Triton itself): everything else, e.g. optimization,
+// model_warmup (microbatch warms up every model), preferred_batch_size,
+// label_filename, metric_tags, other parameters.
+//
+// Thread-safe: pure functions.
+#ifndef MICROBATCH_SERVER_SERVICE_TRITON_CONFIG_H_
+#define MICROBATCH_SERVER_SERVICE_TRITON_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "microbatch/v1/model_config.pb.h"
+
+namespace microbatch {
+
+// Bytes of response cache given to a Triton model with response_cache
+// { enable: true } (Triton sizes its cache for the whole server).
+inline constexpr int64_t kTritonResponseCacheBytes = int64_t{64} << 20;
+
+// Whether `text` is a Triton model configuration: it parses as one and names
+// a Triton platform or backend, a tensor data_type, an instance_group or a
+// scheduler. A file in microbatch's own format that fails to parse (a typo)
+// is not one, so its own parse error is reported.
+bool LooksLikeTritonConfig(const std::string& text);
+
+// Parses the Triton configuration `text` (read from `path`, which messages
+// name) and converts it. Errors: INVALID_ARGUMENT for text that does not
+// parse and for what microbatch cannot serve as Triton would (see above).
+absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const std::string& text, const std::string& path);
+
+}  // namespace microbatch
+
+#endif  // MICROBATCH_SERVER_SERVICE_TRITON_CONFIG_H_
