@@ -10,10 +10,10 @@
 #include <vector>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "triton/model_config.pb.h"
 
 namespace microbatch {
 namespace {
@@ -88,6 +88,22 @@ absl::StatusOr<v1::DataType> ToDataType(tr::DataType type) {
     default:
       return absl::InvalidArgumentError(absl::StrCat("data_type ", tr::DataType_Name(type),
                                                      " is not supported (LibTorch has no such tensor type)"));
+  }
+}
+
+tr::DataType FromDataType(v1::DataType type) {
+  switch (type) {
+    case v1::BOOL: return tr::TYPE_BOOL;
+    case v1::UINT8: return tr::TYPE_UINT8;
+    case v1::INT8: return tr::TYPE_INT8;
+    case v1::INT16: return tr::TYPE_INT16;
+    case v1::INT32: return tr::TYPE_INT32;
+    case v1::INT64: return tr::TYPE_INT64;
+    case v1::FP16: return tr::TYPE_FP16;
+    case v1::FP32: return tr::TYPE_FP32;
+    case v1::FP64: return tr::TYPE_FP64;
+    case v1::BF16: return tr::TYPE_BF16;
+    default: return tr::TYPE_INVALID;
   }
 }
 
@@ -253,6 +269,61 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const std::string& text, con
     out.set_intra_op_threads(threads);
   }
   if (c.response_cache().enable()) out.mutable_response_cache()->set_max_bytes(kTritonResponseCacheBytes);
+  return out;
+}
+
+tr::ModelConfig ToTritonConfig(const v1::ModelConfig& c) {
+  tr::ModelConfig out;
+  out.set_name(c.name());
+  out.set_platform("pytorch_libtorch");
+  out.set_backend("pytorch");
+  out.set_max_batch_size(c.max_batch_size());
+  for (const v1::TensorConfig& t : c.input()) {
+    tr::ModelInput* in = out.add_input();
+    in->set_name(t.name());
+    in->set_data_type(FromDataType(t.dtype()));
+    in->mutable_dims()->CopyFrom(t.dims());
+  }
+  for (const v1::TensorConfig& t : c.output()) {
+    tr::ModelOutput* o = out.add_output();
+    o->set_name(t.name());
+    o->set_data_type(FromDataType(t.dtype()));
+    o->mutable_dims()->CopyFrom(t.dims());
+  }
+  // Every model here batches dynamically.
+  tr::ModelDynamicBatching* batching = out.mutable_dynamic_batching();
+  batching->set_max_queue_delay_microseconds(static_cast<uint64_t>(std::max<int64_t>(0, c.max_queue_delay_microseconds())));
+  batching->mutable_default_queue_policy()->set_max_queue_size(c.max_queue_size());
+  tr::ModelInstanceGroup* group = out.add_instance_group();
+  group->set_name(absl::StrCat(c.name(), "_0"));
+  group->set_count(c.instance_count());
+  if (absl::StartsWith(c.device(), "cuda")) {
+    group->set_kind(tr::ModelInstanceGroup::KIND_GPU);
+    int gpu = 0;
+    const size_t colon = c.device().find(':');
+    if (colon != std::string::npos) (void)absl::SimpleAtoi(c.device().substr(colon + 1), &gpu);
+    group->add_gpus(gpu);
+  } else {
+    group->set_kind(tr::ModelInstanceGroup::KIND_CPU);
+  }
+  tr::ModelVersionPolicy* policy = out.mutable_version_policy();
+  switch (c.version_policy().policy_case()) {
+    case v1::VersionPolicy::kAll:
+      policy->mutable_all();
+      break;
+    case v1::VersionPolicy::kSpecific:
+      policy->mutable_specific()->mutable_versions()->CopyFrom(c.version_policy().specific().versions());
+      break;
+    case v1::VersionPolicy::kLatest:
+    case v1::VersionPolicy::POLICY_NOT_SET:
+      policy->mutable_latest()->set_num_versions(std::max<uint32_t>(1, c.version_policy().latest()));
+      break;
+  }
+  out.set_default_model_filename("model.pt");
+  if (c.intra_op_threads() > 0) {
+    (*out.mutable_parameters())["INTRA_OP_THREAD_COUNT"].set_string_value(absl::StrCat(c.intra_op_threads()));
+  }
+  if (c.response_cache().max_bytes() > 0) out.mutable_response_cache()->set_enable(true);
   return out;
 }
 

@@ -29,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "microbatch/v1/model_config.pb.h"
+#include "triton/model_config.pb.h"
 
 namespace microbatch {
 
@@ -46,6 +47,13 @@ bool LooksLikeTritonConfig(const std::string& text);
 // name) and converts it. Errors: INVALID_ARGUMENT for text that does not
 // parse and for what microbatch cannot serve as Triton would (see above).
 absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const std::string& text, const std::string& path);
+
+// A served model's configuration (a planned v1::ModelConfig: defaults
+// filled) as Triton reports it: name, platform "pytorch_libtorch", backend
+// "pytorch", max_batch_size, inputs and outputs, dynamic_batching,
+// instance_group, version_policy, default_model_filename, INTRA_OP_THREAD_COUNT,
+// response_cache.
+triton::ModelConfig ToTritonConfig(const v1::ModelConfig& config);
 
 }  // namespace microbatch
 

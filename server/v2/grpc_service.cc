@@ -9,6 +9,7 @@
 #include "server/core/text.h"
 #include "server/service/convert.h"
 #include "server/service/model_control_service.h"
+#include "server/service/triton_config.h"
 #include "server/service/unary_infer.h"
 #include "server/service/wire.h"
 #include "server/v2/datatype.h"
@@ -135,6 +136,19 @@ grpc::ServerUnaryReactor* GrpcService::ModelMetadata(grpc::CallbackServerContext
     };
     for (const TensorSpec& t : served.signature.inputs) describe(t, response->add_inputs());
     for (const TensorSpec& t : served.signature.outputs) describe(t, response->add_outputs());
+    return absl::OkStatus();
+  }());
+}
+
+grpc::ServerUnaryReactor* GrpcService::ModelConfig(grpc::CallbackServerContext* context,
+                                                   const inference::ModelConfigRequest* request,
+                                                   inference::ModelConfigResponse* response) {
+  return Answer(context, [&]() -> absl::Status {
+    absl::StatusOr<ModelSpec> spec = ParseModelSpec(request->name(), request->version());
+    if (!spec.ok()) return spec.status();
+    absl::StatusOr<std::shared_ptr<ServedModel>> model = engine_->Find(*spec);
+    if (!model.ok()) return model.status();
+    *response->mutable_config() = ToTritonConfig((*model)->plan.config);
     return absl::OkStatus();
   }());
 }

@@ -25,7 +25,8 @@ using GrpcServiceBase = inference::GRPCInferenceService::WithCallbackMethod_Serv
                         inference::GRPCInferenceService::WithCallbackMethod_RepositoryIndex<
                             inference::GRPCInferenceService::WithCallbackMethod_RepositoryModelLoad<
                                 inference::GRPCInferenceService::WithCallbackMethod_RepositoryModelUnload<
-                                    inference::GRPCInferenceService::Service>>>>>>>>>;
+                                    inference::GRPCInferenceService::WithCallbackMethod_ModelConfig<
+                                        inference::GRPCInferenceService::Service>>>>>>>>>>;
 
 // Thread-safe. Every ModelInfer call is answered exactly once; errors carry
 // the same codes and messages as microbatch.v1 Predict.
@@ -78,6 +79,10 @@ class GrpcService final : public GrpcServiceBase {
   grpc::ServerUnaryReactor* RepositoryModelUnload(
       grpc::CallbackServerContext* context, const inference::RepositoryModelUnloadRequest* request,
       inference::RepositoryModelUnloadResponse* response) override;
+  // Triton's ModelConfig: the served version's configuration (ToTritonConfig).
+  grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
+                                        const inference::ModelConfigRequest* request,
+                                        inference::ModelConfigResponse* response) override;
 
  private:
   InferenceEngine* const engine_;

@@ -1,5 +1,8 @@
 #include "server/v2/rest_api.h"
 
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/message.h>
+
 #include <memory>
 #include <string>
 #include <utility>
@@ -18,6 +21,7 @@
 #include "server/v2/grpc_service.h"
 #include "server/v2/json_tensors.h"
 #include "server/service/model_control_service.h"
+#include "server/service/triton_config.h"
 
 namespace microbatch::v2 {
 namespace {
@@ -127,6 +131,90 @@ std::string ModelMetadataJson(const ServedModel& model, const std::vector<int64_
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
+// Writes `message` as JSON the way Triton writes its model configurations:
+// proto field names, the fields that are set (proto3: non-default), enums by
+// name, 64-bit integers as numbers (protobuf's own JSON writes them as
+// strings), maps as objects.
+void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google::protobuf::Message& message);
+
+void WriteField(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google::protobuf::Message& message,
+                const google::protobuf::FieldDescriptor* field, int index) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* r = message.GetReflection();
+  const bool repeated = field->is_repeated();
+  switch (field->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_INT32:
+      writer.Int(repeated ? r->GetRepeatedInt32(message, field, index) : r->GetInt32(message, field));
+      break;
+    case FieldDescriptor::CPPTYPE_INT64:
+      writer.Int64(repeated ? r->GetRepeatedInt64(message, field, index) : r->GetInt64(message, field));
+      break;
+    case FieldDescriptor::CPPTYPE_UINT32:
+      writer.Uint(repeated ? r->GetRepeatedUInt32(message, field, index) : r->GetUInt32(message, field));
+      break;
+    case FieldDescriptor::CPPTYPE_UINT64:
+      writer.Uint64(repeated ? r->GetRepeatedUInt64(message, field, index) : r->GetUInt64(message, field));
+      break;
+    case FieldDescriptor::CPPTYPE_DOUBLE:
+      writer.Double(repeated ? r->GetRepeatedDouble(message, field, index) : r->GetDouble(message, field));
+      break;
+    case FieldDescriptor::CPPTYPE_FLOAT:
+      writer.Double(repeated ? r->GetRepeatedFloat(message, field, index) : r->GetFloat(message, field));
+      break;
+    case FieldDescriptor::CPPTYPE_BOOL:
+      writer.Bool(repeated ? r->GetRepeatedBool(message, field, index) : r->GetBool(message, field));
+      break;
+    case FieldDescriptor::CPPTYPE_ENUM:
+      WriteString(writer, (repeated ? r->GetRepeatedEnum(message, field, index) : r->GetEnum(message, field))->name());
+      break;
+    case FieldDescriptor::CPPTYPE_STRING:
+      WriteString(writer, repeated ? r->GetRepeatedString(message, field, index) : r->GetString(message, field));
+      break;
+    case FieldDescriptor::CPPTYPE_MESSAGE:
+      WriteProto(writer, repeated ? r->GetRepeatedMessage(message, field, index) : r->GetMessage(message, field));
+      break;
+  }
+}
+
+void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google::protobuf::Message& message) {
+  const google::protobuf::Reflection* r = message.GetReflection();
+  std::vector<const google::protobuf::FieldDescriptor*> fields;
+  r->ListFields(message, &fields);
+  writer.StartObject();
+  for (const google::protobuf::FieldDescriptor* field : fields) {
+    writer.Key(field->name().c_str());
+    if (field->is_map()) {
+      // Entries are messages {key, value}; written as {"key": value}.
+      writer.StartObject();
+      const google::protobuf::FieldDescriptor* key = field->message_type()->map_key();
+      const google::protobuf::FieldDescriptor* value = field->message_type()->map_value();
+      for (int i = 0; i < r->FieldSize(message, field); ++i) {
+        const google::protobuf::Message& entry = r->GetRepeatedMessage(message, field, i);
+        const google::protobuf::Reflection* er = entry.GetReflection();
+        writer.Key(key->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_STRING
+                       ? er->GetString(entry, key).c_str()
+                       : absl::StrCat(er->GetInt64(entry, key)).c_str());
+        WriteField(writer, entry, value, -1);
+      }
+      writer.EndObject();
+    } else if (field->is_repeated()) {
+      writer.StartArray();
+      for (int i = 0; i < r->FieldSize(message, field); ++i) WriteField(writer, message, field, i);
+      writer.EndArray();
+    } else {
+      WriteField(writer, message, field, -1);
+    }
+  }
+  writer.EndObject();
+}
+
+std::string ProtoJson(const google::protobuf::Message& message) {
+  rapidjson::StringBuffer buffer;
+  rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+  WriteProto(writer, message);
+  return std::string(buffer.GetString(), buffer.GetSize());
+}
+
 // The body of POST /v2/repository/index: empty, or a JSON object whose
 // optional "ready" (a boolean) asks for the ready versions only.
 absl::StatusOr<bool> IndexOnlyReady(const std::string& body) {
@@ -198,7 +286,7 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
   }
   const absl::string_view action = next < parts.size() ? parts[next] : absl::string_view();
   if (parts[0].empty() || (version.empty() && next == 3) || next + 1 < parts.size() ||
-      (next < parts.size() && action != "ready" && action != "infer")) {
+      (next < parts.size() && action != "ready" && action != "infer" && action != "config")) {
     return respond(Error(404, absl::StrCat("no such endpoint: ", ClientText(request.path))));
   }
   absl::StatusOr<ModelSpec> spec = ParseModelSpec(parts[0], version);
@@ -214,6 +302,7 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
     return respond(Health("ready", ready_(), 400, (*model)->name));
   }
   if (!model.ok()) return respond(ErrorFor(model.status()));
+  if (action == "config") return respond(Json(ProtoJson(ToTritonConfig((*model)->plan.config))));
   absl::StatusOr<ModelManager*> repository = engine_->Models();
   if (!repository.ok()) return respond(ErrorFor(repository.status()));
   respond(Json(ModelMetadataJson(**model, (*repository)->Versions((*model)->name))));

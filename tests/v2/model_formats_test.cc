@@ -165,6 +165,15 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 3 ] } ]
   ASSERT_EQ(doubled.status, 200) << doubled.body;
   EXPECT_EQ(OutputsByName(doubled), json({{"OUTPUT__0", {{"shape", {1, 3}}, {"data", {2, 4, 6}}}}}))
       << doubled.body;
+  // The configuration reported back is the one the Triton file gave.
+  HttpResult config = repository.Get("/v2/models/scaled/config");
+  ASSERT_EQ(config.status, 200) << config.body;
+  json c = json::parse(config.body);
+  EXPECT_EQ(c["max_batch_size"], 8);
+  EXPECT_EQ(c["dynamic_batching"]["max_queue_delay_microseconds"], 100);
+  EXPECT_EQ(c["instance_group"][0]["count"], 2);
+  EXPECT_EQ(c["output"][1], json({{"name", "sum"}, {"data_type", "TYPE_FP32"}, {"dims", {2}}}));
+
   HttpResult meta = repository.Get("/v2/models/scaled");
   ASSERT_EQ(meta.status, 200) << meta.body;
   json body = json::parse(meta.body);

@@ -169,6 +169,43 @@ TEST_F(V2GrpcTest, ModelMetadataDescribesTensorsInV2Terms) {
   EXPECT_EQ(response.inputs(0).datatype(), "INT8");
 }
 
+// Triton's ModelConfig call (tritonclient's get_model_config, perf_analyzer):
+// the demo mlp's config.pbtxt in Triton's terms.
+TEST_F(V2GrpcTest, ModelConfigDescribesTheModelAsTritonDoes) {
+  auto stub = V2Stub(server_->grpc_port());
+  grpc::ClientContext context;
+  inference::ModelConfigRequest request;
+  request.set_name("mlp");
+  inference::ModelConfigResponse response;
+  grpc::Status status = stub->ModelConfig(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  const microbatch::triton::ModelConfig& c = response.config();
+  EXPECT_EQ(c.name(), "mlp");
+  EXPECT_EQ(c.platform(), "pytorch_libtorch");
+  EXPECT_EQ(c.backend(), "pytorch");
+  EXPECT_EQ(c.max_batch_size(), 64);
+  ASSERT_EQ(c.input_size(), 1);
+  EXPECT_EQ(c.input(0).name(), "x");
+  EXPECT_EQ(c.input(0).data_type(), microbatch::triton::TYPE_FP32);
+  EXPECT_THAT(c.input(0).dims(), ::testing::ElementsAre(16));
+  ASSERT_EQ(c.output_size(), 2);
+  EXPECT_EQ(c.output(1).name(), "probs");
+  EXPECT_THAT(c.output(1).dims(), ::testing::ElementsAre(4));
+  ASSERT_EQ(c.instance_group_size(), 1);
+  EXPECT_EQ(c.instance_group(0).count(), 2);
+  EXPECT_EQ(c.instance_group(0).kind(), microbatch::triton::ModelInstanceGroup::KIND_CPU);
+  EXPECT_TRUE(c.has_dynamic_batching());
+  EXPECT_EQ(c.dynamic_batching().default_queue_policy().max_queue_size(), 1024);
+  EXPECT_EQ(c.version_policy().latest().num_versions(), 1u);
+  EXPECT_EQ(c.parameters().at("INTRA_OP_THREAD_COUNT").string_value(), "1");
+
+  grpc::ClientContext unknown_context;
+  request.set_name("nope");
+  status = stub->ModelConfig(&unknown_context, request, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
+  EXPECT_THAT(status.error_message(), HasSubstr("'nope' is not served"));
+}
+
 TEST_F(V2GrpcTest, ModelInferMatchesPredictExactlyAndEchoesId) {
   const std::vector<float> values = Values(3 * 16, 0.37f);
   inference::ModelInferRequest request = MlpRequest(values, 3);
