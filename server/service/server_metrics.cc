@@ -2,9 +2,11 @@
 
 #include <prometheus/client_metric.h>
 
+#include <algorithm>
 #include <cctype>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "server/metrics/buckets.h"
 #include "server/metrics/process_collector.h"
 
@@ -97,6 +99,7 @@ void ModelMetrics::RecordRequest(RpcMethod method, absl::StatusCode code, absl::
   }
   counter->Increment();
   duration_[m]->Observe(absl::ToDoubleSeconds(duration));
+  statistics_.RecordRequest(code == absl::StatusCode::kOk, duration, absl::Now());
   if (method != RpcMethod::kBatchPredict) in_flight_->Decrement();
 }
 
@@ -109,6 +112,7 @@ void ModelMetrics::RecordBatch(const BatchInfo& info) {
   batches_->Increment();
   batch_size_->Observe(static_cast<double>(info.batch_rows));
   compute_->Observe(absl::ToDoubleSeconds(info.compute));
+  statistics_.RecordBatch(info.batch_rows, info.batch_tasks, info.compute);
 }
 
 void ModelMetrics::RecordShadowCompared(int64_t rows, int64_t argmax_mismatches,
@@ -122,6 +126,14 @@ void ModelMetrics::RecordShadowCompared(int64_t rows, int64_t argmax_mismatches,
 void ModelMetrics::RecordCacheLookup(CacheResult result, absl::Duration lookup) {
   cache_lookups_[static_cast<size_t>(result)]->Increment();
   cache_lookup_seconds_->Observe(absl::ToDoubleSeconds(lookup));
+  if (result == CacheResult::kHit) cache_hits_.Add(lookup);
+  if (result == CacheResult::kMiss) cache_misses_.Add(lookup);
+}
+
+void ModelMetrics::LookupCounter::Add(absl::Duration d) {
+  count.fetch_add(1, std::memory_order_relaxed);
+  ns.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Nanoseconds(d))),
+               std::memory_order_relaxed);
 }
 
 void ModelMetrics::RecordShadowError() { shadow_errors_->Increment(); }
@@ -129,6 +141,7 @@ void ModelMetrics::RecordShadowDropped() { shadow_dropped_->Increment(); }
 
 void ModelMetrics::RecordQueueWait(absl::Duration wait) {
   queue_wait_->Observe(absl::ToDoubleSeconds(wait));
+  statistics_.RecordQueueWait(wait);
 }
 
 ServerMetrics::ServerMetrics() : registry_(std::make_shared<prometheus::Registry>()) {

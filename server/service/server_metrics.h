@@ -41,6 +41,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "server/core/batcher.h"
+#include "server/core/inference_statistics.h"
 #include "server/core/sync.h"
 #include "server/metrics/exposition.h"
 
@@ -92,7 +93,23 @@ class ModelMetrics {
   // A response-cache lookup and how long it took.
   void RecordCacheLookup(CacheResult result, absl::Duration lookup);
 
+  // The cumulative statistics of this version (Triton's ModelStatistics),
+  // fed by the Record* calls above.
+  InferenceStatisticsSnapshot Statistics() const { return statistics_.Snapshot(); }
+  // Response-cache hits and misses with their lookup time.
+  DurationStatistic CacheHits() const { return cache_hits_.Load(); }
+  DurationStatistic CacheMisses() const { return cache_misses_.Load(); }
+
  private:
+  struct LookupCounter {
+    std::atomic<uint64_t> count{0};
+    std::atomic<uint64_t> ns{0};
+    void Add(absl::Duration d);
+    DurationStatistic Load() const {
+      return {count.load(std::memory_order_relaxed), ns.load(std::memory_order_relaxed)};
+    }
+  };
+
   friend class ServerMetrics;
   static constexpr int kCodes = 17;
   static constexpr int kMethodCount = static_cast<int>(RpcMethod::kCount);
@@ -114,6 +131,9 @@ class ModelMetrics {
   std::array<prometheus::Counter*, 3> cache_lookups_{};
   prometheus::Histogram* cache_lookup_seconds_ = nullptr;
   prometheus::Family<prometheus::Counter>* requests_family_ = nullptr;
+  InferenceStatistics statistics_;
+  LookupCounter cache_hits_;
+  LookupCounter cache_misses_;
   std::string model_;
   std::string version_;
 };

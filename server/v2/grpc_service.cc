@@ -13,6 +13,7 @@
 #include "server/service/unary_infer.h"
 #include "server/service/wire.h"
 #include "server/v2/datatype.h"
+#include "server/v2/statistics.h"
 #include "server/v2/typed_contents.h"
 
 namespace microbatch::v2 {
@@ -112,6 +113,8 @@ grpc::ServerUnaryReactor* GrpcService::ServerMetadata(grpc::CallbackServerContex
   response->set_name(kServerName);
   response->set_version(ServerVersion());
   response->add_extensions("model_repository");
+  response->add_extensions("model_configuration");
+  response->add_extensions("statistics");
   return Answer(context, absl::OkStatus());
 }
 
@@ -151,6 +154,15 @@ grpc::ServerUnaryReactor* GrpcService::ModelConfig(grpc::CallbackServerContext* 
     *response->mutable_config() = ToTritonConfig((*model)->plan.config);
     return absl::OkStatus();
   }());
+}
+
+grpc::ServerUnaryReactor* GrpcService::ModelStatistics(grpc::CallbackServerContext* context,
+                                                       const inference::ModelStatisticsRequest* request,
+                                                       inference::ModelStatisticsResponse* response) {
+  absl::StatusOr<inference::ModelStatisticsResponse> statistics =
+      CollectStatistics(*engine_, request->name(), request->version());
+  if (statistics.ok()) *response = *std::move(statistics);
+  return Answer(context, statistics.status());
 }
 
 grpc::ServerUnaryReactor* GrpcService::ModelInfer(grpc::CallbackServerContext* context,

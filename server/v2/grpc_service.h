@@ -26,7 +26,8 @@ using GrpcServiceBase = inference::GRPCInferenceService::WithCallbackMethod_Serv
                             inference::GRPCInferenceService::WithCallbackMethod_RepositoryModelLoad<
                                 inference::GRPCInferenceService::WithCallbackMethod_RepositoryModelUnload<
                                     inference::GRPCInferenceService::WithCallbackMethod_ModelConfig<
-                                        inference::GRPCInferenceService::Service>>>>>>>>>>;
+                                        inference::GRPCInferenceService::WithCallbackMethod_ModelStatistics<
+                                            inference::GRPCInferenceService::Service>>>>>>>>>>>;
 
 // Thread-safe. Every ModelInfer call is answered exactly once; errors carry
 // the same codes and messages as microbatch.v1 Predict.
@@ -83,6 +84,10 @@ class GrpcService final : public GrpcServiceBase {
   grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
                                         const inference::ModelConfigRequest* request,
                                         inference::ModelConfigResponse* response) override;
+  // Triton's statistics extension (CollectStatistics).
+  grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* context,
+                                            const inference::ModelStatisticsRequest* request,
+                                            inference::ModelStatisticsResponse* response) override;
 
  private:
   InferenceEngine* const engine_;

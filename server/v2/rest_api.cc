@@ -20,6 +20,7 @@
 #include "server/v2/datatype.h"
 #include "server/v2/grpc_service.h"
 #include "server/v2/json_tensors.h"
+#include "server/v2/statistics.h"
 #include "server/service/model_control_service.h"
 #include "server/service/triton_config.h"
 
@@ -91,6 +92,8 @@ std::string ServerMetadataJson() {
   writer.StartArray();
   WriteString(writer, "binary_tensor_data");
   WriteString(writer, "model_repository");
+  WriteString(writer, "model_configuration");
+  WriteString(writer, "statistics");
   writer.EndArray();
   writer.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
@@ -135,10 +138,13 @@ std::string ModelMetadataJson(const ServedModel& model, const std::vector<int64_
 // proto field names, the fields that are set (proto3: non-default), enums by
 // name, 64-bit integers as numbers (protobuf's own JSON writes them as
 // strings), maps as objects.
-void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google::protobuf::Message& message);
+// With `all_fields`, also the fields left at their defaults (numbers 0,
+// empty lists, empty messages), except members of a oneof not chosen.
+void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google::protobuf::Message& message,
+                bool all_fields);
 
 void WriteField(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google::protobuf::Message& message,
-                const google::protobuf::FieldDescriptor* field, int index) {
+                const google::protobuf::FieldDescriptor* field, int index, bool all_fields) {
   using google::protobuf::FieldDescriptor;
   const google::protobuf::Reflection* r = message.GetReflection();
   const bool repeated = field->is_repeated();
@@ -171,15 +177,27 @@ void WriteField(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google
       WriteString(writer, repeated ? r->GetRepeatedString(message, field, index) : r->GetString(message, field));
       break;
     case FieldDescriptor::CPPTYPE_MESSAGE:
-      WriteProto(writer, repeated ? r->GetRepeatedMessage(message, field, index) : r->GetMessage(message, field));
+      WriteProto(writer, repeated ? r->GetRepeatedMessage(message, field, index) : r->GetMessage(message, field),
+                 all_fields);
       break;
   }
 }
 
-void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google::protobuf::Message& message) {
+void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google::protobuf::Message& message,
+                bool all_fields) {
   const google::protobuf::Reflection* r = message.GetReflection();
   std::vector<const google::protobuf::FieldDescriptor*> fields;
-  r->ListFields(message, &fields);
+  if (all_fields) {
+    const google::protobuf::Descriptor* descriptor = message.GetDescriptor();
+    for (int i = 0; i < descriptor->field_count(); ++i) {
+      const google::protobuf::FieldDescriptor* field = descriptor->field(i);
+      const google::protobuf::OneofDescriptor* oneof = field->containing_oneof();
+      if (oneof != nullptr && r->GetOneofFieldDescriptor(message, oneof) != field) continue;
+      fields.push_back(field);
+    }
+  } else {
+    r->ListFields(message, &fields);
+  }
   writer.StartObject();
   for (const google::protobuf::FieldDescriptor* field : fields) {
     writer.Key(field->name().c_str());
@@ -194,24 +212,24 @@ void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google
         writer.Key(key->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_STRING
                        ? er->GetString(entry, key).c_str()
                        : absl::StrCat(er->GetInt64(entry, key)).c_str());
-        WriteField(writer, entry, value, -1);
+        WriteField(writer, entry, value, -1, all_fields);
       }
       writer.EndObject();
     } else if (field->is_repeated()) {
       writer.StartArray();
-      for (int i = 0; i < r->FieldSize(message, field); ++i) WriteField(writer, message, field, i);
+      for (int i = 0; i < r->FieldSize(message, field); ++i) WriteField(writer, message, field, i, all_fields);
       writer.EndArray();
     } else {
-      WriteField(writer, message, field, -1);
+      WriteField(writer, message, field, -1, all_fields);
     }
   }
   writer.EndObject();
 }
 
-std::string ProtoJson(const google::protobuf::Message& message) {
+std::string ProtoJson(const google::protobuf::Message& message, bool all_fields = false) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  WriteProto(writer, message);
+  WriteProto(writer, message, all_fields);
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
@@ -273,6 +291,10 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
     return respond(Health("ready", ready_(), 400));
   }
   if (rest.substr(0, 12) == "/repository/") return Repository(std::move(request), std::move(respond));
+  if (rest == "/models/stats") {  // every model's statistics (Triton's path)
+    if (!IsGet(request)) return respond(MethodNotAllowed("GET"));
+    return respond(Statistics("", ""));
+  }
   constexpr absl::string_view kModels = "/models/";
   if (rest.substr(0, kModels.size()) != kModels) {
     return respond(Error(404, absl::StrCat("no such endpoint: ", ClientText(request.path))));
@@ -286,7 +308,8 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
   }
   const absl::string_view action = next < parts.size() ? parts[next] : absl::string_view();
   if (parts[0].empty() || (version.empty() && next == 3) || next + 1 < parts.size() ||
-      (next < parts.size() && action != "ready" && action != "infer" && action != "config")) {
+      (next < parts.size() && action != "ready" && action != "infer" && action != "config" &&
+       action != "stats")) {
     return respond(Error(404, absl::StrCat("no such endpoint: ", ClientText(request.path))));
   }
   absl::StatusOr<ModelSpec> spec = ParseModelSpec(parts[0], version);
@@ -296,6 +319,7 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
     return Infer(std::move(request), std::move(*spec), std::move(respond));
   }
   if (!IsGet(request)) return respond(MethodNotAllowed("GET"));
+  if (action == "stats") return respond(Statistics(std::string(parts[0]), version));
   absl::StatusOr<std::shared_ptr<ServedModel>> model = engine_->Find(*spec);
   if (action == "ready") {
     if (!model.ok()) return respond(ErrorFor(model.status()));
@@ -306,6 +330,12 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
   absl::StatusOr<ModelManager*> repository = engine_->Models();
   if (!repository.ok()) return respond(ErrorFor(repository.status()));
   respond(Json(ModelMetadataJson(**model, (*repository)->Versions((*model)->name))));
+}
+
+HttpResponse RestApi::Statistics(const std::string& model, const std::string& version) const {
+  absl::StatusOr<inference::ModelStatisticsResponse> statistics = CollectStatistics(*engine_, model, version);
+  if (!statistics.ok()) return ErrorFor(statistics.status());
+  return Json(ProtoJson(*statistics, /*all_fields=*/true));
 }
 
 void RestApi::Repository(HttpRequest request, HttpResponder respond) {

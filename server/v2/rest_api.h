@@ -2,10 +2,12 @@
 // HTTP port, through the same request path (and batches) as gRPC:
 //
 //   GET  /v2                                          server metadata
-//   GET  /v2/health/live, /v2/health/ready            200, or 400 when not ready
+//   GET  /v2/health/live, /v2/health/ready            {"live"|"ready": bool}; 400 when not ready
 //   GET  /v2/models/{name}[/versions/{v}]             model metadata
-//   GET  /v2/models/{name}[/versions/{v}]/ready       200, 400 not ready, 404 unknown
+//   GET  /v2/models/{name}[/versions/{v}]/ready       {"name", "ready"}: 200, 400 not ready, 404 unknown
 //   POST /v2/models/{name}[/versions/{v}]/infer       inference
+//   GET  /v2/models/{name}[/versions/{v}]/config      Triton's model configuration (JSON)
+//   GET  /v2/models[/{name}[/versions/{v}]]/stats     Triton's statistics extension
 //   POST /v2/repository/index                          every model version and its state
 //   POST /v2/repository/models/{name}/load | /unload   explicit mode: (un)load, wait
 //
@@ -59,6 +61,9 @@ class RestApi {
  private:
   void Infer(HttpRequest request, ModelSpec spec, HttpResponder respond);
   void Repository(HttpRequest request, HttpResponder respond);
+  // {"model_stats": [...]} for CollectStatistics(model, version), every
+  // field written (zeros too), or the error.
+  HttpResponse Statistics(const std::string& model, const std::string& version) const;
 
   InferenceEngine* const engine_;
   const std::function<bool()> ready_;

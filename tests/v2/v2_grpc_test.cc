@@ -1,6 +1,7 @@
 // inference.GRPCInferenceService (KServe v2) through a real gRPC channel:
 // every RPC, every datatype byte-exact, raw and typed contents, v1 and v2
 // requests in one batch, and every bad input with its code and message.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -9,6 +10,7 @@
 #include <grpcpp/generic/generic_stub.h>
 
 #include "absl/strings/ascii.h"
+#include "absl/time/clock.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/server/http_get.h"
@@ -117,6 +119,8 @@ TEST_F(V2GrpcTest, HealthAndServerMetadata) {
     ASSERT_TRUE(stub->ServerMetadata(&context, {}, &response).ok());
     EXPECT_EQ(response.name(), "microbatch");
     EXPECT_FALSE(response.version().empty());
+    EXPECT_THAT(response.extensions(),
+                ::testing::UnorderedElementsAre("model_repository", "model_configuration", "statistics"));
   }
 }
 
@@ -204,6 +208,72 @@ TEST_F(V2GrpcTest, ModelConfigDescribesTheModelAsTritonDoes) {
   status = stub->ModelConfig(&unknown_context, request, &response);
   EXPECT_EQ(status.error_code(), grpc::StatusCode::NOT_FOUND);
   EXPECT_THAT(status.error_message(), HasSubstr("'nope' is not served"));
+}
+
+// Triton's statistics extension: what perf_analyzer reads for its
+// server-side split. Counts are compared before and after (other tests in
+// the suite use the same server).
+TEST_F(V2GrpcTest, ModelStatisticsCountRequestsRowsAndBatches) {
+  auto stub = V2Stub(server_->grpc_port());
+  auto statistics = [&](const std::string& name, const std::string& version) {
+    grpc::ClientContext context;
+    inference::ModelStatisticsRequest request;
+    request.set_name(name);
+    request.set_version(version);
+    inference::ModelStatisticsResponse response;
+    grpc::Status status = stub->ModelStatistics(&context, request, &response);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return response;
+  };
+  inference::ModelStatisticsResponse before = statistics("mlp", "1");
+  ASSERT_EQ(before.model_stats_size(), 1);
+  const uint64_t started_ms = static_cast<uint64_t>(absl::ToUnixMillis(absl::Now()));
+  for (int i = 0; i < 3; ++i) {
+    inference::ModelInferResponse response;
+    ASSERT_TRUE(Infer(MlpRequest(std::vector<float>(32, 0.25f), 2), &response).ok());
+  }
+  inference::ModelInferResponse refused;
+  EXPECT_FALSE(Infer(MlpRequest(std::vector<float>(15, 0.25f), 1), &refused).ok());  // 15 of 16 values
+  inference::ModelStatisticsResponse after = statistics("mlp", "1");
+  ASSERT_EQ(after.model_stats_size(), 1);
+  const inference::ModelStatistics& a = after.model_stats(0);
+  const inference::ModelStatistics& b = before.model_stats(0);
+  EXPECT_EQ(a.name(), "mlp");
+  EXPECT_EQ(a.version(), "1");
+  EXPECT_GE(a.last_inference(), started_ms);
+  EXPECT_EQ(a.inference_stats().success().count() - b.inference_stats().success().count(), 3u);
+  EXPECT_GT(a.inference_stats().success().ns(), b.inference_stats().success().ns());
+  EXPECT_EQ(a.inference_stats().fail().count() - b.inference_stats().fail().count(), 1u);
+  EXPECT_EQ(a.inference_stats().queue().count() - b.inference_stats().queue().count(), 3u);
+  EXPECT_EQ(a.inference_stats().compute_infer().count() - b.inference_stats().compute_infer().count(), 3u);
+  EXPECT_GT(a.inference_stats().compute_infer().ns(), b.inference_stats().compute_infer().ns());
+  EXPECT_EQ(a.inference_count() - b.inference_count(), 6u);  // rows
+  EXPECT_GE(a.execution_count() - b.execution_count(), 1u);  // batches: 1 to 3
+  EXPECT_LE(a.execution_count() - b.execution_count(), 3u);
+  uint64_t batches = 0;
+  for (const auto& batch : a.batch_stats()) {
+    EXPECT_GE(batch.batch_size(), 1u);
+    batches += batch.compute_infer().count();
+  }
+  EXPECT_EQ(batches, a.execution_count());
+
+  // Every served version, ordered; one model's versions; errors.
+  inference::ModelStatisticsResponse all = statistics("", "");
+  std::vector<std::string> names;
+  for (const auto& m : all.model_stats()) names.push_back(m.name());
+  EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+  EXPECT_THAT(names, ::testing::IsSupersetOf({"mlp", "pair", "identity"}));
+  EXPECT_EQ(statistics("pair", "").model_stats_size(), 1);
+  grpc::ClientContext unknown;
+  inference::ModelStatisticsRequest request;
+  request.set_name("nope");
+  inference::ModelStatisticsResponse response;
+  EXPECT_EQ(stub->ModelStatistics(&unknown, request, &response).error_code(), grpc::StatusCode::NOT_FOUND);
+  grpc::ClientContext malformed;
+  request.set_name("mlp");
+  request.set_version("0");
+  EXPECT_EQ(stub->ModelStatistics(&malformed, request, &response).error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(V2GrpcTest, ModelInferMatchesPredictExactlyAndEchoesId) {

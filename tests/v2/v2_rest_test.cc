@@ -64,7 +64,9 @@ TEST_F(V2RestTest, ServerEndpoints) {
   json body = json::parse(meta.body);
   EXPECT_EQ(body["name"], "microbatch");
   EXPECT_TRUE(body["version"].is_string());
-  EXPECT_TRUE(body["extensions"].is_array());
+  EXPECT_THAT(body["extensions"].get<std::vector<std::string>>(),
+              ::testing::IsSupersetOf({"binary_tensor_data", "model_repository", "model_configuration",
+                                       "statistics"}));
   // Health answers carry the Open Inference Protocol's JSON objects.
   HttpResult live = Get("/v2/health/live");
   EXPECT_EQ(live.status, 200);
@@ -120,6 +122,24 @@ TEST_F(V2RestTest, ModelMetadataAndReadiness) {
   EXPECT_EQ(Get("/v2/models/mlp/versions/1/config").status, 200);
   ExpectError(Get("/v2/models/nope/config"), 404, "'nope' is not served");
   ExpectError(Post("/v2/models/mlp/config", "{}"), 405, "use GET");
+  // Triton's statistics extension: every field present, zeros too.
+  HttpResult stats = Get("/v2/models/pair/versions/1/stats");
+  ASSERT_EQ(stats.status, 200) << stats.body;
+  json s = json::parse(stats.body);
+  ASSERT_EQ(s["model_stats"].size(), 1u) << stats.body;
+  EXPECT_EQ(s["model_stats"][0]["name"], "pair");
+  EXPECT_EQ(s["model_stats"][0]["version"], "1");
+  for (const char* key : {"success", "fail", "queue", "compute_input", "compute_infer", "compute_output"}) {
+    EXPECT_TRUE(s["model_stats"][0]["inference_stats"][key]["count"].is_number_unsigned()) << key << stats.body;
+    EXPECT_TRUE(s["model_stats"][0]["inference_stats"][key]["ns"].is_number_unsigned()) << key << stats.body;
+  }
+  EXPECT_TRUE(s["model_stats"][0]["inference_count"].is_number_unsigned()) << stats.body;
+  EXPECT_TRUE(s["model_stats"][0]["batch_stats"].is_array()) << stats.body;
+  HttpResult all = Get("/v2/models/stats");
+  ASSERT_EQ(all.status, 200) << all.body;
+  EXPECT_GE(json::parse(all.body)["model_stats"].size(), 3u);
+  EXPECT_EQ(json::parse(Get("/v2/models/mlp/stats").body)["model_stats"][0]["name"], "mlp");
+  ExpectError(Get("/v2/models/nope/stats"), 404, "'nope' is not served");
   ExpectError(Get("/v2/models/mlp/bogus"), 404, "no such endpoint");
 }
 
