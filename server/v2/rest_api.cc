@@ -183,6 +183,21 @@ void WriteField(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google
   }
 }
 
+// A map entry's key as JSON writes keys: text.
+std::string MapKey(const google::protobuf::Message& entry, const google::protobuf::FieldDescriptor* key) {
+  using google::protobuf::FieldDescriptor;
+  const google::protobuf::Reflection* r = entry.GetReflection();
+  switch (key->cpp_type()) {
+    case FieldDescriptor::CPPTYPE_STRING: return r->GetString(entry, key);
+    case FieldDescriptor::CPPTYPE_INT32: return absl::StrCat(r->GetInt32(entry, key));
+    case FieldDescriptor::CPPTYPE_INT64: return absl::StrCat(r->GetInt64(entry, key));
+    case FieldDescriptor::CPPTYPE_UINT32: return absl::StrCat(r->GetUInt32(entry, key));
+    case FieldDescriptor::CPPTYPE_UINT64: return absl::StrCat(r->GetUInt64(entry, key));
+    case FieldDescriptor::CPPTYPE_BOOL: return r->GetBool(entry, key) ? "true" : "false";
+    default: return "";  // protobuf allows no other key types
+  }
+}
+
 void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google::protobuf::Message& message,
                 bool all_fields) {
   const google::protobuf::Reflection* r = message.GetReflection();
@@ -209,9 +224,8 @@ void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google
       for (int i = 0; i < r->FieldSize(message, field); ++i) {
         const google::protobuf::Message& entry = r->GetRepeatedMessage(message, field, i);
         const google::protobuf::Reflection* er = entry.GetReflection();
-        writer.Key(key->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_STRING
-                       ? er->GetString(entry, key).c_str()
-                       : absl::StrCat(er->GetInt64(entry, key)).c_str());
+        const std::string text = MapKey(entry, key);
+        writer.Key(text.data(), static_cast<rapidjson::SizeType>(text.size()));
         WriteField(writer, entry, value, -1, all_fields);
       }
       writer.EndObject();
