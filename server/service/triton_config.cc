@@ -150,11 +150,27 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const std::string& text, con
     return error("default_model_filename '", c.default_model_filename(),
                  "' is not supported: name each version's file model.pt");
   }
-  if (c.max_batch_size() < 1) {
-    return error("max_batch_size ", c.max_batch_size(),
-                 " (a model without a batch dimension) is not supported: microbatch batches along the "
-                 "first dimension; set max_batch_size >= 1 and leave the batch dimension out of dims");
+  if (c.max_batch_size() < 0) return error("max_batch_size must be >= 0, got ", c.max_batch_size());
+  // max_batch_size 0: Triton hands each request to the model as it is. When
+  // every tensor's first dimension is a fixed 1, that is one row that runs
+  // alone: max_batch_size 1 with dims after that 1.
+  const bool unbatched = c.max_batch_size() == 0;
+  if (unbatched) {
+    auto leading_one = [&](const auto& tensors, const char* kind) -> absl::Status {
+      for (const auto& t : tensors) {
+        if (t.dims_size() == 0 || t.dims(0) != 1) {
+          return error("max_batch_size 0 (a model without a batch dimension) is supported only when every "
+                       "input's and output's dims start with 1 (each request is then one row that runs "
+                       "alone); ", kind, " '", t.name(), "' has dims [", absl::StrJoin(t.dims(), ","),
+                       "]. Or set max_batch_size >= 1 and leave the batch dimension out of dims");
+        }
+      }
+      return absl::OkStatus();
+    };
+    if (absl::Status s = leading_one(c.input(), "input"); !s.ok()) return s;
+    if (absl::Status s = leading_one(c.output(), "output"); !s.ok()) return s;
   }
+  const int first_dim = unbatched ? 1 : 0;  // dims taken from here on
   if (c.has_sequence_batching()) return error("sequence_batching is not supported");
   if (c.has_ensemble_scheduling()) return error("ensemble_scheduling is not supported");
   if (c.batch_input_size() > 0 || c.batch_output_size() > 0) {
@@ -165,7 +181,7 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const std::string& text, con
   v1::ModelConfig out;
   out.set_name(c.name());
   out.set_platform("torchscript");
-  out.set_max_batch_size(c.max_batch_size());
+  out.set_max_batch_size(unbatched ? 1 : c.max_batch_size());
 
   const bool inputs_indexed = AllIndexed(c.input());
   for (const tr::ModelInput& t : c.input()) {
@@ -174,7 +190,7 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const std::string& text, con
     absl::StatusOr<v1::DataType> type = ToDataType(t.data_type());
     if (!type.ok()) return error("input '", t.name(), "' ", type.status().message());
     in->set_dtype(*type);
-    in->mutable_dims()->CopyFrom(t.dims());
+    in->mutable_dims()->Add(t.dims().begin() + first_dim, t.dims().end());
     if (t.has_reshape()) return error("input '", t.name(), "': reshape is not supported");
     if (t.optional()) return error("input '", t.name(), "': optional inputs are not supported");
     if (t.is_shape_tensor()) return error("input '", t.name(), "': shape tensors are not supported");
@@ -193,7 +209,7 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const std::string& text, con
     absl::StatusOr<v1::DataType> type = ToDataType(t.data_type());
     if (!type.ok()) return error("output '", t.name(), "' ", type.status().message());
     o->set_dtype(*type);
-    o->mutable_dims()->CopyFrom(t.dims());
+    o->mutable_dims()->Add(t.dims().begin() + first_dim, t.dims().end());
     if (t.has_reshape()) return error("output '", t.name(), "': reshape is not supported");
     if (t.is_shape_tensor()) return error("output '", t.name(), "': shape tensors are not supported");
     const int index = outputs_indexed ? *IndexSuffix(t.name()) : i;

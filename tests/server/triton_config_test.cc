@@ -165,7 +165,9 @@ TEST(TritonConfigTest, WhatCannotBeServedAsTritonWouldIsRefusedNamingIt) {
       {"platform: \"onnxruntime_onnx\"\nmax_batch_size: 2\n" + in + out,
        "platform 'onnxruntime_onnx' is not supported: microbatch serves TorchScript models"},
       {"backend: \"python\"\nmax_batch_size: 2\n" + in + out, "backend 'python' is not supported"},
-      {head + in + out, "max_batch_size 0 (a model without a batch dimension) is not supported"},
+      {head + in + out,
+       "max_batch_size 0 (a model without a batch dimension) is supported only when every input's and "
+       "output's dims start with 1 (each request is then one row that runs alone); input 'x' has dims [4]"},
       {head + "max_batch_size: 2\ninput [ { name: \"x\" data_type: TYPE_STRING dims: [ 1 ] } ]\n" + out,
        "input 'x' data_type TYPE_STRING is not supported"},
       {head + "max_batch_size: 2\ninput [ { name: \"x\" data_type: TYPE_UINT32 dims: [ 1 ] } ]\n" + out,
@@ -198,6 +200,28 @@ TEST(TritonConfigTest, WhatCannotBeServedAsTritonWouldIsRefusedNamingIt) {
     EXPECT_THAT(std::string(config.status().message()), HasSubstr(message)) << text;
     EXPECT_THAT(std::string(config.status().message()), HasSubstr("(Triton model configuration)")) << text;
   }
+}
+
+// max_batch_size 0 with a leading 1 in every tensor's dims (how unbatched
+// PyTorch models are often declared): one row per request, run alone.
+TEST(TritonConfigTest, AnUnbatchedModelWithLeadingOnesRunsEachRequestAlone) {
+  absl::StatusOr<ModelPlan> plan = Plan(R"(
+platform: "pytorch_libtorch"
+max_batch_size: 0
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 1, 3, -1 ] } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1, 10 ] } ]
+)");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_EQ(plan->config.max_batch_size(), 1);
+  EXPECT_THAT(plan->spec.signature.inputs[0].dims, ElementsAre(3, -1));
+  EXPECT_THAT(plan->spec.signature.inputs[0].BatchedShape(), ElementsAre(-1, 3, -1));
+  EXPECT_THAT(plan->spec.signature.outputs[0].dims, ElementsAre(10));
+  absl::StatusOr<v1::ModelConfig> output_without_one = Parse(R"(
+platform: "pytorch_libtorch"
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 1, 3 ] } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 10 ] } ]
+)");
+  EXPECT_THAT(std::string(output_without_one.status().message()), HasSubstr("output 'OUTPUT__0' has dims [10]"));
 }
 
 TEST(TritonConfigTest, TritonBindingsAreCheckedByTheSamePlanRules) {

@@ -181,6 +181,30 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 3 ] } ]
   EXPECT_EQ(body["inputs"][1], json({{"name", "scale"}, {"datatype", "FP32"}, {"shape", {-1, 1}}}));
 }
 
+// max_batch_size 0 with dims that start with 1: each request is exactly
+// Triton's shape and runs alone.
+TEST(TritonRepositoryTest, AnUnbatchedModelTakesExactlyItsDeclaredShape) {
+  Repository repository("triton_unbatched");
+  repository.Add("total", R"(
+def forward(self, x: Tensor) -> Tensor:
+    return x.sum(1, keepdim=True)
+)", R"(platform: "pytorch_libtorch"
+max_batch_size: 0
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 1, 4 ] } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1, 1 ] } ]
+)");
+  absl::Status started = repository.Start();
+  ASSERT_TRUE(started.ok()) << started;
+  HttpResult one = repository.Infer(
+      "total", R"({"inputs":[{"name":"INPUT__0","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]})");
+  ASSERT_EQ(one.status, 200) << one.body;
+  EXPECT_EQ(OutputsByName(one), json({{"OUTPUT__0", {{"shape", {1, 1}}, {"data", {10}}}}})) << one.body;
+  HttpResult two = repository.Infer(
+      "total", R"({"inputs":[{"name":"INPUT__0","shape":[2,4],"datatype":"FP32","data":[1,2,3,4,5,6,7,8]}]})");
+  EXPECT_EQ(two.status, 400) << two.body;
+  EXPECT_THAT(two.body, HasSubstr("max_batch_size")) << two.body;
+}
+
 TEST(TritonRepositoryTest, AnInputNamedAfterNoArgumentFailsAtLoadListingTheSignature) {
   Repository repository("triton_bad_names");
   repository.Add("m", R"(
