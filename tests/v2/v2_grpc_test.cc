@@ -276,6 +276,38 @@ TEST_F(V2GrpcTest, ModelStatisticsCountRequestsRowsAndBatches) {
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// gRPC clients may compress their messages (grpc-encoding: gzip, deflate)
+// and ask for compressed answers; both front ends take the message bytes
+// raw, so this checks that they see them decompressed.
+TEST_F(V2GrpcTest, CompressedRequestsAndAnswersGiveTheSameResult) {
+  const std::vector<float> values(32, 0.5f);
+  inference::ModelInferResponse plain;
+  ASSERT_TRUE(Infer(MlpRequest(values, 2), &plain).ok());
+  for (grpc_compression_algorithm algorithm : {GRPC_COMPRESS_GZIP, GRPC_COMPRESS_DEFLATE}) {
+    auto stub = V2Stub(server_->grpc_port());
+    grpc::ClientContext context;
+    context.set_compression_algorithm(algorithm);
+    inference::ModelInferResponse compressed;
+    grpc::Status status = stub->ModelInfer(&context, MlpRequest(values, 2), &compressed);
+    ASSERT_TRUE(status.ok()) << algorithm << ": " << status.error_message();
+    ASSERT_EQ(compressed.raw_output_contents_size(), plain.raw_output_contents_size());
+    for (int i = 0; i < plain.raw_output_contents_size(); ++i) {
+      EXPECT_EQ(compressed.raw_output_contents(i), plain.raw_output_contents(i)) << algorithm;
+    }
+  }
+  // microbatch.v1 Predict too.
+  auto v1 = InferenceStub(server_->grpc_port());
+  grpc::ClientContext context;
+  context.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+  v1::PredictRequest request;
+  request.set_model("mlp");
+  *request.add_inputs() = Fp32Tensor("x", {2, 16}, values);
+  v1::PredictResponse response;
+  grpc::Status status = v1->Predict(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.outputs(0).data(), plain.raw_output_contents(0));
+}
+
 TEST_F(V2GrpcTest, ModelInferMatchesPredictExactlyAndEchoesId) {
   const std::vector<float> values = Values(3 * 16, 0.37f);
   inference::ModelInferRequest request = MlpRequest(values, 3);
