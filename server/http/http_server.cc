@@ -2,7 +2,6 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
-#include <zlib.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 
@@ -25,6 +24,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "server/core/log.h"
+#include "server/http/content_coding.h"
 
 namespace microbatch {
 
@@ -66,6 +66,8 @@ struct RequestState {
   const HttpHandler* exact = nullptr;
   bool answer_when_read = false;
   HttpRequest request;  // of an asynchronous request, until it is handed over
+  // The coding its answer gets (from Accept-Encoding).
+  ContentCoding answer_coding = ContentCoding::kIdentity;
   bool too_large = false;
   std::string too_large_message;  // of the 413, when the declared length was too large
   std::shared_ptr<AsyncSlot> slot;  // once handed over
@@ -112,42 +114,21 @@ MHD_Result Respond(MHD_Connection* connection, const HttpResponse& response) {
   return queued;
 }
 
-// Whether an Accept-Encoding value takes gzip ("gzip", "gzip;q=0.5", "*"),
-// and does not refuse it ("gzip;q=0").
-bool AcceptsGzip(const std::string& accept_encoding) {
-  for (absl::string_view item : absl::StrSplit(accept_encoding, ',')) {
-    std::vector<absl::string_view> parts = absl::StrSplit(item, ';');
-    const std::string coding = absl::AsciiStrToLower(absl::StripAsciiWhitespace(parts[0]));
-    if (coding != "gzip" && coding != "*") continue;
-    double q = 1;
-    for (size_t i = 1; i < parts.size(); ++i) {
-      absl::string_view param = absl::StripAsciiWhitespace(parts[i]);
-      if (absl::ConsumePrefix(&param, "q=") && !absl::SimpleAtod(param, &q)) q = 0;
-    }
-    return q > 0;
-  }
-  return false;
-}
+// Answers of at least this many bytes are compressed for clients that
+// accept it; smaller ones gain less than the compression costs.
+constexpr size_t kCompressFromBytes = 1024;
 
-// `text` as a gzip stream; nullopt if zlib fails.
-std::optional<std::string> Gzip(absl::string_view text) {
-  z_stream stream = {};
-  // 15 + 16: a gzip header and trailer around deflate's stream. Fastest
-  // level: the exposition is repetitive text, level 1 already shrinks it
-  // about tenfold.
-  if (deflateInit2(&stream, Z_BEST_SPEED, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
-    return std::nullopt;
+// `response` compressed in `coding` when worth it and not encoded already.
+void EncodeForClient(ContentCoding coding, HttpResponse* response) {
+  response->headers.emplace_back("Vary", "Accept-Encoding");
+  if (coding == ContentCoding::kIdentity || response->body.size() < kCompressFromBytes) return;
+  for (const auto& [name, value] : response->headers) {
+    if (absl::EqualsIgnoreCase(name, "Content-Encoding")) return;
   }
-  std::string out(deflateBound(&stream, static_cast<uLong>(text.size())), '\0');
-  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(text.data()));
-  stream.avail_in = static_cast<uInt>(text.size());
-  stream.next_out = reinterpret_cast<Bytef*>(out.data());
-  stream.avail_out = static_cast<uInt>(out.size());
-  const int result = deflate(&stream, Z_FINISH);
-  out.resize(stream.total_out);
-  deflateEnd(&stream);
-  if (result != Z_STREAM_END) return std::nullopt;
-  return out;
+  if (std::optional<std::string> encoded = EncodeBody(coding, response->body)) {
+    response->body = *std::move(encoded);
+    response->headers.emplace_back("Content-Encoding", ContentCodingName(coding));
+  }
 }
 
 HttpResponse NotFound() {
@@ -261,6 +242,24 @@ MHD_Result HandOver(HttpServer::State& server, MHD_Connection* connection, Reque
                                       : absl::StrCat("request body exceeds the server's limit of ",
                                                      server.max_body_bytes, " bytes")));
   }
+  // A compressed body is decoded here, within the same byte limit; the
+  // handler sees the decoded body and no Content-Encoding.
+  auto encoding = state.request.headers.find("content-encoding");
+  if (encoding != state.request.headers.end()) {
+    absl::StatusOr<ContentCoding> coding = ParseContentEncoding(encoding->second);
+    if (!coding.ok()) return Respond(connection, JsonError(415, std::string(coding.status().message())));
+    if (*coding != ContentCoding::kIdentity) {
+      absl::StatusOr<std::string> decoded = DecodeBody(*coding, state.request.body, server.max_body_bytes);
+      if (!decoded.ok()) {
+        const int status = decoded.status().code() == absl::StatusCode::kResourceExhausted ? 413 : 400;
+        return Respond(connection, JsonError(status, std::string(decoded.status().message())));
+      }
+      state.request.body = *std::move(decoded);
+    }
+    state.request.headers.erase(encoding);
+  }
+  auto accept = state.request.headers.find("accept-encoding");
+  if (accept != state.request.headers.end()) state.answer_coding = ChooseResponseCoding(accept->second);
   if (server.async_in_flight.fetch_add(1) >= server.max_async_in_flight) {
     server.async_in_flight.fetch_sub(1);
     return Respond(connection,
@@ -282,6 +281,7 @@ MHD_Result HandOver(HttpServer::State& server, MHD_Connection* connection, Reque
   if (slot->answered) {
     HttpResponse response = std::move(slot->response);
     lock.unlock();
+    EncodeForClient(state.answer_coding, &response);
     return Respond(connection, response);
   }
   slot->suspended = true;
@@ -332,6 +332,7 @@ MHD_Result Dispatch(void* server_state, MHD_Connection* connection, const char* 
       std::lock_guard<std::mutex> lock(state->slot->mu);
       response = std::move(state->slot->response);
     }
+    EncodeForClient(state->answer_coding, &response);
     return Respond(connection, response);
   }
   return HandOver(server, connection, *state);
@@ -380,14 +381,9 @@ absl::Status HttpServer::AddMetricsHandler(std::function<std::string()> expose) 
     response.content_type = "text/plain; version=0.0.4; charset=utf-8";
     response.body = expose();
     // Prometheus asks for gzip; the text shrinks about tenfold.
-    response.headers.emplace_back("Vary", "Accept-Encoding");
     auto accept = request.headers.find("accept-encoding");
-    if (accept != request.headers.end() && AcceptsGzip(accept->second)) {
-      if (std::optional<std::string> gzipped = Gzip(response.body)) {
-        response.body = *std::move(gzipped);
-        response.headers.emplace_back("Content-Encoding", "gzip");
-      }
-    }
+    const bool gzip = accept != request.headers.end() && AcceptsCoding(accept->second, ContentCoding::kGzip);
+    EncodeForClient(gzip ? ContentCoding::kGzip : ContentCoding::kIdentity, &response);
     return response;
   });
 }

@@ -16,7 +16,8 @@
 // nested, row-major), or JSON followed by binary tensor data as Triton's
 // binary tensor data extension has it (header Inference-Header-Content-Length,
 // input parameter binary_data_size; output parameter binary_data or request
-// parameter binary_data_output asks for binary outputs). Errors are
+// parameter binary_data_output asks for binary outputs). Compressed bodies
+// and answers are the HTTP server's (server/http/content_coding.h). Errors are
 // {"error": "message"} with 400 (bad request), 404 (unknown model, version
 // or path), 405 (wrong method), 413 (body over the limit), 429 (overloaded),
 // 503 (not ready, shutting down), 504 (deadline) or 500.

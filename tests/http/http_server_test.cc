@@ -1,4 +1,5 @@
 #include "server/http/http_server.h"
+#include "server/http/content_coding.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -21,6 +22,7 @@ namespace microbatch {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 using ::testing::StartsWith;
 
 struct Reply {
@@ -630,6 +632,107 @@ TEST(HttpServerAsyncTest, StopWaitsForPendingAnswers) {
   client.join();
   EXPECT_EQ(reply.status, 201);
   answers.Join();
+}
+
+// Request bodies sent compressed (Content-Encoding), as tritonclient's
+// request_compression_algorithm sends them, reach the handler decoded; a
+// decompression bomb stops at the body limit.
+TEST(HttpServerContentCodingTest, CompressedBodiesAreDecodedWithinTheLimit) {
+  HttpServer server;
+  ASSERT_TRUE(server.AddPrefixHandler("/v2", [](HttpRequest request, HttpResponder respond) {
+                      HttpResponse response;
+                      response.body = request.body + (request.headers.count("content-encoding") ? "|coded" : "");
+                      respond(std::move(response));
+                    }).ok());
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  options.max_body_bytes = 64 * 1024;
+  ASSERT_TRUE(server.Start(options).ok());
+  const std::string json = R"({"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]})";
+  for (ContentCoding coding : {ContentCoding::kGzip, ContentCoding::kDeflate}) {
+    const std::string name = ContentCodingName(coding);
+    Reply reply = Post(server.port(), "/v2/x", *EncodeBody(coding, json), "Content-Encoding: " + name + "\r\n");
+    EXPECT_EQ(reply.status, 200) << name;
+    EXPECT_EQ(reply.body, json) << name;  // decoded, and the header is gone
+  }
+  // "deflate" without the zlib wrapper, as some clients send it.
+  z_stream stream = {};
+  ASSERT_EQ(deflateInit2(&stream, 1, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  std::string raw(256, '\0');
+  stream.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(json.data()));
+  stream.avail_in = static_cast<uInt>(json.size());
+  stream.next_out = reinterpret_cast<Bytef*>(raw.data());
+  stream.avail_out = static_cast<uInt>(raw.size());
+  ASSERT_EQ(deflate(&stream, Z_FINISH), Z_STREAM_END);
+  raw.resize(stream.total_out);
+  deflateEnd(&stream);
+  EXPECT_EQ(Post(server.port(), "/v2/x", raw, "Content-Encoding: deflate\r\n").body, json);
+  EXPECT_EQ(Post(server.port(), "/v2/x", json, "Content-Encoding: identity\r\n").body, json);
+
+  // 1 MB of zeros is about 1 KB of gzip: over the 64 KB limit once decoded.
+  Reply bomb = Post(server.port(), "/v2/x", *EncodeBody(ContentCoding::kGzip, std::string(1 << 20, '\0')),
+                    "Content-Encoding: gzip\r\n");
+  EXPECT_EQ(bomb.status, 413);
+  EXPECT_THAT(bomb.body, HasSubstr("decompresses to more than the server's limit of 65536 bytes"));
+  Reply garbage = Post(server.port(), "/v2/x", "this is not gzip", "Content-Encoding: gzip\r\n");
+  EXPECT_EQ(garbage.status, 400);
+  EXPECT_THAT(garbage.body, HasSubstr("the request body is not valid gzip data"));
+  std::string truncated = *EncodeBody(ContentCoding::kGzip, json);
+  truncated.resize(truncated.size() / 2);
+  Reply cut = Post(server.port(), "/v2/x", truncated, "Content-Encoding: gzip\r\n");
+  EXPECT_EQ(cut.status, 400);
+  EXPECT_THAT(cut.body, HasSubstr("not valid gzip data"));
+  Reply brotli = Post(server.port(), "/v2/x", json, "Content-Encoding: br\r\n");
+  EXPECT_EQ(brotli.status, 415);
+  EXPECT_THAT(brotli.body, HasSubstr("Content-Encoding 'br' is not supported; send the body as gzip, deflate or identity"));
+  EXPECT_EQ(Post(server.port(), "/v2/x", "ok").body, "ok");  // the server goes on
+}
+
+// Answers of asynchronous handlers are compressed for clients that ask
+// (tritonclient's response_compression_algorithm; Python's requests asks by
+// default), when large enough to gain.
+TEST(HttpServerContentCodingTest, AnswersAreCompressedForClientsThatAcceptIt) {
+  const std::string large(4096, 'y');
+  HttpServer server;
+  ASSERT_TRUE(server.AddPrefixHandler("/v2", [&](HttpRequest request, HttpResponder respond) {
+                      HttpResponse response;
+                      response.body = request.path == "/v2/large" ? large : "small";
+                      respond(std::move(response));
+                    }).ok());
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  ASSERT_TRUE(server.Start(options).ok());
+  Reply gz = Fetch(server.port(), "/v2/large", "GET", false, "Accept-Encoding: gzip, deflate\r\n");
+  EXPECT_THAT(gz.head, HasSubstr("Content-Encoding: gzip"));
+  EXPECT_THAT(gz.head, HasSubstr("Vary: Accept-Encoding"));
+  EXPECT_EQ(Gunzip(gz.body), large);
+  Reply zlib = Fetch(server.port(), "/v2/large", "GET", false, "Accept-Encoding: deflate\r\n");
+  EXPECT_THAT(zlib.head, HasSubstr("Content-Encoding: deflate"));
+  EXPECT_EQ(*DecodeBody(ContentCoding::kDeflate, zlib.body, 1 << 20), large);
+  Reply plain = Fetch(server.port(), "/v2/large");
+  EXPECT_THAT(plain.head, Not(HasSubstr("Content-Encoding")));
+  EXPECT_EQ(plain.body, large);
+  Reply refused = Fetch(server.port(), "/v2/large", "GET", false, "Accept-Encoding: gzip;q=0, deflate;q=0\r\n");
+  EXPECT_EQ(refused.body, large);
+  Reply small = Fetch(server.port(), "/v2/small", "GET", false, "Accept-Encoding: gzip\r\n");
+  EXPECT_THAT(small.head, Not(HasSubstr("Content-Encoding")));
+  EXPECT_EQ(small.body, "small");
+}
+
+TEST(ContentCodingTest, AcceptEncodingValues) {
+  EXPECT_EQ(ChooseResponseCoding(""), ContentCoding::kIdentity);
+  EXPECT_EQ(ChooseResponseCoding("gzip, deflate, br"), ContentCoding::kGzip);
+  EXPECT_EQ(ChooseResponseCoding("br;q=1.0, deflate;q=0.5"), ContentCoding::kDeflate);
+  EXPECT_EQ(ChooseResponseCoding("*"), ContentCoding::kGzip);
+  EXPECT_EQ(ChooseResponseCoding("*;q=0, deflate"), ContentCoding::kDeflate);
+  EXPECT_EQ(ChooseResponseCoding("identity"), ContentCoding::kIdentity);
+  EXPECT_EQ(ChooseResponseCoding("GZIP;Q=0.3"), ContentCoding::kGzip);
+  EXPECT_EQ(ChooseResponseCoding("x-gzip"), ContentCoding::kGzip);
+  EXPECT_EQ(ParseContentEncoding(" GZip ").value(), ContentCoding::kGzip);
+  EXPECT_EQ(ParseContentEncoding("gzip, br").status().code(), absl::StatusCode::kUnimplemented);
+  // Bytes after the end of the stream are refused, not ignored.
+  EXPECT_EQ(DecodeBody(ContentCoding::kGzip, *EncodeBody(ContentCoding::kGzip, "a") + "junk", 100).status().code(),
+            absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "gtest/gtest.h"
 #include "common/tensor/float16.h"
 #include "nlohmann/json.hpp"
+#include "server/http/content_coding.h"
 #include "tests/server/metrics_text.h"
 #include "tests/v2/v2_server.h"
 #include "tests/v2/v2_test_util.h"
@@ -163,6 +164,21 @@ TEST_F(V2RestTest, InferFlatAndNestedDataAgree) {
   EXPECT_EQ(ja["outputs"][0]["shape"], json::array({2, 4}));
   EXPECT_EQ(ja["outputs"][0]["data"].size(), 8u);
   EXPECT_EQ(ja["outputs"], jb["outputs"]);
+}
+
+// tritonclient.http with request_compression_algorithm="gzip" (or
+// "deflate") sends the body compressed; the answer is the same.
+TEST_F(V2RestTest, CompressedRequestBodiesGiveTheSameAnswer) {
+  const std::string body = R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" + kMlpRow + "}]}";
+  HttpResult plain = Post("/v2/models/mlp/infer", body);
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  for (ContentCoding coding : {ContentCoding::kGzip, ContentCoding::kDeflate}) {
+    HttpResult compressed = Post("/v2/models/mlp/infer", *EncodeBody(coding, body),
+                                 {std::string("Content-Encoding: ") + ContentCodingName(coding)});
+    ASSERT_EQ(compressed.status, 200) << ContentCodingName(coding) << ": " << compressed.body;
+    EXPECT_EQ(json::parse(compressed.body)["outputs"], json::parse(plain.body)["outputs"]);
+  }
+  ExpectError(Post("/v2/models/mlp/infer", "not gzip", {"Content-Encoding: gzip"}), 400, "not valid gzip data");
 }
 
 TEST_F(V2RestTest, JsonMatchesGrpcBitForBit) {
