@@ -13,7 +13,7 @@ shift || true
 BUILD_DIR=${FUZZ_BUILD_DIR:-build-fuzz}
 HARNESSES=("$@")
 if [[ ${#HARNESSES[@]} -eq 0 ]]; then
-  HARNESSES=(fuzz_predict_request fuzz_batch_framing fuzz_model_config fuzz_npy fuzz_csv fuzz_v2_request)
+  HARNESSES=(fuzz_predict_request fuzz_batch_framing fuzz_model_config fuzz_npy fuzz_csv fuzz_v2_request fuzz_http_body)
 fi
 
 CXX_CLANG=$(command -v clang++-14 || command -v clang++ || true)

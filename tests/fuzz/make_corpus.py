@@ -5,8 +5,10 @@ Small valid examples (and a few near misses). The protobuf messages are
 encoded by hand (no python protobuf needed). Run from anywhere:
     python3 tests/fuzz/make_corpus.py
 """
+import gzip
 import os
 import struct
+import zlib
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -142,6 +144,18 @@ version_policy: { latest: { num_versions: 2 } }
 parameters: { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "1" } }
 model_warmup [ { name: "w" batch_size: 1 inputs { key: "INPUT__0" value: { zero_data: true } } } ]
 """)
+
+    body = b'{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}'
+    deflater = zlib.compressobj(1, zlib.DEFLATED, -15)
+    raw_deflate = deflater.compress(body) + deflater.flush()
+    gzipper = zlib.compressobj(1, zlib.DEFLATED, 31)
+    gz = gzipper.compress(body) + gzipper.flush()
+    # First byte: coding (% 3: identity, gzip, deflate) and limit; then the body.
+    write("fuzz_http_body", "gzip", bytes([1 + 3 * 8]) + gz)
+    write("fuzz_http_body", "zlib", bytes([2 + 3 * 8]) + zlib.compress(body, 1))
+    write("fuzz_http_body", "raw_deflate", bytes([2]) + raw_deflate)
+    write("fuzz_http_body", "bomb", bytes([1]) + gzip.compress(bytes(65536), 1))
+    write("fuzz_http_body", "accept", b"\x00gzip;q=0.5, deflate, *;q=0")
 
     write("fuzz_npy", "f32_2d.npy", npy("<f4", [3, 2], f32([1, 2, 3, 4, 5, 6])))
     write("fuzz_npy", "f32_3d_v2.npy", npy("<f4", [1, 2, 3], f32(range(6)), version=2))
