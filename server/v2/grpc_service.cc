@@ -13,7 +13,9 @@
 #include "server/service/unary_infer.h"
 #include "server/service/wire.h"
 #include "server/v2/datatype.h"
+#include "server/v2/infer_call.h"
 #include "server/v2/statistics.h"
+#include "server/v2/stream_infer.h"
 #include "server/v2/typed_contents.h"
 
 namespace microbatch::v2 {
@@ -25,53 +27,6 @@ const char* ServerVersion() { return MICROBATCH_VERSION; }
 
 namespace {
 
-// The decoded messages of one ModelInfer call and the bytes of its typed
-// inputs; freed when the call is answered.
-struct InferCall {
-  inference::ModelInferRequest request;
-  inference::ModelInferResponse response;
-  // One per input, sized once: the views point into them.
-  std::vector<std::string> typed;
-};
-
-// Views of the request's inputs (into `call`, which must outlive them).
-absl::Status ToRequestTensors(InferCall* call, std::vector<RequestTensor>* tensors) {
-  const inference::ModelInferRequest& request = call->request;
-  const int raw = request.raw_input_contents_size();
-  if (raw > 0 && raw != request.inputs_size()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "raw_input_contents has ", raw, " buffers for ", request.inputs_size(),
-        " inputs; send one buffer per input, in the order of `inputs`"));
-  }
-  call->typed.resize(static_cast<size_t>(request.inputs_size()));
-  tensors->reserve(static_cast<size_t>(request.inputs_size()));
-  for (int i = 0; i < request.inputs_size(); ++i) {
-    const auto& input = request.inputs(i);
-    absl::StatusOr<DType> dtype = ParseDatatype(input.datatype(), input.name());
-    if (!dtype.ok()) return dtype.status();
-    RequestTensor tensor;
-    tensor.name = input.name();
-    tensor.dtype = *dtype;
-    tensor.shape = absl::MakeConstSpan(input.shape().data(), static_cast<size_t>(input.shape_size()));
-    const bool has_typed = input.has_contents() && ContentsCount(input.contents()) > 0;
-    if (raw > 0) {
-      if (has_typed) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            "input '", ClientText(input.name()),
-            "': both raw_input_contents and contents are set; send the data in one of them"));
-      }
-      tensor.data = request.raw_input_contents(i);
-    } else {
-      std::string& bytes = call->typed[static_cast<size_t>(i)];
-      if (absl::Status s = DecodeContents(input.contents(), *dtype, input.name(), &bytes); !s.ok()) {
-        return s;
-      }
-      tensor.data = bytes;
-    }
-    tensors->push_back(tensor);
-  }
-  return absl::OkStatus();
-}
 
 // Finishes a small call with `status` (OK fills nothing more).
 grpc::ServerUnaryReactor* Answer(grpc::CallbackServerContext* context, const absl::Status& status) {
@@ -182,52 +137,29 @@ grpc::ServerUnaryReactor* GrpcService::ModelInfer(grpc::CallbackServerContext* c
   if (absl::Status decoded = ParseBody(*request_body, &call->request); !decoded.ok()) {
     return refuse(decoded);
   }
-  const inference::ModelInferRequest& request = call->request;
-  absl::StatusOr<ModelSpec> spec = ParseModelSpec(request.model_name(), request.model_version());
-  if (!spec.ok()) return refuse(spec.status());
-
-  InferenceRequest inference;
-  inference.method = RpcMethod::kModelInfer;
-  SetFromCallContext(context, request.id(), &inference);
-  inference.model = std::move(*spec);
-  inference.id = request.id();
-  inference.received = received;
-  inference.wire_bytes = static_cast<int64_t>(request_body->Length());
-  for (const auto& output : request.outputs()) {
-    if (output.parameters().count("classification") > 0) {
-      inference.input_error = absl::InvalidArgumentError(absl::StrCat(
-          "output '", ClientText(output.name()), "': the classification extension is not supported"));
-    }
-    inference.outputs.push_back(output.name());
-  }
-  if (inference.input_error.ok()) {
-    inference.input_error = ToRequestTensors(call.get(), &inference.inputs);
-  }
+  absl::StatusOr<InferenceRequest> inference = ToInferenceRequest(call.get(), received);
+  if (!inference.ok()) return refuse(inference.status());
+  SetFromCallContext(context, call->request.id(), &*inference);
+  inference->wire_bytes = static_cast<int64_t>(request_body->Length());
 
   InferCall* raw_call = call.release();
   InferenceCallbacks callbacks;
   callbacks.on_outputs = [raw_call, response_body](const InferenceResult& result) {
-    inference::ModelInferResponse& response = raw_call->response;
-    response.set_model_name(result.model.name);
-    response.set_model_version(absl::StrCat(result.model.version));
-    response.set_id(raw_call->request.id());
-    for (int index : result.selected) {
-      auto* out = response.add_outputs();
-      out->set_name(result.model.signature.outputs[static_cast<size_t>(index)].name);
-      out->set_datatype(DatatypeName(result.outputs.dtype(static_cast<size_t>(index))));
-      for (int64_t d : result.outputs.shape(static_cast<size_t>(index))) out->add_shape(d);
-      const absl::string_view data = result.outputs.data(static_cast<size_t>(index));
-      response.add_raw_output_contents()->assign(data.data(), data.size());
-    }
-    return SerializeBody(response, response_body);
+    FillInferResponse(result, raw_call->request.id(), &raw_call->response);
+    return SerializeBody(raw_call->response, response_body);
   };
   callbacks.on_done = [this, raw_call, reactor](const absl::Status& status) {
     delete raw_call;
     reactor->Finish(ToGrpcStatus(status));
     gate_.Exit();
   };
-  engine_->Infer(std::move(inference), std::move(callbacks));
+  engine_->Infer(*std::move(inference), std::move(callbacks));
   return reactor;
+}
+
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* GrpcService::ModelStreamInfer(
+    grpc::CallbackServerContext* context) {
+  return new StreamInferReactor(engine_, &gate_, context);
 }
 
 std::string TritonState(const std::string& state) {

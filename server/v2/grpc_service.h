@@ -27,7 +27,8 @@ using GrpcServiceBase = inference::GRPCInferenceService::WithCallbackMethod_Serv
                                 inference::GRPCInferenceService::WithCallbackMethod_RepositoryModelUnload<
                                     inference::GRPCInferenceService::WithCallbackMethod_ModelConfig<
                                         inference::GRPCInferenceService::WithCallbackMethod_ModelStatistics<
-                                            inference::GRPCInferenceService::Service>>>>>>>>>>>;
+                                            inference::GRPCInferenceService::WithRawCallbackMethod_ModelStreamInfer<
+                                                inference::GRPCInferenceService::Service>>>>>>>>>>>>;
 
 // Thread-safe. Every ModelInfer call is answered exactly once; errors carry
 // the same codes and messages as microbatch.v1 Predict.
@@ -84,6 +85,9 @@ class GrpcService final : public GrpcServiceBase {
   grpc::ServerUnaryReactor* ModelConfig(grpc::CallbackServerContext* context,
                                         const inference::ModelConfigRequest* request,
                                         inference::ModelConfigResponse* response) override;
+  // Triton's streaming inference (StreamInferReactor).
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ModelStreamInfer(
+      grpc::CallbackServerContext* context) override;
   // Triton's statistics extension (CollectStatistics).
   grpc::ServerUnaryReactor* ModelStatistics(grpc::CallbackServerContext* context,
                                             const inference::ModelStatisticsRequest* request,

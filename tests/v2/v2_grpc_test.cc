@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <random>
 #include <thread>
 
@@ -306,6 +307,81 @@ TEST_F(V2GrpcTest, CompressedRequestsAndAnswersGiveTheSameResult) {
   grpc::Status status = v1->Predict(&context, request, &response);
   ASSERT_TRUE(status.ok()) << status.error_message();
   EXPECT_EQ(response.outputs(0).data(), plain.raw_output_contents(0));
+}
+
+// Triton's ModelStreamInfer: more requests than the server keeps in flight
+// per stream (flow control), two bad ones among them; each id answered
+// once, the bad ones with error_message, the good ones as ModelInfer
+// answers them, and the stream ends OK.
+TEST_F(V2GrpcTest, StreamInferAnswersEveryRequestOnce) {
+  auto stub = V2Stub(server_->grpc_port());
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  auto stream = stub->ModelStreamInfer(&context);
+  constexpr int kRequests = 150;  // > StreamInferReactor::kMaxPendingRequests
+  std::map<std::string, inference::ModelInferRequest> sent;
+  for (int i = 0; i < kRequests; ++i) {
+    inference::ModelInferRequest request = MlpRequest(std::vector<float>(16, 0.01f * static_cast<float>(i)), 1);
+    request.set_id("r" + std::to_string(i));
+    if (i == 5) request = MlpRequest(std::vector<float>(15, 1.0f), 1);  // 15 of 16 values
+    if (i == 7) request.set_model_name("nope");
+    request.set_id("r" + std::to_string(i));
+    sent[request.id()] = request;
+    ASSERT_TRUE(stream->Write(request)) << i;
+  }
+  ASSERT_TRUE(stream->WritesDone());
+  std::map<std::string, inference::ModelStreamInferResponse> answers;
+  inference::ModelStreamInferResponse response;
+  while (stream->Read(&response)) {
+    const std::string id = response.infer_response().id();
+    EXPECT_TRUE(answers.emplace(id, response).second) << "answered twice: " << id;
+  }
+  grpc::Status status = stream->Finish();
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(answers.size(), static_cast<size_t>(kRequests));
+  EXPECT_THAT(answers["r5"].error_message(), HasSubstr("needs 64 bytes, got 60"));
+  EXPECT_THAT(answers["r7"].error_message(), HasSubstr("'nope' is not served"));
+  EXPECT_EQ(answers["r7"].infer_response().model_name(), "nope");
+  for (int i : {0, 1, 64, 149}) {
+    const std::string id = "r" + std::to_string(i);
+    ASSERT_TRUE(answers[id].error_message().empty()) << id << ": " << answers[id].error_message();
+    inference::ModelInferResponse unary;
+    ASSERT_TRUE(Infer(sent[id], &unary).ok());
+    EXPECT_EQ(answers[id].infer_response().model_name(), "mlp");
+    EXPECT_EQ(answers[id].infer_response().raw_output_contents(0), unary.raw_output_contents(0)) << id;
+    EXPECT_EQ(answers[id].infer_response().outputs_size(), 2);
+  }
+}
+
+TEST_F(V2GrpcTest, StreamInferCancelledByTheClientLeavesTheServerServing) {
+  for (int round = 0; round < 3; ++round) {
+    auto stub = V2Stub(server_->grpc_port());
+    grpc::ClientContext context;
+    auto stream = stub->ModelStreamInfer(&context);
+    for (int i = 0; i < 10; ++i) {
+      inference::ModelInferRequest request = MlpRequest(std::vector<float>(16, 0.5f), 1);
+      request.set_id(std::to_string(i));
+      if (!stream->Write(request)) break;
+    }
+    inference::ModelStreamInferResponse response;
+    if (round > 0) EXPECT_TRUE(stream->Read(&response));  // round 0 cancels before any answer
+    context.TryCancel();
+    while (stream->Read(&response)) {
+    }
+    EXPECT_EQ(stream->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  }
+  // An empty stream ends OK at once.
+  {
+    auto stub = V2Stub(server_->grpc_port());
+    grpc::ClientContext context;
+    auto stream = stub->ModelStreamInfer(&context);
+    ASSERT_TRUE(stream->WritesDone());
+    inference::ModelStreamInferResponse response;
+    EXPECT_FALSE(stream->Read(&response));
+    EXPECT_TRUE(stream->Finish().ok());
+  }
+  inference::ModelInferResponse unary;
+  EXPECT_TRUE(Infer(MlpRequest(std::vector<float>(16, 0.5f), 1), &unary).ok());
 }
 
 TEST_F(V2GrpcTest, ModelInferMatchesPredictExactlyAndEchoesId) {

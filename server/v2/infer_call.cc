@@ -1,0 +1,83 @@
+#include "server/v2/infer_call.h"
+
+#include "absl/strings/str_cat.h"
+#include "server/core/text.h"
+#include "server/v2/datatype.h"
+#include "server/v2/typed_contents.h"
+
+namespace microbatch::v2 {
+
+absl::Status ToRequestTensors(InferCall* call, std::vector<RequestTensor>* tensors) {
+  const inference::ModelInferRequest& request = call->request;
+  const int raw = request.raw_input_contents_size();
+  if (raw > 0 && raw != request.inputs_size()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "raw_input_contents has ", raw, " buffers for ", request.inputs_size(),
+        " inputs; send one buffer per input, in the order of `inputs`"));
+  }
+  call->typed.resize(static_cast<size_t>(request.inputs_size()));
+  tensors->reserve(static_cast<size_t>(request.inputs_size()));
+  for (int i = 0; i < request.inputs_size(); ++i) {
+    const auto& input = request.inputs(i);
+    absl::StatusOr<DType> dtype = ParseDatatype(input.datatype(), input.name());
+    if (!dtype.ok()) return dtype.status();
+    RequestTensor tensor;
+    tensor.name = input.name();
+    tensor.dtype = *dtype;
+    tensor.shape = absl::MakeConstSpan(input.shape().data(), static_cast<size_t>(input.shape_size()));
+    const bool has_typed = input.has_contents() && ContentsCount(input.contents()) > 0;
+    if (raw > 0) {
+      if (has_typed) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "input '", ClientText(input.name()),
+            "': both raw_input_contents and contents are set; send the data in one of them"));
+      }
+      tensor.data = request.raw_input_contents(i);
+    } else {
+      std::string& bytes = call->typed[static_cast<size_t>(i)];
+      if (absl::Status s = DecodeContents(input.contents(), *dtype, input.name(), &bytes); !s.ok()) {
+        return s;
+      }
+      tensor.data = bytes;
+    }
+    tensors->push_back(tensor);
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<InferenceRequest> ToInferenceRequest(InferCall* call, absl::Time received) {
+  const inference::ModelInferRequest& request = call->request;
+  absl::StatusOr<ModelSpec> spec = ParseModelSpec(request.model_name(), request.model_version());
+  if (!spec.ok()) return spec.status();
+  InferenceRequest inference;
+  inference.method = RpcMethod::kModelInfer;
+  inference.model = *std::move(spec);
+  inference.id = request.id();
+  inference.received = received;
+  for (const auto& output : request.outputs()) {
+    if (output.parameters().count("classification") > 0) {
+      inference.input_error = absl::InvalidArgumentError(absl::StrCat(
+          "output '", ClientText(output.name()), "': the classification extension is not supported"));
+    }
+    inference.outputs.push_back(output.name());
+  }
+  if (inference.input_error.ok()) inference.input_error = ToRequestTensors(call, &inference.inputs);
+  return inference;
+}
+
+void FillInferResponse(const InferenceResult& result, const std::string& id,
+                       inference::ModelInferResponse* response) {
+  response->set_model_name(result.model.name);
+  response->set_model_version(absl::StrCat(result.model.version));
+  response->set_id(id);
+  for (int index : result.selected) {
+    auto* out = response->add_outputs();
+    out->set_name(result.model.signature.outputs[static_cast<size_t>(index)].name);
+    out->set_datatype(DatatypeName(result.outputs.dtype(static_cast<size_t>(index))));
+    for (int64_t d : result.outputs.shape(static_cast<size_t>(index))) out->add_shape(d);
+    const absl::string_view data = result.outputs.data(static_cast<size_t>(index));
+    response->add_raw_output_contents()->assign(data.data(), data.size());
+  }
+}
+
+}  // namespace microbatch::v2
