@@ -26,6 +26,10 @@ void InferenceStatistics::RecordRequest(bool ok, absl::Duration duration, absl::
 
 void InferenceStatistics::RecordQueueWait(absl::Duration wait) { queue_.Add(1, wait); }
 
+void InferenceStatistics::RecordCacheLookup(bool hit, absl::Duration lookup) {
+  (hit ? cache_hit_ : cache_miss_).Add(1, lookup);
+}
+
 void InferenceStatistics::RecordBatch(int64_t rows, int64_t requests, absl::Duration compute) {
   rows_.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, rows)), std::memory_order_relaxed);
   batches_.fetch_add(1, std::memory_order_relaxed);
@@ -45,6 +49,8 @@ InferenceStatisticsSnapshot InferenceStatistics::Snapshot() const {
   s.fail = fail_.Load();
   s.queue = queue_.Load();
   s.compute_infer = compute_infer_.Load();
+  s.cache_hit = cache_hit_.Load();
+  s.cache_miss = cache_miss_.Load();
   MutexLock lock(&mu_);
   for (const auto& [size, compute] : by_batch_size_) s.batches.push_back({size, compute});
   return s;

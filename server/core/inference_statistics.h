@@ -43,6 +43,8 @@ struct InferenceStatisticsSnapshot {
   DurationStatistic queue;       // requests' wait from enqueue to their batch
   // Each request's batch compute time, once per request in the batch.
   DurationStatistic compute_infer;
+  DurationStatistic cache_hit;   // response-cache lookups that hit, their time
+  DurationStatistic cache_miss;  // and that missed
   // One entry per batch size that ran, ascending.
   std::vector<BatchSizeStatistic> batches;
 };
@@ -55,6 +57,8 @@ class InferenceStatistics {
   void RecordQueueWait(absl::Duration wait);
   // A batch of `rows` rows from `requests` requests ran for `compute`.
   void RecordBatch(int64_t rows, int64_t requests, absl::Duration compute);
+  // A response-cache lookup that hit (or missed) and took `lookup`.
+  void RecordCacheLookup(bool hit, absl::Duration lookup);
 
   InferenceStatisticsSnapshot Snapshot() const;
 
@@ -70,6 +74,8 @@ class InferenceStatistics {
   Counter fail_;
   Counter queue_;
   Counter compute_infer_;
+  Counter cache_hit_;
+  Counter cache_miss_;
   std::atomic<uint64_t> last_inference_ms_{0};
   std::atomic<uint64_t> rows_{0};
   std::atomic<uint64_t> batches_{0};

@@ -239,7 +239,7 @@ void BatchPredictReactor::OnWriteDone(bool ok) {
       const Chunk& written = *window_chunks_.front();
       model_->metrics->RecordRequest(RpcMethod::kBatchPredict,
                                      ok ? written.status.code() : absl::StatusCode::kCancelled,
-                                     absl::Now() - written.received);
+                                     written.received);
       answered_offset_ = written.offset + written.rows;
       window_chunks_.pop_front();
     }

@@ -304,6 +304,13 @@ absl::StatusOr<std::shared_ptr<ServedModel>> InferenceEngine::Find(const ModelSp
   return routed->primary;
 }
 
+absl::StatusOr<std::shared_ptr<ServedModel>> InferenceEngine::Find(absl::string_view name,
+                                                                   absl::string_view version) const {
+  absl::StatusOr<ModelSpec> spec = ParseModelSpec(name, version);
+  if (!spec.ok()) return spec.status();
+  return Find(*spec);
+}
+
 std::shared_ptr<InferenceEngine::Shadow> InferenceEngine::StartShadow(
     std::shared_ptr<ServedModel> model, absl::Span<const RequestTensor> request) {
   ModelMetrics* metrics = model->metrics;
@@ -365,12 +372,12 @@ void InferenceEngine::RecordRefused(RpcMethod method, const absl::Status& status
   ModelMetrics* metrics = metrics_->Unknown();
   metrics->RequestStarted();
   if (std::optional<RejectReason> reason = ReasonFor(status)) metrics->RecordReject(*reason);
-  metrics->RecordRequest(method, status.code(), absl::Now() - received);
+  metrics->RecordRequest(method, status.code(), received);
 }
 
 void InferenceEngine::Finish(Call* call, absl::Status status) {
   if (std::optional<RejectReason> reason = ReasonFor(status)) call->metrics->RecordReject(*reason);
-  call->metrics->RecordRequest(call->method, status.code(), absl::Now() - call->received);
+  call->metrics->RecordRequest(call->method, status.code(), call->received);
   if (WorthALogLine(status)) {
     const bool failed = status.code() == absl::StatusCode::kInternal && call->model != nullptr;
     (failed ? FailedLog() : RejectedLog())

@@ -123,6 +123,9 @@ class InferenceEngine {
   // The served version `spec` names (the default version for version 0 and
   // no label). NOT_FOUND names what exists.
   absl::StatusOr<std::shared_ptr<ServedModel>> Find(const ModelSpec& spec) const;
+  // The same for a model name and version string as clients send them (a
+  // number, a label or empty): ParseModelSpec's errors, then Find's.
+  absl::StatusOr<std::shared_ptr<ServedModel>> Find(absl::string_view name, absl::string_view version) const;
 
   // Runs `request`. `callbacks.on_done` is called exactly once, possibly
   // before Infer returns (for requests refused at once).

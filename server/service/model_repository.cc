@@ -110,7 +110,9 @@ absl::StatusOr<v1::ModelConfig> ParseModelConfigText(const std::string& text,
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(text, &config)) {
     // A repository written for Triton's PyTorch backend is served as is.
-    if (LooksLikeTritonConfig(text)) return ConvertTritonConfig(text, path);
+    if (std::optional<triton::ModelConfig> triton = ParseTritonConfig(text)) {
+      return ConvertTritonConfig(*triton, path);
+    }
     return absl::InvalidArgumentError(errors.first().empty() ? absl::StrCat(path, ": parse error")
                                                              : errors.first());
   }

@@ -2,7 +2,6 @@
 
 #include <prometheus/client_metric.h>
 
-#include <algorithm>
 #include <cctype>
 
 #include "absl/strings/str_cat.h"
@@ -84,7 +83,9 @@ prometheus::MetricFamily VersionStateFamily(const std::vector<ModelState>& state
 
 const char* RpcMethodName(RpcMethod method) { return kMethods[static_cast<int>(method)]; }
 
-void ModelMetrics::RecordRequest(RpcMethod method, absl::StatusCode code, absl::Duration duration) {
+void ModelMetrics::RecordRequest(RpcMethod method, absl::StatusCode code, absl::Time received) {
+  const absl::Time now = absl::Now();
+  const absl::Duration duration = now - received;
   const int m = static_cast<int>(method);
   const int c = static_cast<int>(code);
   if (c < 0 || c >= kCodes) return;
@@ -99,7 +100,7 @@ void ModelMetrics::RecordRequest(RpcMethod method, absl::StatusCode code, absl::
   }
   counter->Increment();
   duration_[m]->Observe(absl::ToDoubleSeconds(duration));
-  statistics_.RecordRequest(code == absl::StatusCode::kOk, duration, absl::Now());
+  statistics_.RecordRequest(code == absl::StatusCode::kOk, duration, now);
   if (method != RpcMethod::kBatchPredict) in_flight_->Decrement();
 }
 
@@ -126,14 +127,7 @@ void ModelMetrics::RecordShadowCompared(int64_t rows, int64_t argmax_mismatches,
 void ModelMetrics::RecordCacheLookup(CacheResult result, absl::Duration lookup) {
   cache_lookups_[static_cast<size_t>(result)]->Increment();
   cache_lookup_seconds_->Observe(absl::ToDoubleSeconds(lookup));
-  if (result == CacheResult::kHit) cache_hits_.Add(lookup);
-  if (result == CacheResult::kMiss) cache_misses_.Add(lookup);
-}
-
-void ModelMetrics::LookupCounter::Add(absl::Duration d) {
-  count.fetch_add(1, std::memory_order_relaxed);
-  ns.fetch_add(static_cast<uint64_t>(std::max<int64_t>(0, absl::ToInt64Nanoseconds(d))),
-               std::memory_order_relaxed);
+  if (result != CacheResult::kJoined) statistics_.RecordCacheLookup(result == CacheResult::kHit, lookup);
 }
 
 void ModelMetrics::RecordShadowError() { shadow_errors_->Increment(); }

@@ -75,9 +75,9 @@ enum class CacheResult { kHit = 0, kMiss = 1, kJoined = 2 };
 // a histogram child locks only itself.
 class ModelMetrics {
  public:
-  // A finished request (or chunk): its code, end-to-end duration, and for
-  // non-OK codes that mean a rejection, the reject counter.
-  void RecordRequest(RpcMethod method, absl::StatusCode code, absl::Duration duration);
+  // A request (or chunk) received at `received` finished now with `code`:
+  // its end-to-end duration and the statistics.
+  void RecordRequest(RpcMethod method, absl::StatusCode code, absl::Time received);
   void RecordReject(RejectReason reason);
   // Called once per executed batch.
   void RecordBatch(const BatchInfo& info);
@@ -96,19 +96,8 @@ class ModelMetrics {
   // The cumulative statistics of this version (Triton's ModelStatistics),
   // fed by the Record* calls above.
   InferenceStatisticsSnapshot Statistics() const { return statistics_.Snapshot(); }
-  // Response-cache hits and misses with their lookup time.
-  DurationStatistic CacheHits() const { return cache_hits_.Load(); }
-  DurationStatistic CacheMisses() const { return cache_misses_.Load(); }
 
  private:
-  struct LookupCounter {
-    std::atomic<uint64_t> count{0};
-    std::atomic<uint64_t> ns{0};
-    void Add(absl::Duration d);
-    DurationStatistic Load() const {
-      return {count.load(std::memory_order_relaxed), ns.load(std::memory_order_relaxed)};
-    }
-  };
 
   friend class ServerMetrics;
   static constexpr int kCodes = 17;
@@ -132,8 +121,6 @@ class ModelMetrics {
   prometheus::Histogram* cache_lookup_seconds_ = nullptr;
   prometheus::Family<prometheus::Counter>* requests_family_ = nullptr;
   InferenceStatistics statistics_;
-  LookupCounter cache_hits_;
-  LookupCounter cache_misses_;
   std::string model_;
   std::string version_;
 };

@@ -20,34 +20,14 @@ namespace {
 
 namespace tr = ::microbatch::triton;
 
-class FirstError : public google::protobuf::io::ErrorCollector {
+// Text that does not parse as Triton's is simply not a Triton file (its own
+// format's parser reports why), and skipped unknown fields are expected:
+// nothing is logged.
+class Silent : public google::protobuf::io::ErrorCollector {
  public:
-  explicit FirstError(std::string path) : path_(std::move(path)) {}
-  void AddError(int line, google::protobuf::io::ColumnNumber column, const std::string& message) override {
-    if (first_.empty()) first_ = absl::StrCat(path_, ":", line + 1, ":", column + 1, ": ", message);
-  }
-  // Unknown fields are skipped on purpose (see the header); not reported.
+  void AddError(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
   void AddWarning(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
-  const std::string& first() const { return first_; }
-
- private:
-  std::string path_;
-  std::string first_;
 };
-
-// Triton's text, with the fields microbatch does not declare skipped.
-absl::StatusOr<tr::ModelConfig> Parse(const std::string& text, const std::string& path) {
-  tr::ModelConfig config;
-  google::protobuf::TextFormat::Parser parser;
-  parser.AllowUnknownField(true);
-  FirstError errors(path);
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text, &config)) {
-    return absl::InvalidArgumentError(errors.first().empty() ? absl::StrCat(path, ": parse error")
-                                                             : errors.first());
-  }
-  return config;
-}
 
 // The <i> of a name <prefix>__<i> (the PyTorch backend's convention).
 std::optional<int> IndexSuffix(const std::string& name) {
@@ -107,6 +87,22 @@ tr::DataType FromDataType(v1::DataType type) {
   }
 }
 
+// The name, datatype and dims (from `first_dim` on) of an input or output;
+// INVALID_ARGUMENT naming it for what cannot be served.
+template <typename TritonTensor>
+absl::Status ConvertTensor(const TritonTensor& t, const char* kind, int first_dim, v1::TensorConfig* out) {
+  out->set_name(t.name());
+  absl::StatusOr<v1::DataType> type = ToDataType(t.data_type());
+  if (!type.ok()) return absl::InvalidArgumentError(absl::StrCat(kind, " '", t.name(), "' ", type.status().message()));
+  out->set_dtype(*type);
+  out->mutable_dims()->Add(t.dims().begin() + first_dim, t.dims().end());
+  if (t.has_reshape()) return absl::InvalidArgumentError(absl::StrCat(kind, " '", t.name(), "': reshape is not supported"));
+  if (t.is_shape_tensor()) {
+    return absl::InvalidArgumentError(absl::StrCat(kind, " '", t.name(), "': shape tensors are not supported"));
+  }
+  return absl::OkStatus();
+}
+
 bool IsTorchPlatform(const tr::ModelConfig& c) {
   const bool platform_ok = c.platform().empty() || c.platform() == "pytorch_libtorch";
   const bool backend_ok = c.backend().empty() || c.backend() == "pytorch";
@@ -115,27 +111,26 @@ bool IsTorchPlatform(const tr::ModelConfig& c) {
 
 }  // namespace
 
-bool LooksLikeTritonConfig(const std::string& text) {
-  absl::StatusOr<tr::ModelConfig> parsed = Parse(text, "");
-  if (!parsed.ok()) return false;
-  const tr::ModelConfig& c = *parsed;
-  if (!c.backend().empty() || (!c.platform().empty() && c.platform() != "torchscript")) return true;
-  if (c.instance_group_size() > 0 || c.scheduling_choice_case() != tr::ModelConfig::SCHEDULING_CHOICE_NOT_SET) {
-    return true;
-  }
-  for (const auto& t : c.input()) {
-    if (t.data_type() != tr::TYPE_INVALID) return true;
-  }
-  for (const auto& t : c.output()) {
-    if (t.data_type() != tr::TYPE_INVALID) return true;
-  }
-  return false;
+std::optional<tr::ModelConfig> ParseTritonConfig(const std::string& text) {
+  tr::ModelConfig c;
+  google::protobuf::TextFormat::Parser parser;
+  parser.AllowUnknownField(true);  // the fields microbatch does not declare
+  Silent silent;
+  parser.RecordErrorsTo(&silent);
+  if (!parser.ParseFromString(text, &c)) return std::nullopt;
+  auto typed = [](const auto& tensors) {
+    return std::any_of(tensors.begin(), tensors.end(),
+                       [](const auto& t) { return t.data_type() != tr::TYPE_INVALID; });
+  };
+  const bool triton = !c.backend().empty() || (!c.platform().empty() && c.platform() != "torchscript") ||
+                      c.instance_group_size() > 0 ||
+                      c.scheduling_choice_case() != tr::ModelConfig::SCHEDULING_CHOICE_NOT_SET ||
+                      typed(c.input()) || typed(c.output());
+  if (!triton) return std::nullopt;
+  return c;
 }
 
-absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const std::string& text, const std::string& path) {
-  absl::StatusOr<tr::ModelConfig> parsed = Parse(text, path);
-  if (!parsed.ok()) return parsed.status();
-  const tr::ModelConfig& c = *parsed;
+absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const tr::ModelConfig& c, const std::string& path) {
   auto error = [&](auto&&... parts) {
     return absl::InvalidArgumentError(absl::StrCat(path, " (Triton model configuration): ", parts...));
   };
@@ -186,14 +181,8 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const std::string& text, con
   const bool inputs_indexed = AllIndexed(c.input());
   for (const tr::ModelInput& t : c.input()) {
     v1::TensorConfig* in = out.add_input();
-    in->set_name(t.name());
-    absl::StatusOr<v1::DataType> type = ToDataType(t.data_type());
-    if (!type.ok()) return error("input '", t.name(), "' ", type.status().message());
-    in->set_dtype(*type);
-    in->mutable_dims()->Add(t.dims().begin() + first_dim, t.dims().end());
-    if (t.has_reshape()) return error("input '", t.name(), "': reshape is not supported");
+    if (absl::Status s = ConvertTensor(t, "input", first_dim, in); !s.ok()) return error(s.message());
     if (t.optional()) return error("input '", t.name(), "': optional inputs are not supported");
-    if (t.is_shape_tensor()) return error("input '", t.name(), "': shape tensors are not supported");
     if (t.allow_ragged_batch()) return error("input '", t.name(), "': ragged batches are not supported");
     if (inputs_indexed) {
       in->set_forward_arg(*IndexSuffix(t.name()));
@@ -205,13 +194,7 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const std::string& text, con
   for (int i = 0; i < c.output_size(); ++i) {
     const tr::ModelOutput& t = c.output(i);
     v1::TensorConfig* o = out.add_output();
-    o->set_name(t.name());
-    absl::StatusOr<v1::DataType> type = ToDataType(t.data_type());
-    if (!type.ok()) return error("output '", t.name(), "' ", type.status().message());
-    o->set_dtype(*type);
-    o->mutable_dims()->Add(t.dims().begin() + first_dim, t.dims().end());
-    if (t.has_reshape()) return error("output '", t.name(), "': reshape is not supported");
-    if (t.is_shape_tensor()) return error("output '", t.name(), "': shape tensors are not supported");
+    if (absl::Status s = ConvertTensor(t, "output", first_dim, o); !s.ok()) return error(s.message());
     const int index = outputs_indexed ? *IndexSuffix(t.name()) : i;
     // A single output at position 0 is the tensor forward returns.
     if (c.output_size() > 1 || index != 0) o->set_tuple_index(index);

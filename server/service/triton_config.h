@@ -26,6 +26,7 @@
 #define MICROBATCH_SERVER_SERVICE_TRITON_CONFIG_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -38,16 +39,17 @@ namespace microbatch {
 // { enable: true } (Triton sizes its cache for the whole server).
 inline constexpr int64_t kTritonResponseCacheBytes = int64_t{64} << 20;
 
-// Whether `text` is a Triton model configuration: it parses as one and names
-// a Triton platform or backend, a tensor data_type, an instance_group or a
-// scheduler. A file in microbatch's own format that fails to parse (a typo)
-// is not one, so its own parse error is reported.
-bool LooksLikeTritonConfig(const std::string& text);
+// `text` as a Triton model configuration, or nullopt when it is not one:
+// it must parse as one (fields microbatch does not declare are skipped) and
+// name a Triton platform or backend, a tensor data_type, an instance_group
+// or a scheduler. A file in microbatch's own format that fails to parse (a
+// typo) is not one, so its own parse error is reported.
+std::optional<triton::ModelConfig> ParseTritonConfig(const std::string& text);
 
-// Parses the Triton configuration `text` (read from `path`, which messages
-// name) and converts it. Errors: INVALID_ARGUMENT for text that does not
-// parse and for what microbatch cannot serve as Triton would (see above).
-absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const std::string& text, const std::string& path);
+// Converts a Triton configuration read from `path` (which messages name).
+// Errors: INVALID_ARGUMENT for what microbatch cannot serve as Triton would
+// (see above).
+absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const triton::ModelConfig& config, const std::string& path);
 
 // A served model's configuration (a planned v1::ModelConfig: defaults
 // filled) as Triton reports it: name, platform "pytorch_libtorch", backend

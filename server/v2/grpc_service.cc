@@ -77,9 +77,7 @@ grpc::ServerUnaryReactor* GrpcService::ModelMetadata(grpc::CallbackServerContext
                                                      const inference::ModelMetadataRequest* request,
                                                      inference::ModelMetadataResponse* response) {
   return Answer(context, [&]() -> absl::Status {
-    absl::StatusOr<ModelSpec> spec = ParseModelSpec(request->name(), request->version());
-    if (!spec.ok()) return spec.status();
-    absl::StatusOr<std::shared_ptr<ServedModel>> model = engine_->Find(*spec);
+    absl::StatusOr<std::shared_ptr<ServedModel>> model = engine_->Find(request->name(), request->version());
     if (!model.ok()) return model.status();
     absl::StatusOr<ModelManager*> repository = engine_->Models();
     if (!repository.ok()) return repository.status();
@@ -102,9 +100,7 @@ grpc::ServerUnaryReactor* GrpcService::ModelConfig(grpc::CallbackServerContext* 
                                                    const inference::ModelConfigRequest* request,
                                                    inference::ModelConfigResponse* response) {
   return Answer(context, [&]() -> absl::Status {
-    absl::StatusOr<ModelSpec> spec = ParseModelSpec(request->name(), request->version());
-    if (!spec.ok()) return spec.status();
-    absl::StatusOr<std::shared_ptr<ServedModel>> model = engine_->Find(*spec);
+    absl::StatusOr<std::shared_ptr<ServedModel>> model = engine_->Find(request->name(), request->version());
     if (!model.ok()) return model.status();
     *response->mutable_config() = ToTritonConfig((*model)->plan.config);
     return absl::OkStatus();

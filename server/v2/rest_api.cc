@@ -223,7 +223,6 @@ void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google
       const google::protobuf::FieldDescriptor* value = field->message_type()->map_value();
       for (int i = 0; i < r->FieldSize(message, field); ++i) {
         const google::protobuf::Message& entry = r->GetRepeatedMessage(message, field, i);
-        const google::protobuf::Reflection* er = entry.GetReflection();
         const std::string text = MapKey(entry, key);
         writer.Key(text.data(), static_cast<rapidjson::SizeType>(text.size()));
         WriteField(writer, entry, value, -1, all_fields);

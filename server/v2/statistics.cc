@@ -30,8 +30,8 @@ void Describe(const ServedModel& served, inference::ModelStatistics* out) {
   Fill({s.compute_infer.count, 0}, stats->mutable_compute_input());
   Fill(s.compute_infer, stats->mutable_compute_infer());
   Fill({s.compute_infer.count, 0}, stats->mutable_compute_output());
-  Fill(served.metrics->CacheHits(), stats->mutable_cache_hit());
-  Fill(served.metrics->CacheMisses(), stats->mutable_cache_miss());
+  Fill(s.cache_hit, stats->mutable_cache_hit());
+  Fill(s.cache_miss, stats->mutable_cache_miss());
   for (const BatchSizeStatistic& batch : s.batches) {
     inference::InferBatchStatistics* b = out->add_batch_stats();
     b->set_batch_size(static_cast<uint64_t>(batch.batch_size));
@@ -49,9 +49,7 @@ absl::StatusOr<inference::ModelStatisticsResponse> CollectStatistics(const Infer
   inference::ModelStatisticsResponse response;
   if (!version.empty() || !name.empty()) {
     // Validates the name and version and says what is served when not found.
-    absl::StatusOr<ModelSpec> spec = ParseModelSpec(name, version);
-    if (!spec.ok()) return spec.status();
-    absl::StatusOr<std::shared_ptr<ServedModel>> found = engine.Find(*spec);
+    absl::StatusOr<std::shared_ptr<ServedModel>> found = engine.Find(name, version);
     if (!found.ok()) return found.status();
     if (!version.empty()) {
       Describe(**found, response.add_model_stats());

@@ -241,8 +241,8 @@ TEST(TritonConfigTest, OwnFormatErrorsStayOwnFormatErrors) {
   ASSERT_FALSE(typo.ok());
   EXPECT_THAT(std::string(typo.status().message()), HasSubstr("has no field named \"dtyp\""));
   EXPECT_THAT(std::string(typo.status().message()), ::testing::Not(HasSubstr("Triton")));
-  EXPECT_FALSE(LooksLikeTritonConfig("input { name: \"x\" dtyp: FP32 dims: [4] }\n"));
-  EXPECT_TRUE(LooksLikeTritonConfig(kResnet));
+  EXPECT_FALSE(ParseTritonConfig("input { name: \"x\" dtyp: FP32 dims: [4] }\n").has_value());
+  EXPECT_TRUE(ParseTritonConfig(kResnet).has_value());
   // Microbatch's format also takes Triton's platform name.
   absl::StatusOr<ModelPlan> own = Plan(
       "platform: \"pytorch_libtorch\"\ninput { name: \"x\" dtype: FP32 dims: [4] }\n"
