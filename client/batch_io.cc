@@ -85,7 +85,10 @@ class CsvSource : public RowSource {
     if (!reader.ok()) return reader.status();
     source->reader_ = std::move(*reader);
     const int64_t columns = static_cast<int64_t>(source->reader_->columns().size());
-    if (input.shape_size() != 2 || (input.shape(1) != -1 && input.shape(1) != columns)) {
+    // One CSV row is one row of the input: its shape after the batch
+    // dimension (the whole shape for a model without one, max_batch_size 0).
+    const int first = model.batching().max_batch_size() == 0 ? 0 : 1;
+    if (input.shape_size() != first + 1 || (input.shape(first) != -1 && input.shape(first) != columns)) {
       std::vector<int64_t> shape(input.shape().begin(), input.shape().end());
       return absl::InvalidArgumentError(absl::StrCat(path, ":1: ", columns, " columns, but input '",
                                                      input.name(), "' has shape ",

@@ -200,33 +200,38 @@ class Runner {
   bool warned_ = false;
 };
 
-// The dims after the batch dim of `input` in the payload: --shape's, else the
-// metadata's with -1 read as 1.
-absl::StatusOr<std::vector<int64_t>> PayloadRowDims(const BenchOptions& options, const DeclaredTensor& input) {
+// The dims after the batch dim of `input` in the payload (all of them for a
+// model without a batch dimension): --shape's, else the metadata's with -1
+// read as 1.
+absl::StatusOr<std::vector<int64_t>> PayloadRowDims(const BenchOptions& options, const DeclaredTensor& input,
+                                                    bool batched) {
   const int rank = static_cast<int>(input.shape.size());
+  const int first = batched ? 1 : 0;
   auto shape = options.shapes.find(input.name);
   if (shape == options.shapes.end()) {
     std::vector<int64_t> dims;
-    for (int d = 1; d < rank; ++d) dims.push_back(input.shape[d] < 0 ? 1 : input.shape[d]);
+    for (int d = first; d < rank; ++d) dims.push_back(input.shape[d] < 0 ? 1 : input.shape[d]);
     return dims;
   }
   const std::vector<int64_t>& dims = shape->second;
-  if (static_cast<int>(dims.size()) != rank - 1) {
-    return absl::InvalidArgumentError(absl::StrCat("--shape ", input.name, ": the model's input has ", rank - 1,
-                                                   " dims after the batch dim, got ", dims.size()));
+  if (static_cast<int>(dims.size()) != rank - first) {
+    return absl::InvalidArgumentError(absl::StrCat("--shape ", input.name, ": the model's input has ", rank - first,
+                                                   batched ? " dims after the batch dim" : " dims", ", got ",
+                                                   dims.size()));
   }
   for (size_t d = 0; d < dims.size(); ++d) {
-    if (input.shape[d + 1] != -1 && input.shape[d + 1] != dims[d]) {
+    if (input.shape[d + first] != -1 && input.shape[d + first] != dims[d]) {
       return absl::InvalidArgumentError(
-          absl::StrCat("--shape ", input.name, ": dim ", d + 1, " is fixed at ", input.shape[d + 1]));
+          absl::StrCat("--shape ", input.name, ": dim ", d + first, " is fixed at ", input.shape[d + first]));
     }
   }
   return dims;
 }
 
 // The inputs every call sends: `rows` rows of random values shaped by the
-// metadata and --shape.
-absl::StatusOr<std::vector<v1::Tensor>> BuildInputs(const BenchOptions& options, const ModelInfo& signature) {
+// metadata and --shape (one call's tensors, without a batch dimension).
+absl::StatusOr<std::vector<v1::Tensor>> BuildInputs(const BenchOptions& options, const ModelInfo& signature,
+                                                    bool batched) {
   for (const auto& [name, dims] : options.shapes) {
     const bool known = std::any_of(signature.inputs.begin(), signature.inputs.end(),
                                    [&](const DeclaredTensor& in) { return in.name == name; });
@@ -238,12 +243,12 @@ absl::StatusOr<std::vector<v1::Tensor>> BuildInputs(const BenchOptions& options,
   std::vector<v1::Tensor> tensors;
   uint64_t seed = options.seed;
   for (const DeclaredTensor& input : signature.inputs) {
-    absl::StatusOr<std::vector<int64_t>> dims = PayloadRowDims(options, input);
+    absl::StatusOr<std::vector<int64_t>> dims = PayloadRowDims(options, input, batched);
     if (!dims.ok()) return dims.status();
     v1::Tensor tensor;
     tensor.set_name(input.name);
     tensor.set_dtype(static_cast<v1::DataType>(input.dtype));
-    tensor.add_shape(options.rows);
+    if (batched) tensor.add_shape(options.rows);
     for (int64_t d : *dims) tensor.add_shape(d);
     std::optional<int64_t> elements = ElementCount(absl::MakeConstSpan(tensor.shape().data(), tensor.shape().size()));
     if (!elements || DTypeSize(input.dtype) == 0) {
@@ -266,6 +271,7 @@ struct BenchModel {
   ModelInfo signature;
   std::string version;         // the version that serves (for the /metrics labels)
   int64_t max_batch_size = 0;  // 0: unknown (only v1 says)
+  bool batched = true;         // false: v1 says the model has no batch dimension
 };
 
 std::shared_ptr<grpc::Channel> MetadataChannel(const BenchOptions& options, const ChannelFactory& channels) {
@@ -295,6 +301,7 @@ absl::StatusOr<BenchModel> FetchModel(const BenchOptions& options, const Channel
     model.signature = SignatureFromV1(metadata);
     model.version = absl::StrCat(metadata.version());
     model.max_batch_size = metadata.batching().max_batch_size();
+    model.batched = model.max_batch_size != 0;
     return model;
   }
   if (has(Protocol::kV2)) {
@@ -486,7 +493,10 @@ int RunBench(const BenchOptions& options) {
   if (!options.echo && model->max_batch_size > 0 && options.rows > model->max_batch_size) {
     return Fail(absl::StrCat("--rows ", options.rows, " exceeds the model's max_batch_size ", model->max_batch_size));
   }
-  absl::StatusOr<std::vector<v1::Tensor>> inputs = BuildInputs(options, model->signature);
+  if (!options.echo && !model->batched && options.rows != 1) {
+    return Fail(absl::StrCat("--rows ", options.rows, ": the model has no batch dimension (one call per request)"));
+  }
+  absl::StatusOr<std::vector<v1::Tensor>> inputs = BuildInputs(options, model->signature, model->batched);
   if (!inputs.ok()) return Fail(std::string(inputs.status().message()));
 
   std::vector<Front> fronts;

@@ -78,6 +78,7 @@ class TorchInstance : public ModelInstance {
         const TensorView& in = inputs[i];
         at::Tensor t = torch::from_blob(const_cast<void*>(in.data), in.shape,
                                         torch::TensorOptions().dtype(*ToScalarType(in.dtype)));
+        t = ToModelShape(t, Reshape(spec_.input_reshape, i));
         if (!device_.is_cpu()) t = t.to(device_, /*non_blocking=*/false);
         args[spec_.forward_arg[i]] = std::move(t);
       }
@@ -95,15 +96,27 @@ class TorchInstance : public ModelInstance {
                                                   ", the config declares ",
                                                   DTypeName(declared.dtype)));
         }
-        bool shape_ok = t.dim() == static_cast<int64_t>(declared.dims.size()) + 1;
-        for (size_t d = 0; shape_ok && d < declared.dims.size(); ++d) {
-          shape_ok = declared.dims[d] < 0 || declared.dims[d] == t.size(d + 1);
+        // The row shape forward returns: the declared dims, or their reshape.
+        const std::optional<std::vector<int64_t>>& reshape = Reshape(spec_.output_reshape, i);
+        const std::vector<int64_t>& row = reshape ? *reshape : declared.dims;
+        const bool batched = spec_.signature.has_batch_dimension;
+        bool shape_ok = t.dim() == static_cast<int64_t>(row.size()) + (batched ? 1 : 0);
+        for (size_t d = 0; shape_ok && d < row.size(); ++d) {
+          shape_ok = row[d] < 0 || row[d] == t.size(static_cast<int64_t>(d) + (batched ? 1 : 0));
         }
         if (!shape_ok) {
+          std::vector<int64_t> expected = batched ? std::vector<int64_t>{-1} : std::vector<int64_t>{};
+          expected.insert(expected.end(), row.begin(), row.end());
           return absl::InternalError(absl::StrCat(
               "output '", declared.name, "': the model returned shape ",
-              ShapeToString(t.sizes().vec()), ", the config declares ",
-              ShapeToString(declared.BatchedShape())));
+              ShapeToString(t.sizes().vec()), ", the config declares ", ShapeToString(expected),
+              reshape ? " (its reshape)" : ""));
+        }
+        if (!batched) t = t.unsqueeze(0);  // one row
+        if (reshape) {
+          std::vector<int64_t> shape = {t.size(0)};
+          shape.insert(shape.end(), declared.dims.begin(), declared.dims.end());
+          t = t.reshape(shape);
         }
         auto owner = std::make_shared<at::Tensor>(std::move(t));
         TensorView view;
@@ -123,6 +136,25 @@ class TorchInstance : public ModelInstance {
   }
 
  private:
+  static const std::optional<std::vector<int64_t>>& Reshape(
+      const std::vector<std::optional<std::vector<int64_t>>>& reshapes, size_t i) {
+    static const std::optional<std::vector<int64_t>> kNone;
+    return i < reshapes.size() ? reshapes[i] : kNone;
+  }
+
+  // A gathered input ([rows, dims...]) as forward takes it: rows of the
+  // reshape, and without the row dimension when the model has no batch
+  // dimension. Views only: no copy.
+  at::Tensor ToModelShape(const at::Tensor& t, const std::optional<std::vector<int64_t>>& reshape) const {
+    at::Tensor shaped = t;
+    if (reshape) {
+      std::vector<int64_t> shape = {t.size(0)};
+      shape.insert(shape.end(), reshape->begin(), reshape->end());
+      shaped = shaped.view(shape);
+    }
+    return spec_.signature.has_batch_dimension ? shaped : shaped.squeeze(0);
+  }
+
   absl::StatusOr<at::Tensor> Extract(const c10::IValue& result, size_t i) const {
     const OutputBinding& binding = spec_.outputs[i];
     const std::string& name = spec_.signature.outputs[i].name;

@@ -4,6 +4,7 @@
 #define MICROBATCH_SERVER_BACKEND_TORCH_BACKEND_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,11 @@ struct TorchModelSpec {
   std::vector<std::string> forward_arg_names;
   // One per signature.outputs entry.
   std::vector<OutputBinding> outputs;
+  // One per signature.inputs / signature.outputs entry, or empty for none:
+  // the shape of one row as forward takes or returns it, when it differs
+  // from the declared dims (same elements; at most one -1).
+  std::vector<std::optional<std::vector<int64_t>>> input_reshape;
+  std::vector<std::optional<std::vector<int64_t>>> output_reshape;
   // "cpu" or "cuda:N".
   std::string device = "cpu";
   // Intra-op threads for the thread running this instance; 0 leaves LibTorch's

@@ -17,6 +17,15 @@ std::vector<int64_t> TensorSpec::BatchedShape() const {
   return shape;
 }
 
+std::vector<int64_t> ModelSignature::ClientShape(const TensorSpec& spec) const {
+  return has_batch_dimension ? spec.BatchedShape() : spec.dims;
+}
+
+std::vector<int64_t> ModelSignature::ToClientShape(std::vector<int64_t> server_shape) const {
+  if (!has_batch_dimension && !server_shape.empty()) server_shape.erase(server_shape.begin());
+  return server_shape;
+}
+
 namespace {
 
 std::string InputNames(const ModelSignature& signature) {
@@ -25,8 +34,9 @@ std::string InputNames(const ModelSignature& signature) {
   return absl::StrJoin(names, ", ");
 }
 
-absl::Status CheckShape(const TensorSpec& spec, const RequestTensor& tensor) {
-  const std::vector<int64_t> expected = spec.BatchedShape();
+// `batched`: the request's shape has a leading batch dimension.
+absl::Status CheckShape(const TensorSpec& spec, const RequestTensor& tensor, bool batched) {
+  const std::vector<int64_t> expected = batched ? spec.BatchedShape() : spec.dims;
   auto mismatch = [&] {
     return absl::InvalidArgumentError(absl::StrCat("input '", spec.name, "': expected shape ",
                                                    ShapeToString(expected), ", got ",
@@ -40,17 +50,15 @@ absl::Status CheckShape(const TensorSpec& spec, const RequestTensor& tensor) {
     }
   }
   if (tensor.shape.size() != expected.size()) return mismatch();
-  for (size_t i = 1; i < expected.size(); ++i) {
+  for (size_t i = batched ? 1 : 0; i < expected.size(); ++i) {
     if (expected[i] != -1 && expected[i] != tensor.shape[i]) return mismatch();
   }
   return absl::OkStatus();
 }
 
-}  // namespace
-
-absl::StatusOr<ValidatedInputs> ValidateInputs(const ModelSignature& signature,
-                                               absl::Span<const RequestTensor> request,
-                                               int64_t max_rows) {
+absl::StatusOr<ValidatedInputs> Validate(const ModelSignature& signature,
+                                         absl::Span<const RequestTensor> request, int64_t max_rows,
+                                         bool batched) {
   ValidatedInputs result;
   result.inputs.resize(signature.inputs.size());
   std::vector<const RequestTensor*> by_spec(signature.inputs.size(), nullptr);
@@ -84,7 +92,7 @@ absl::StatusOr<ValidatedInputs> ValidateInputs(const ModelSignature& signature,
                                                      DTypeName(spec.dtype), ", got ",
                                                      DTypeName(tensor->dtype)));
     }
-    if (absl::Status s = CheckShape(spec, *tensor); !s.ok()) return s;
+    if (absl::Status s = CheckShape(spec, *tensor, batched); !s.ok()) return s;
     std::optional<int64_t> elements = ElementCount(tensor->shape);
     const size_t element_size = DTypeSize(spec.dtype);
     if (!elements || *elements > static_cast<int64_t>(INT64_MAX / element_size)) {
@@ -98,7 +106,7 @@ absl::StatusOr<ValidatedInputs> ValidateInputs(const ModelSignature& signature,
           "input '", spec.name, "': shape ", ShapeToString(tensor->shape), " of ",
           DTypeName(spec.dtype), " needs ", expected_bytes, " bytes, got ", tensor->data.size()));
     }
-    const int64_t tensor_rows = tensor->shape[0];
+    const int64_t tensor_rows = batched ? tensor->shape[0] : 1;
     if (tensor_rows == 0) {
       return absl::InvalidArgumentError(
           absl::StrCat("input '", spec.name, "': zero rows; send at least one row"));
@@ -113,7 +121,9 @@ absl::StatusOr<ValidatedInputs> ValidateInputs(const ModelSignature& signature,
     }
     TensorView& view = result.inputs[i];
     view.dtype = spec.dtype;
-    view.shape.assign(tensor->shape.begin(), tensor->shape.end());
+    view.shape.clear();
+    if (!batched) view.shape.push_back(1);  // one row
+    view.shape.insert(view.shape.end(), tensor->shape.begin(), tensor->shape.end());
     view.data = tensor->data.data();
     view.byte_size = tensor->data.size();
     absl::StrAppend(&result.shape_key, ShapeToString(absl::MakeSpan(view.shape).subspan(1)), ";");
@@ -128,6 +138,20 @@ absl::StatusOr<ValidatedInputs> ValidateInputs(const ModelSignature& signature,
   }
   result.rows = rows;
   return result;
+}
+
+}  // namespace
+
+absl::StatusOr<ValidatedInputs> ValidateInputs(const ModelSignature& signature,
+                                               absl::Span<const RequestTensor> request,
+                                               int64_t max_rows) {
+  return Validate(signature, request, max_rows, /*batched=*/true);
+}
+
+absl::StatusOr<ValidatedInputs> ValidateCall(const ModelSignature& signature,
+                                             absl::Span<const RequestTensor> request,
+                                             int64_t max_rows) {
+  return Validate(signature, request, max_rows, signature.has_batch_dimension);
 }
 
 absl::StatusOr<std::vector<int>> ResolveOutputs(const ModelSignature& signature,

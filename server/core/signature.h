@@ -28,6 +28,17 @@ struct TensorSpec {
 struct ModelSignature {
   std::vector<TensorSpec> inputs;
   std::vector<TensorSpec> outputs;
+  // False for a model whose tensors have no batch dimension: a request's
+  // tensors then have exactly their `dims`, and inside the server they are
+  // one row (a leading dimension of 1 is added and removed at the edges).
+  bool has_batch_dimension = true;
+
+  // The shape clients see: BatchedShape(), or `dims` without a batch
+  // dimension.
+  std::vector<int64_t> ClientShape(const TensorSpec& spec) const;
+  // A tensor's shape inside the server (rows first) as clients see it: the
+  // leading 1 removed without a batch dimension.
+  std::vector<int64_t> ToClientShape(std::vector<int64_t> server_shape) const;
 };
 
 // A tensor as it arrived in a request; the memory stays owned by the caller.
@@ -47,14 +58,23 @@ struct ValidatedInputs {
   std::string shape_key;
 };
 
-// Checks `request` against `signature`: every input present once and no
-// other, dtype, rank, fixed dims, non-negative dims without overflow, byte
-// length, same row count on every input, 1 <= rows <= max_rows (no upper
-// limit when max_rows <= 0). Errors are INVALID_ARGUMENT and name the input
-// with expected and received values.
+// Checks `request`, whose tensors have a leading batch dimension, against
+// `signature`: every input present once and no other, dtype, rank, fixed
+// dims, non-negative dims without overflow, byte length, same row count on
+// every input, 1 <= rows <= max_rows (no upper limit when max_rows <= 0).
+// Errors are INVALID_ARGUMENT and name the input with expected and received
+// values. For a signature without a batch dimension each row is one call
+// (BatchPredict's chunks).
 absl::StatusOr<ValidatedInputs> ValidateInputs(const ModelSignature& signature,
                                                absl::Span<const RequestTensor> request,
                                                int64_t max_rows);
+
+// Checks one inference call: ValidateInputs when the signature has a batch
+// dimension; otherwise every input's shape must be its dims exactly, and the
+// result is one row (each view's shape has a leading 1).
+absl::StatusOr<ValidatedInputs> ValidateCall(const ModelSignature& signature,
+                                             absl::Span<const RequestTensor> request,
+                                             int64_t max_rows);
 
 // Maps requested output names to indices into ModelSignature::outputs; an
 // empty request selects every output. Unknown or repeated names are

@@ -54,7 +54,7 @@ void AppendOutputs(const ModelSignature& signature, const std::vector<int>& sele
     v1::Tensor* tensor = out->Add();
     tensor->set_name(signature.outputs[index].name);
     tensor->set_dtype(ToProtoDType(outputs.dtype(index)));
-    for (int64_t d : outputs.shape(index)) tensor->add_shape(d);
+    for (int64_t d : signature.ToClientShape(outputs.shape(index))) tensor->add_shape(d);
     const absl::string_view bytes = outputs.data(index);
     tensor->set_data(bytes.data(), bytes.size());
   }

@@ -324,7 +324,7 @@ std::shared_ptr<InferenceEngine::Shadow> InferenceEngine::StartShadow(
   shadow->model = std::move(model);
   const ServedModel& candidate = *shadow->model;
   absl::StatusOr<ValidatedInputs> inputs =
-      ValidateInputs(candidate.signature, request, candidate.plan.config.max_batch_size());
+      ValidateCall(candidate.signature, request, candidate.plan.config.max_batch_size());
   if (!inputs.ok()) {
     metrics->RecordShadowError();
     return nullptr;
@@ -413,7 +413,7 @@ void InferenceEngine::Infer(InferenceRequest request, InferenceCallbacks callbac
   if (!request.input_error.ok()) return Finish(call, request.input_error);
 
   absl::StatusOr<ValidatedInputs> inputs =
-      ValidateInputs(served.signature, request.inputs, served.plan.config.max_batch_size());
+      ValidateCall(served.signature, request.inputs, served.plan.config.max_batch_size());
   if (!inputs.ok()) return Finish(call, inputs.status());
   absl::StatusOr<std::vector<int>> selected = ResolveOutputs(served.signature, request.outputs);
   if (!selected.ok()) return Finish(call, selected.status());

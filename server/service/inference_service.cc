@@ -94,15 +94,15 @@ void FillMetadata(const ModelManager& repository, const ServedModel& model,
   for (int64_t v : repository.Versions(model.name)) metadata->add_versions(v);
   metadata->set_platform(c.platform());
   metadata->set_device(c.device());
-  auto describe = [](const TensorSpec& spec, v1::TensorMetadata* out) {
+  auto describe = [&model](const TensorSpec& spec, v1::TensorMetadata* out) {
     out->set_name(spec.name);
     out->set_dtype(ToProtoDType(spec.dtype));
-    for (int64_t d : spec.BatchedShape()) out->add_shape(d);
+    for (int64_t d : model.signature.ClientShape(spec)) out->add_shape(d);
   };
   for (const TensorSpec& spec : model.signature.inputs) describe(spec, metadata->add_inputs());
   for (const TensorSpec& spec : model.signature.outputs) describe(spec, metadata->add_outputs());
   v1::BatchingMetadata* batching = metadata->mutable_batching();
-  batching->set_max_batch_size(c.max_batch_size());
+  batching->set_max_batch_size(c.no_batch_dimension() ? 0 : c.max_batch_size());
   batching->set_max_queue_delay_microseconds(c.max_queue_delay_microseconds());
   batching->set_max_queue_size(c.max_queue_size());
   batching->set_instance_count(c.instance_count());

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -43,6 +44,37 @@ class ErrorCollector : public google::protobuf::io::ErrorCollector {
   std::string first_;
 };
 
+// A reshape holds the same elements as the dims it stands for: equal
+// products when both are fixed; with a variable dimension, one -1 in each.
+absl::Status CheckReshape(const v1::TensorConfig& t) {
+  const auto& dims = t.dims();
+  const auto& shape = t.reshape().shape();
+  const std::string written =
+      absl::StrCat("reshape [", absl::StrJoin(shape, ","), "] and dims [", absl::StrJoin(dims, ","), "]");
+  for (int64_t d : shape) {
+    if (d < 1 && d != -1) {
+      return absl::InvalidArgumentError(absl::StrCat("reshape dims must be positive or -1, got ", d));
+    }
+  }
+  const auto variable = [](const auto& v) { return std::count(v.begin(), v.end(), int64_t{-1}); };
+  if (variable(dims) > 1 || variable(shape) > 1 || (variable(dims) == 0) != (variable(shape) == 0)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        written, ": with a variable dimension both need exactly one -1, else neither has one"));
+  }
+  const auto elements = [](const auto& v) {  // fixed dims only; saturates
+    int64_t n = 1;
+    for (int64_t d : v) {
+      if (d > 0) n = n > std::numeric_limits<int64_t>::max() / d ? std::numeric_limits<int64_t>::max() : n * d;
+    }
+    return n;
+  };
+  if (variable(dims) == 0 && elements(dims) != elements(shape)) {
+    return absl::InvalidArgumentError(absl::StrCat(written, " hold ", elements(shape), " and ",
+                                                   elements(dims), " elements; they must be equal"));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status CheckTensors(const google::protobuf::RepeatedPtrField<v1::TensorConfig>& tensors,
                           const char* kind, const std::string& source) {
   if (tensors.empty()) {
@@ -65,6 +97,11 @@ absl::Status CheckTensors(const google::protobuf::RepeatedPtrField<v1::TensorCon
       if (d < 1 && d != -1) {
         return absl::InvalidArgumentError(absl::StrCat(source, ": ", kind, " '", t.name(),
                                                        "': dims must be positive or -1, got ", d));
+      }
+    }
+    if (t.has_reshape()) {
+      if (absl::Status s = CheckReshape(t); !s.ok()) {
+        return absl::InvalidArgumentError(absl::StrCat(source, ": ", kind, " '", t.name(), "': ", s.message()));
       }
     }
   }
@@ -156,6 +193,14 @@ absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& input, const std::str
   if (absl::Status s = CheckTensors(c.input(), "input", source); !s.ok()) return s;
   if (absl::Status s = CheckTensors(c.output(), "output", source); !s.ok()) return s;
 
+  if (c.no_batch_dimension()) {
+    if (c.max_batch_size() > 1) {
+      return error("max_batch_size ", c.max_batch_size(),
+                   " with no_batch_dimension: such a model runs each request alone; leave "
+                   "max_batch_size unset");
+    }
+    c.set_max_batch_size(1);  // inside the server: one row, the request
+  }
   if (c.max_batch_size() == 0) c.set_max_batch_size(kDefaultMaxBatchSize);
   if (c.max_batch_size() < 1) return error("max_batch_size must be >= 1, got ", c.max_batch_size());
   if (c.max_queue_delay_microseconds() < 0) return error("max_queue_delay_microseconds must be >= 0");
@@ -261,6 +306,14 @@ absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& input, const std::str
     spec.signature.outputs.push_back(ToSpec(t));
   }
 
+  spec.signature.has_batch_dimension = !c.no_batch_dimension();
+  auto reshape_of = [](const v1::TensorConfig& t) -> std::optional<std::vector<int64_t>> {
+    if (!t.has_reshape()) return std::nullopt;
+    return std::vector<int64_t>(t.reshape().shape().begin(), t.reshape().shape().end());
+  };
+  for (const v1::TensorConfig& t : c.input()) spec.input_reshape.push_back(reshape_of(t));
+  for (const v1::TensorConfig& t : c.output()) spec.output_reshape.push_back(reshape_of(t));
+
   plan.batcher.max_batch_size = c.max_batch_size();
   plan.batcher.max_queue_delay = absl::Microseconds(c.max_queue_delay_microseconds());
   plan.batcher.max_queue_size = c.max_queue_size();
@@ -330,9 +383,15 @@ absl::StatusOr<std::shared_ptr<ServedModel>> LoadServedModel(const ModelPlan& pl
   model->load_time = absl::Now() - load_start;
   const absl::Time warm_start = absl::Now();
   for (auto& instance : instances) {
-    absl::Status warm = WarmUp(*instance, model->signature, model->plan.warmup_batch_sizes);
+    std::string skipped;
+    absl::Status warm = WarmUp(*instance, model->signature, model->plan.warmup_batch_sizes, &skipped);
     if (!warm.ok()) {
       return absl::Status(warm.code(), absl::StrCat(model->plan.spec.path, ": ", warm.message()));
+    }
+    if (!skipped.empty()) {
+      Log(LogLevel::kWarning, "warm_up_skipped",
+          {{"model", name}, {"version", version}, {"reason", skipped}});
+      break;  // the other instances would guess the same shapes
     }
   }
   model->warmup_time = absl::Now() - warm_start;

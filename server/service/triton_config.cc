@@ -87,16 +87,16 @@ tr::DataType FromDataType(v1::DataType type) {
   }
 }
 
-// The name, datatype and dims (from `first_dim` on) of an input or output;
+// The name, datatype, dims and reshape of an input or output;
 // INVALID_ARGUMENT naming it for what cannot be served.
 template <typename TritonTensor>
-absl::Status ConvertTensor(const TritonTensor& t, const char* kind, int first_dim, v1::TensorConfig* out) {
+absl::Status ConvertTensor(const TritonTensor& t, const char* kind, v1::TensorConfig* out) {
   out->set_name(t.name());
   absl::StatusOr<v1::DataType> type = ToDataType(t.data_type());
   if (!type.ok()) return absl::InvalidArgumentError(absl::StrCat(kind, " '", t.name(), "' ", type.status().message()));
   out->set_dtype(*type);
-  out->mutable_dims()->Add(t.dims().begin() + first_dim, t.dims().end());
-  if (t.has_reshape()) return absl::InvalidArgumentError(absl::StrCat(kind, " '", t.name(), "': reshape is not supported"));
+  out->mutable_dims()->CopyFrom(t.dims());
+  if (t.has_reshape()) out->mutable_reshape()->mutable_shape()->CopyFrom(t.reshape().shape());
   if (t.is_shape_tensor()) {
     return absl::InvalidArgumentError(absl::StrCat(kind, " '", t.name(), "': shape tensors are not supported"));
   }
@@ -146,26 +146,6 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const tr::ModelConfig& c, co
                  "' is not supported: name each version's file model.pt");
   }
   if (c.max_batch_size() < 0) return error("max_batch_size must be >= 0, got ", c.max_batch_size());
-  // max_batch_size 0: Triton hands each request to the model as it is. When
-  // every tensor's first dimension is a fixed 1, that is one row that runs
-  // alone: max_batch_size 1 with dims after that 1.
-  const bool unbatched = c.max_batch_size() == 0;
-  if (unbatched) {
-    auto leading_one = [&](const auto& tensors, const char* kind) -> absl::Status {
-      for (const auto& t : tensors) {
-        if (t.dims_size() == 0 || t.dims(0) != 1) {
-          return error("max_batch_size 0 (a model without a batch dimension) is supported only when every "
-                       "input's and output's dims start with 1 (each request is then one row that runs "
-                       "alone); ", kind, " '", t.name(), "' has dims [", absl::StrJoin(t.dims(), ","),
-                       "]. Or set max_batch_size >= 1 and leave the batch dimension out of dims");
-        }
-      }
-      return absl::OkStatus();
-    };
-    if (absl::Status s = leading_one(c.input(), "input"); !s.ok()) return s;
-    if (absl::Status s = leading_one(c.output(), "output"); !s.ok()) return s;
-  }
-  const int first_dim = unbatched ? 1 : 0;  // dims taken from here on
   if (c.has_sequence_batching()) return error("sequence_batching is not supported");
   if (c.has_ensemble_scheduling()) return error("ensemble_scheduling is not supported");
   if (c.batch_input_size() > 0 || c.batch_output_size() > 0) {
@@ -176,12 +156,17 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const tr::ModelConfig& c, co
   v1::ModelConfig out;
   out.set_name(c.name());
   out.set_platform("torchscript");
-  out.set_max_batch_size(unbatched ? 1 : c.max_batch_size());
+  // max_batch_size 0: Triton hands each request to the model as it is.
+  if (c.max_batch_size() == 0) {
+    out.set_no_batch_dimension(true);
+  } else {
+    out.set_max_batch_size(c.max_batch_size());
+  }
 
   const bool inputs_indexed = AllIndexed(c.input());
   for (const tr::ModelInput& t : c.input()) {
     v1::TensorConfig* in = out.add_input();
-    if (absl::Status s = ConvertTensor(t, "input", first_dim, in); !s.ok()) return error(s.message());
+    if (absl::Status s = ConvertTensor(t, "input", in); !s.ok()) return error(s.message());
     if (t.optional()) return error("input '", t.name(), "': optional inputs are not supported");
     if (t.allow_ragged_batch()) return error("input '", t.name(), "': ragged batches are not supported");
     if (inputs_indexed) {
@@ -194,7 +179,7 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const tr::ModelConfig& c, co
   for (int i = 0; i < c.output_size(); ++i) {
     const tr::ModelOutput& t = c.output(i);
     v1::TensorConfig* o = out.add_output();
-    if (absl::Status s = ConvertTensor(t, "output", first_dim, o); !s.ok()) return error(s.message());
+    if (absl::Status s = ConvertTensor(t, "output", o); !s.ok()) return error(s.message());
     const int index = outputs_indexed ? *IndexSuffix(t.name()) : i;
     // A single output at position 0 is the tensor forward returns.
     if (c.output_size() > 1 || index != 0) o->set_tuple_index(index);
@@ -276,23 +261,22 @@ tr::ModelConfig ToTritonConfig(const v1::ModelConfig& c) {
   out.set_name(c.name());
   out.set_platform("pytorch_libtorch");
   out.set_backend("pytorch");
-  out.set_max_batch_size(c.max_batch_size());
-  for (const v1::TensorConfig& t : c.input()) {
-    tr::ModelInput* in = out.add_input();
-    in->set_name(t.name());
-    in->set_data_type(FromDataType(t.dtype()));
-    in->mutable_dims()->CopyFrom(t.dims());
+  out.set_max_batch_size(c.no_batch_dimension() ? 0 : c.max_batch_size());
+  auto describe = [](const v1::TensorConfig& t, auto* out) {
+    out->set_name(t.name());
+    out->set_data_type(FromDataType(t.dtype()));
+    out->mutable_dims()->CopyFrom(t.dims());
+    if (t.has_reshape()) out->mutable_reshape()->mutable_shape()->CopyFrom(t.reshape().shape());
+  };
+  for (const v1::TensorConfig& t : c.input()) describe(t, out.add_input());
+  for (const v1::TensorConfig& t : c.output()) describe(t, out.add_output());
+  // Every model with a batch dimension batches dynamically.
+  if (!c.no_batch_dimension()) {
+    tr::ModelDynamicBatching* batching = out.mutable_dynamic_batching();
+    batching->set_max_queue_delay_microseconds(
+        static_cast<uint64_t>(std::max<int64_t>(0, c.max_queue_delay_microseconds())));
+    batching->mutable_default_queue_policy()->set_max_queue_size(c.max_queue_size());
   }
-  for (const v1::TensorConfig& t : c.output()) {
-    tr::ModelOutput* o = out.add_output();
-    o->set_name(t.name());
-    o->set_data_type(FromDataType(t.dtype()));
-    o->mutable_dims()->CopyFrom(t.dims());
-  }
-  // Every model here batches dynamically.
-  tr::ModelDynamicBatching* batching = out.mutable_dynamic_batching();
-  batching->set_max_queue_delay_microseconds(static_cast<uint64_t>(std::max<int64_t>(0, c.max_queue_delay_microseconds())));
-  batching->mutable_default_queue_policy()->set_max_queue_size(c.max_queue_size());
   tr::ModelInstanceGroup* group = out.add_instance_group();
   group->set_name(absl::StrCat(c.name(), "_0"));
   group->set_count(c.instance_count());

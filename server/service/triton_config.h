@@ -3,9 +3,8 @@
 // "pytorch_libtorch" or backend "pytorch") read as microbatch's own
 // v1::ModelConfig, so that such a repository is served unchanged.
 //
-// Honoured: name, platform/backend, max_batch_size (0 only when every
-// tensor's dims start with 1: then max_batch_size 1, dims after the 1), input/output
-// (name, data_type, dims), dynamic_batching.max_queue_delay_microseconds and
+// Honoured: name, platform/backend, max_batch_size (0: no_batch_dimension),
+// input/output (name, data_type, dims, reshape), dynamic_batching.max_queue_delay_microseconds and
 // .default_queue_policy.max_queue_size, instance_group (count, kind, gpus:
 // one device per model), version_policy, default_model_filename "model.pt",
 // parameters INTRA_OP_THREAD_COUNT, response_cache.enable.
@@ -13,7 +12,7 @@
 // forward's argument i, other input names are forward's argument names;
 // outputs named <name>__<i> are element i of the tuple or list forward
 // returns, otherwise the outputs are its elements in the order listed.
-// Refused with INVALID_ARGUMENT naming the field: other max_batch_size 0, reshape,
+// Refused with INVALID_ARGUMENT naming the field:
 // optional/shape/ragged inputs, TYPE_STRING and unsigned types wider than 8
 // bits, sequence batching, ensembles, batch inputs/outputs, decoupled models,
 // several GPUs per model, another platform or file name.

@@ -85,10 +85,10 @@ grpc::ServerUnaryReactor* GrpcService::ModelMetadata(grpc::CallbackServerContext
     response->set_name(served.name);
     for (int64_t v : (*repository)->Versions(served.name)) response->add_versions(absl::StrCat(v));
     response->set_platform(PlatformName(served.plan.config.platform()));
-    auto describe = [](const TensorSpec& spec, inference::ModelMetadataResponse::TensorMetadata* out) {
+    auto describe = [&served](const TensorSpec& spec, inference::ModelMetadataResponse::TensorMetadata* out) {
       out->set_name(spec.name);
       out->set_datatype(DatatypeName(spec.dtype));
-      for (int64_t d : spec.BatchedShape()) out->add_shape(d);
+      for (int64_t d : served.signature.ClientShape(spec)) out->add_shape(d);
     };
     for (const TensorSpec& t : served.signature.inputs) describe(t, response->add_inputs());
     for (const TensorSpec& t : served.signature.outputs) describe(t, response->add_outputs());

@@ -74,7 +74,9 @@ void FillInferResponse(const InferenceResult& result, const std::string& id,
     auto* out = response->add_outputs();
     out->set_name(result.model.signature.outputs[static_cast<size_t>(index)].name);
     out->set_datatype(DatatypeName(result.outputs.dtype(static_cast<size_t>(index))));
-    for (int64_t d : result.outputs.shape(static_cast<size_t>(index))) out->add_shape(d);
+    for (int64_t d : result.model.signature.ToClientShape(result.outputs.shape(static_cast<size_t>(index)))) {
+      out->add_shape(d);
+    }
     const absl::string_view data = result.outputs.data(static_cast<size_t>(index));
     response->add_raw_output_contents()->assign(data.data(), data.size());
   }

@@ -122,7 +122,7 @@ std::string ModelMetadataJson(const ServedModel& model, const std::vector<int64_
       WriteString(writer, DatatypeName(spec.dtype));
       writer.Key("shape");
       writer.StartArray();
-      for (int64_t d : spec.BatchedShape()) writer.Int64(d);
+      for (int64_t d : model.signature.ClientShape(spec)) writer.Int64(d);
       writer.EndArray();
       writer.EndObject();
     }
@@ -134,17 +134,27 @@ std::string ModelMetadataJson(const ServedModel& model, const std::vector<int64_
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
-// Writes `message` as JSON the way Triton writes its model configurations:
-// proto field names, the fields that are set (proto3: non-default), enums by
+// Which fields WriteProto writes.
+enum class JsonFields {
+  // Those set (proto3: non-default).
+  kSet,
+  // Also numbers, strings, enums, lists and maps left at their defaults, but
+  // no message field that is not set: Triton's model configuration JSON
+  // (protobuf's always_print_primitive_fields).
+  kPrimitives,
+  // Also messages that are not set (written with their defaults): Triton's
+  // statistics JSON.
+  kAll,
+};
+
+// Writes `message` as JSON the way Triton does: proto field names, enums by
 // name, 64-bit integers as numbers (protobuf's own JSON writes them as
-// strings), maps as objects.
-// With `all_fields`, also the fields left at their defaults (numbers 0,
-// empty lists, empty messages), except members of a oneof not chosen.
+// strings), maps as objects; never the members of a oneof not chosen.
 void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google::protobuf::Message& message,
-                bool all_fields);
+                JsonFields which);
 
 void WriteField(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google::protobuf::Message& message,
-                const google::protobuf::FieldDescriptor* field, int index, bool all_fields) {
+                const google::protobuf::FieldDescriptor* field, int index, JsonFields which) {
   using google::protobuf::FieldDescriptor;
   const google::protobuf::Reflection* r = message.GetReflection();
   const bool repeated = field->is_repeated();
@@ -178,7 +188,7 @@ void WriteField(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google
       break;
     case FieldDescriptor::CPPTYPE_MESSAGE:
       WriteProto(writer, repeated ? r->GetRepeatedMessage(message, field, index) : r->GetMessage(message, field),
-                 all_fields);
+                 which);
       break;
   }
 }
@@ -199,15 +209,19 @@ std::string MapKey(const google::protobuf::Message& entry, const google::protobu
 }
 
 void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google::protobuf::Message& message,
-                bool all_fields) {
+                JsonFields which) {
   const google::protobuf::Reflection* r = message.GetReflection();
   std::vector<const google::protobuf::FieldDescriptor*> fields;
-  if (all_fields) {
+  if (which != JsonFields::kSet) {
     const google::protobuf::Descriptor* descriptor = message.GetDescriptor();
     for (int i = 0; i < descriptor->field_count(); ++i) {
       const google::protobuf::FieldDescriptor* field = descriptor->field(i);
       const google::protobuf::OneofDescriptor* oneof = field->containing_oneof();
       if (oneof != nullptr && r->GetOneofFieldDescriptor(message, oneof) != field) continue;
+      if (which == JsonFields::kPrimitives && !field->is_repeated() &&
+          field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE && !r->HasField(message, field)) {
+        continue;
+      }
       fields.push_back(field);
     }
   } else {
@@ -225,24 +239,24 @@ void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google
         const google::protobuf::Message& entry = r->GetRepeatedMessage(message, field, i);
         const std::string text = MapKey(entry, key);
         writer.Key(text.data(), static_cast<rapidjson::SizeType>(text.size()));
-        WriteField(writer, entry, value, -1, all_fields);
+        WriteField(writer, entry, value, -1, which);
       }
       writer.EndObject();
     } else if (field->is_repeated()) {
       writer.StartArray();
-      for (int i = 0; i < r->FieldSize(message, field); ++i) WriteField(writer, message, field, i, all_fields);
+      for (int i = 0; i < r->FieldSize(message, field); ++i) WriteField(writer, message, field, i, which);
       writer.EndArray();
     } else {
-      WriteField(writer, message, field, -1, all_fields);
+      WriteField(writer, message, field, -1, which);
     }
   }
   writer.EndObject();
 }
 
-std::string ProtoJson(const google::protobuf::Message& message, bool all_fields = false) {
+std::string ProtoJson(const google::protobuf::Message& message, JsonFields which) {
   rapidjson::StringBuffer buffer;
   rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-  WriteProto(writer, message, all_fields);
+  WriteProto(writer, message, which);
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
@@ -339,7 +353,7 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
     return respond(Health("ready", ready_(), 400, (*model)->name));
   }
   if (!model.ok()) return respond(ErrorFor(model.status()));
-  if (action == "config") return respond(Json(ProtoJson(ToTritonConfig((*model)->plan.config))));
+  if (action == "config") return respond(Json(ProtoJson(ToTritonConfig((*model)->plan.config), JsonFields::kPrimitives)));
   absl::StatusOr<ModelManager*> repository = engine_->Models();
   if (!repository.ok()) return respond(ErrorFor(repository.status()));
   respond(Json(ModelMetadataJson(**model, (*repository)->Versions((*model)->name))));
@@ -348,7 +362,7 @@ void RestApi::Handle(HttpRequest request, HttpResponder respond) {
 HttpResponse RestApi::Statistics(const std::string& model, const std::string& version) const {
   absl::StatusOr<inference::ModelStatisticsResponse> statistics = CollectStatistics(*engine_, model, version);
   if (!statistics.ok()) return ErrorFor(statistics.status());
-  return Json(ProtoJson(*statistics, /*all_fields=*/true));
+  return Json(ProtoJson(*statistics, JsonFields::kAll));
 }
 
 void RestApi::Repository(HttpRequest request, HttpResponder respond) {
@@ -445,7 +459,7 @@ void RestApi::Infer(HttpRequest request, ModelSpec spec, HttpResponder respond) 
       JsonOutput output;
       output.name = result.model.signature.outputs[index].name;
       output.dtype = result.outputs.dtype(index);
-      output.shape = result.outputs.shape(index);
+      output.shape = result.model.signature.ToClientShape(result.outputs.shape(index));
       output.data = result.outputs.data(index);
       output.binary = parsed.outputs.empty() ? parsed.binary_by_default : parsed.binary_outputs[k];
       outputs.push_back(std::move(output));

@@ -82,6 +82,49 @@ TEST(ValidateInputsTest, RejectsBadInputsWithActionableMessages) {
   ExpectError({x, huge}, "has too many elements");
 }
 
+// A model without a batch dimension takes tensors of exactly its dims; inside
+// the server each request is one row.
+TEST(ValidateCallTest, WithoutABatchDimensionTheShapeIsTheDeclaredOne) {
+  ModelSignature sig = TwoInputs();
+  sig.has_batch_dimension = false;
+  auto call = [&](const std::vector<Input>& inputs) {
+    std::vector<RequestTensor> views;
+    for (const auto& in : inputs) views.push_back(in.view());
+    return ValidateCall(sig, views, /*max_rows=*/1);
+  };
+  auto ok = call({Make("x", DType::kFloat32, {16}), Make("ids", DType::kInt64, {7})});
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->rows, 1);
+  EXPECT_EQ(ok->inputs[0].shape, (std::vector<int64_t>{1, 16}));
+  EXPECT_EQ(ok->inputs[1].shape, (std::vector<int64_t>{1, 7}));
+  EXPECT_EQ(ok->shape_key, "[16];[7];");
+  // Variable dims differ per request; an empty sequence is a valid shape.
+  auto empty = call({Make("x", DType::kFloat32, {16}), Make("ids", DType::kInt64, {0})});
+  ASSERT_TRUE(empty.ok()) << empty.status();
+  EXPECT_EQ(empty->inputs[1].shape, (std::vector<int64_t>{1, 0}));
+
+  auto batched = call({Make("x", DType::kFloat32, {2, 16}), Make("ids", DType::kInt64, {7})});
+  ASSERT_FALSE(batched.ok());
+  EXPECT_EQ(batched.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(batched.status().message()), HasSubstr("input 'x': expected shape [16], got [2,16]"));
+  auto wrong = call({Make("x", DType::kFloat32, {15}), Make("ids", DType::kInt64, {7})});
+  EXPECT_THAT(std::string(wrong.status().message()), HasSubstr("input 'x': expected shape [16], got [15]"));
+
+  // ValidateInputs (BatchPredict's chunks) keeps a leading row dimension.
+  const Input x = Make("x", DType::kFloat32, {3, 16});
+  const Input ids = Make("ids", DType::kInt64, {3, 7});
+  auto rows = ValidateInputs(sig, std::vector<RequestTensor>{x.view(), ids.view()}, 0);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  EXPECT_EQ(rows->rows, 3);
+  EXPECT_EQ(rows->inputs[0].shape, (std::vector<int64_t>{3, 16}));
+
+  EXPECT_EQ(sig.ClientShape(sig.inputs[1]), (std::vector<int64_t>{-1}));
+  EXPECT_EQ(sig.ToClientShape({1, 4}), (std::vector<int64_t>{4}));
+  sig.has_batch_dimension = true;
+  EXPECT_EQ(sig.ClientShape(sig.inputs[1]), (std::vector<int64_t>{-1, -1}));
+  EXPECT_EQ(sig.ToClientShape({1, 4}), (std::vector<int64_t>{1, 4}));
+}
+
 TEST(ResolveOutputsTest, SelectsNamedOutputs) {
   auto all = ResolveOutputs(TwoInputs(), {});
   ASSERT_TRUE(all.ok());

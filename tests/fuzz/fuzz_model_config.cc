@@ -4,6 +4,7 @@
 // forward_arg a permutation, one binding per output). Links the torch-free
 // fake backend (tests/service/fake_torch_backend.cc) in place of LibTorch:
 // planning never loads a model.
+#include <algorithm>
 #include <set>
 #include <string>
 
@@ -38,6 +39,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(!plan->warmup_batch_sizes.empty());
     for (int s : plan->warmup_batch_sizes) FUZZ_CHECK(s >= 1 && s <= c.max_batch_size());
     const TorchModelSpec& spec = plan->spec;
+    FUZZ_CHECK(spec.signature.has_batch_dimension == !c.no_batch_dimension());
+    if (c.no_batch_dimension()) FUZZ_CHECK(c.max_batch_size() == 1);
+    FUZZ_CHECK(spec.input_reshape.size() == static_cast<size_t>(c.input_size()));
+    FUZZ_CHECK(spec.output_reshape.size() == static_cast<size_t>(c.output_size()));
+    for (const auto* reshapes : {&spec.input_reshape, &spec.output_reshape}) {
+      for (const auto& reshape : *reshapes) {
+        if (!reshape) continue;
+        FUZZ_CHECK(std::count(reshape->begin(), reshape->end(), int64_t{-1}) <= 1);
+        for (int64_t d : *reshape) FUZZ_CHECK(d >= 1 || d == -1);
+      }
+    }
     FUZZ_CHECK(spec.signature.inputs.size() == static_cast<size_t>(c.input_size()));
     if (spec.forward_arg_names.empty()) {
       FUZZ_CHECK(spec.forward_arg.size() == spec.signature.inputs.size());

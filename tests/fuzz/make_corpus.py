@@ -144,6 +144,15 @@ version_policy: { latest: { num_versions: 2 } }
 parameters: { key: "INTRA_OP_THREAD_COUNT" value: { string_value: "1" } }
 model_warmup [ { name: "w" batch_size: 1 inputs { key: "INPUT__0" value: { zero_data: true } } } ]
 """)
+    write("fuzz_model_config", "unbatched_reshape.pbtxt", """platform: "pytorch_libtorch"
+max_batch_size: 0
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ -1, 4 ] reshape: { shape: [ -1, 2, 2 ] } } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1 ] reshape: { shape: [ ] } } ]
+""")
+    write("fuzz_model_config", "own_unbatched.pbtxt", """input { name: "x" dtype: FP32 dims: [3, -1] reshape { shape: [-1] } }
+output { name: "y" dtype: FP32 dims: [4] reshape { shape: [2, 2] } }
+no_batch_dimension: true
+""")
 
     body = b'{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}'
     deflater = zlib.compressobj(1, zlib.DEFLATED, -15)

@@ -25,6 +25,14 @@ absl::Status PlanText(const std::string& text) {
   return PlanModel(*config, "m", "m/config.pbtxt", 0).status();
 }
 
+v1::ModelConfig ParseText(const std::string& text) {
+  TempDir dir("plan");
+  WriteFile(dir.path() + "/config.pbtxt", text);
+  absl::StatusOr<v1::ModelConfig> config = ParseModelConfig(dir.path() + "/config.pbtxt");
+  EXPECT_TRUE(config.ok()) << config.status();
+  return config.value_or(v1::ModelConfig());
+}
+
 constexpr char kValid[] = R"(
 input { name: "x" dtype: FP32 dims: [4] forward_arg: 0 }
 output { name: "y" dtype: FP32 dims: [2] }
@@ -44,6 +52,25 @@ TEST(PlanModelTest, FillsDefaults) {
   EXPECT_EQ(plan->spec.intra_op_threads, 3);
   EXPECT_EQ(plan->batcher.max_queue_delay, absl::ZeroDuration());
   EXPECT_THAT(plan->warmup_batch_sizes, ::testing::ElementsAre(1, 32));
+}
+
+TEST(PlanModelTest, AModelWithoutABatchDimensionIsOneRowInside) {
+  absl::StatusOr<ModelPlan> plan = PlanModel(
+      ParseText("input { name: \"x\" dtype: FP32 dims: [-1, 3] }\n"
+                "output { name: \"y\" dtype: FP32 dims: [1] reshape { shape: [] } }\n"
+                "no_batch_dimension: true\n"),
+      "m", "m/config.pbtxt", 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_FALSE(plan->spec.signature.has_batch_dimension);
+  EXPECT_EQ(plan->config.max_batch_size(), 1);
+  EXPECT_EQ(plan->batcher.max_batch_size, 1);
+  EXPECT_THAT(plan->warmup_batch_sizes, ::testing::ElementsAre(1));
+  EXPECT_THAT(plan->spec.signature.ClientShape(plan->spec.signature.inputs[0]), ::testing::ElementsAre(-1, 3));
+  ASSERT_EQ(plan->spec.input_reshape.size(), 1u);
+  EXPECT_FALSE(plan->spec.input_reshape[0].has_value());
+  ASSERT_EQ(plan->spec.output_reshape.size(), 1u);
+  ASSERT_TRUE(plan->spec.output_reshape[0].has_value());
+  EXPECT_TRUE(plan->spec.output_reshape[0]->empty());  // a scalar per row
 }
 
 TEST(PlanModelTest, RejectsBadConfigsNamingTheProblem) {
@@ -69,6 +96,21 @@ TEST(PlanModelTest, RejectsBadConfigsNamingTheProblem) {
        "outputs mix tuple_index and dict_key"},
       {std::string(kValid) + "warmup_batch_sizes: [64]", "warmup batch size 64 is outside"},
       {std::string(kValid) + "platform: \"onnx\"", "platform 'onnx' is not supported"},
+      {std::string(kValid) + "no_batch_dimension: true\nmax_batch_size: 4",
+       "max_batch_size 4 with no_batch_dimension"},
+      {std::string(kValid) + "no_batch_dimension: true\nwarmup_batch_sizes: [2]", "warmup batch size 2 is outside"},
+      {"input { name: \"x\" dtype: FP32 dims: [4] reshape { shape: [3] } }\n"
+       "output { name: \"y\" dtype: FP32 dims: [2] }",
+       "input 'x': reshape [3] and dims [4] hold 3 and 4 elements; they must be equal"},
+      {"input { name: \"x\" dtype: FP32 dims: [-1] reshape { shape: [2, 2] } }\n"
+       "output { name: \"y\" dtype: FP32 dims: [2] }",
+       "input 'x': reshape [2,2] and dims [-1]: with a variable dimension both need exactly one -1"},
+      {"input { name: \"x\" dtype: FP32 dims: [4] }\n"
+       "output { name: \"y\" dtype: FP32 dims: [-1, -1] reshape { shape: [-1] } }",
+       "output 'y': reshape [-1] and dims [-1,-1]"},
+      {"input { name: \"x\" dtype: FP32 dims: [4] reshape { shape: [0] } }\n"
+       "output { name: \"y\" dtype: FP32 dims: [2] }",
+       "input 'x': reshape dims must be positive or -1, got 0"},
   };
   for (const auto& [text, message] : cases) {
     absl::Status status = PlanText(text);

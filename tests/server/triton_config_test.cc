@@ -165,16 +165,12 @@ TEST(TritonConfigTest, WhatCannotBeServedAsTritonWouldIsRefusedNamingIt) {
       {"platform: \"onnxruntime_onnx\"\nmax_batch_size: 2\n" + in + out,
        "platform 'onnxruntime_onnx' is not supported: microbatch serves TorchScript models"},
       {"backend: \"python\"\nmax_batch_size: 2\n" + in + out, "backend 'python' is not supported"},
-      {head + in + out,
-       "max_batch_size 0 (a model without a batch dimension) is supported only when every input's and "
-       "output's dims start with 1 (each request is then one row that runs alone); input 'x' has dims [4]"},
+      {head + "max_batch_size: -1\n" + in + out, "max_batch_size must be >= 0, got -1"},
       {head + "max_batch_size: 2\ninput [ { name: \"x\" data_type: TYPE_STRING dims: [ 1 ] } ]\n" + out,
        "input 'x' data_type TYPE_STRING is not supported"},
       {head + "max_batch_size: 2\ninput [ { name: \"x\" data_type: TYPE_UINT32 dims: [ 1 ] } ]\n" + out,
        "input 'x' data_type TYPE_UINT32 is not supported"},
       {head + "max_batch_size: 2\ninput [ { name: \"x\" dims: [ 1 ] } ]\n" + out, "input 'x' has no data_type"},
-      {head + "max_batch_size: 2\ninput [ { name: \"x\" data_type: TYPE_FP32 dims: [ 4 ] reshape: { shape: [ 2, 2 ] } } ]\n" + out,
-       "input 'x': reshape is not supported"},
       {head + "max_batch_size: 2\ninput [ { name: \"x\" data_type: TYPE_FP32 dims: [ 4 ] optional: true } ]\n" + out,
        "input 'x': optional inputs are not supported"},
       {head + "max_batch_size: 2\n" + in + out +
@@ -202,26 +198,56 @@ TEST(TritonConfigTest, WhatCannotBeServedAsTritonWouldIsRefusedNamingIt) {
   }
 }
 
-// max_batch_size 0 with a leading 1 in every tensor's dims (how unbatched
-// PyTorch models are often declared): one row per request, run alone.
-TEST(TritonConfigTest, AnUnbatchedModelWithLeadingOnesRunsEachRequestAlone) {
+// max_batch_size 0: the model has no batch dimension; dims are the whole
+// shape, and each request is one call of forward.
+TEST(TritonConfigTest, MaxBatchSizeZeroIsAModelWithoutABatchDimension) {
   absl::StatusOr<ModelPlan> plan = Plan(R"(
 platform: "pytorch_libtorch"
 max_batch_size: 0
-input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 1, 3, -1 ] } ]
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 3, -1 ] } ]
 output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1, 10 ] } ]
 )");
   ASSERT_TRUE(plan.ok()) << plan.status();
-  EXPECT_EQ(plan->config.max_batch_size(), 1);
+  EXPECT_TRUE(plan->config.no_batch_dimension());
+  EXPECT_FALSE(plan->spec.signature.has_batch_dimension);
+  EXPECT_EQ(plan->config.max_batch_size(), 1);  // inside the server: one row
   EXPECT_THAT(plan->spec.signature.inputs[0].dims, ElementsAre(3, -1));
-  EXPECT_THAT(plan->spec.signature.inputs[0].BatchedShape(), ElementsAre(-1, 3, -1));
-  EXPECT_THAT(plan->spec.signature.outputs[0].dims, ElementsAre(10));
-  absl::StatusOr<v1::ModelConfig> output_without_one = Parse(R"(
+  EXPECT_THAT(plan->spec.signature.ClientShape(plan->spec.signature.inputs[0]), ElementsAre(3, -1));
+  EXPECT_THAT(plan->spec.signature.outputs[0].dims, ElementsAre(1, 10));
+  // Written back as Triton has it: max_batch_size 0, no dynamic batching.
+  triton::ModelConfig back = ToTritonConfig(plan->config);
+  EXPECT_EQ(back.max_batch_size(), 0);
+  EXPECT_FALSE(back.has_dynamic_batching());
+  EXPECT_THAT(back.input(0).dims(), ElementsAre(3, -1));
+}
+
+// reshape: requests keep dims, forward sees the reshape (Triton's way of
+// serving a model whose forward takes a [batch] tensor: dims [1], reshape []).
+TEST(TritonConfigTest, ReshapeIsKeptForTheBackend) {
+  absl::StatusOr<ModelPlan> plan = Plan(R"(
 platform: "pytorch_libtorch"
-input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 1, 3 ] } ]
-output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 10 ] } ]
+max_batch_size: 8
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 1 ] reshape: { shape: [ ] } } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 2, 2 ] reshape: { shape: [ 4 ] } } ]
 )");
-  EXPECT_THAT(std::string(output_without_one.status().message()), HasSubstr("output 'OUTPUT__0' has dims [10]"));
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_THAT(plan->spec.signature.inputs[0].BatchedShape(), ElementsAre(-1, 1));
+  ASSERT_TRUE(plan->spec.input_reshape[0].has_value());
+  EXPECT_TRUE(plan->spec.input_reshape[0]->empty());
+  ASSERT_TRUE(plan->spec.output_reshape[0].has_value());
+  EXPECT_THAT(*plan->spec.output_reshape[0], ElementsAre(4));
+  triton::ModelConfig back = ToTritonConfig(plan->config);
+  EXPECT_TRUE(back.input(0).has_reshape());
+  EXPECT_EQ(back.input(0).reshape().shape_size(), 0);
+  EXPECT_THAT(back.output(0).reshape().shape(), ElementsAre(4));
+  absl::StatusOr<ModelPlan> mismatch = Plan(R"(
+platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 4 ] reshape: { shape: [ 2, 3 ] } } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 4 ] } ]
+)");
+  EXPECT_THAT(std::string(mismatch.status().message()),
+              HasSubstr("input 'INPUT__0': reshape [2,3] and dims [4] hold 6 and 4 elements"));
 }
 
 TEST(TritonConfigTest, TritonBindingsAreCheckedByTheSamePlanRules) {

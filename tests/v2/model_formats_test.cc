@@ -1,6 +1,7 @@
 // Models as PyTorch users write them, served end to end through the REST
 // front end: what `forward` may return (a tensor, a tuple, a list, a dict),
 // and repositories written for Triton's PyTorch backend.
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -51,6 +52,7 @@ class Repository {
     return Http(server_->metrics_port(), "POST", "/v2/models/" + model + "/infer", body);
   }
   HttpResult Get(const std::string& path) { return Http(server_->metrics_port(), "GET", path); }
+  int grpc_port() const { return server_->grpc_port(); }
 
  private:
   TempDir dir_;
@@ -172,7 +174,8 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 3 ] } ]
   EXPECT_EQ(c["max_batch_size"], 8);
   EXPECT_EQ(c["dynamic_batching"]["max_queue_delay_microseconds"], 100);
   EXPECT_EQ(c["instance_group"][0]["count"], 2);
-  EXPECT_EQ(c["output"][1], json({{"name", "sum"}, {"data_type", "TYPE_FP32"}, {"dims", {2}}}));
+  EXPECT_EQ(c["output"][1],
+            json({{"name", "sum"}, {"data_type", "TYPE_FP32"}, {"dims", {2}}, {"is_shape_tensor", false}}));
 
   HttpResult meta = repository.Get("/v2/models/scaled");
   ASSERT_EQ(meta.status, 200) << meta.body;
@@ -181,10 +184,20 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 3 ] } ]
   EXPECT_EQ(body["inputs"][1], json({{"name", "scale"}, {"datatype", "FP32"}, {"shape", {-1, 1}}}));
 }
 
-// max_batch_size 0 with dims that start with 1: each request is exactly
-// Triton's shape and runs alone.
-TEST(TritonRepositoryTest, AnUnbatchedModelTakesExactlyItsDeclaredShape) {
+// max_batch_size 0: a model without a batch dimension. Each request has
+// exactly the declared shape and is one call of forward with that tensor.
+// cumsum(0) tells the two apart: on [n] it is a running sum, on a [1, n]
+// batch it would change nothing.
+TEST(TritonRepositoryTest, AModelWithoutABatchDimensionGetsTheRequestTensorAsItIs) {
   Repository repository("triton_unbatched");
+  repository.Add("running", R"(
+def forward(self, x: Tensor) -> Tensor:
+    return x.cumsum(0)
+)", R"(platform: "pytorch_libtorch"
+max_batch_size: 0
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ -1 ] } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ -1 ] } ]
+)");
   repository.Add("total", R"(
 def forward(self, x: Tensor) -> Tensor:
     return x.sum(1, keepdim=True)
@@ -195,14 +208,101 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1, 1 ] } ]
 )");
   absl::Status started = repository.Start();
   ASSERT_TRUE(started.ok()) << started;
+
+  HttpResult four = repository.Infer(
+      "running", R"({"inputs":[{"name":"INPUT__0","shape":[4],"datatype":"FP32","data":[1,2,3,4]}]})");
+  ASSERT_EQ(four.status, 200) << four.body;
+  EXPECT_EQ(OutputsByName(four), json({{"OUTPUT__0", {{"shape", {4}}, {"data", {1, 3, 6, 10}}}}})) << four.body;
+  HttpResult two = repository.Infer(
+      "running", R"({"inputs":[{"name":"INPUT__0","shape":[2],"datatype":"FP32","data":[5,6]}]})");
+  ASSERT_EQ(two.status, 200) << two.body;
+  EXPECT_EQ(OutputsByName(two), json({{"OUTPUT__0", {{"shape", {2}}, {"data", {5, 11}}}}})) << two.body;
+  HttpResult batched = repository.Infer(
+      "running", R"({"inputs":[{"name":"INPUT__0","shape":[1,2],"datatype":"FP32","data":[5,6]}]})");
+  EXPECT_EQ(batched.status, 400) << batched.body;
+  EXPECT_THAT(batched.body, HasSubstr("input 'INPUT__0': expected shape [-1], got [1,2]")) << batched.body;
+
   HttpResult one = repository.Infer(
       "total", R"({"inputs":[{"name":"INPUT__0","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]})");
   ASSERT_EQ(one.status, 200) << one.body;
   EXPECT_EQ(OutputsByName(one), json({{"OUTPUT__0", {{"shape", {1, 1}}, {"data", {10}}}}})) << one.body;
-  HttpResult two = repository.Infer(
+  HttpResult rows = repository.Infer(
       "total", R"({"inputs":[{"name":"INPUT__0","shape":[2,4],"datatype":"FP32","data":[1,2,3,4,5,6,7,8]}]})");
-  EXPECT_EQ(two.status, 400) << two.body;
-  EXPECT_THAT(two.body, HasSubstr("max_batch_size")) << two.body;
+  EXPECT_EQ(rows.status, 400) << rows.body;
+  EXPECT_THAT(rows.body, HasSubstr("expected shape [1,4], got [2,4]")) << rows.body;
+
+  // Metadata and config say so: no -1 batch dimension, max_batch_size 0.
+  HttpResult meta = repository.Get("/v2/models/running");
+  ASSERT_EQ(meta.status, 200) << meta.body;
+  EXPECT_EQ(json::parse(meta.body)["inputs"][0]["shape"], json({-1})) << meta.body;
+  EXPECT_EQ(json::parse(meta.body)["outputs"][0]["shape"], json({-1})) << meta.body;
+  HttpResult config = repository.Get("/v2/models/running/config");
+  ASSERT_EQ(config.status, 200) << config.body;
+  EXPECT_EQ(json::parse(config.body)["max_batch_size"], 0) << config.body;
+
+  // The same over gRPC (ModelInfer, raw contents).
+  auto stub = testing::V2Stub(repository.grpc_port());
+  inference::ModelInferRequest request;
+  request.set_model_name("running");
+  auto* input = request.add_inputs();
+  input->set_name("INPUT__0");
+  input->set_datatype("FP32");
+  input->add_shape(3);
+  const float values[] = {1, 1, 1};
+  request.add_raw_input_contents(reinterpret_cast<const char*>(values), sizeof(values));
+  inference::ModelInferResponse response;
+  grpc::ClientContext context;
+  grpc::Status status = stub->ModelInfer(&context, request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  ASSERT_EQ(response.outputs_size(), 1);
+  EXPECT_THAT(response.outputs(0).shape(), ::testing::ElementsAre(3));
+  ASSERT_EQ(response.raw_output_contents(0).size(), sizeof(values));
+  float sums[3];
+  std::memcpy(sums, response.raw_output_contents(0).data(), sizeof(sums));
+  EXPECT_THAT(sums, ::testing::ElementsAre(1, 2, 3));
+  inference::ModelMetadataRequest meta_request;
+  meta_request.set_name("running");
+  inference::ModelMetadataResponse meta_response;
+  grpc::ClientContext meta_context;
+  ASSERT_TRUE(stub->ModelMetadata(&meta_context, meta_request, &meta_response).ok());
+  EXPECT_THAT(meta_response.inputs(0).shape(), ::testing::ElementsAre(-1));
+}
+
+// reshape: requests and answers keep dims ([n, 1]); forward takes and
+// returns the reshape ([n]), which its assert checks.
+TEST(TritonRepositoryTest, ReshapeGivesForwardItsShapeAndClientsTheDims) {
+  Repository repository("triton_reshape");
+  repository.Add("double", R"(
+def forward(self, x: Tensor) -> Tensor:
+    assert x.dim() == 1
+    return x * 2.0
+)", R"(platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 1 ] reshape: { shape: [ ] } } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1 ] reshape: { shape: [ ] } } ]
+)");
+  repository.Add("square", R"(
+def forward(self, x: Tensor) -> Tensor:
+    assert x.dim() == 3
+    return x.reshape(x.size(0), 4) + 1.0
+)", R"(input { name: "x" dtype: FP32 dims: [4] reshape { shape: [2, 2] } }
+output { name: "y" dtype: FP32 dims: [2, 2] reshape { shape: [4] } }
+max_batch_size: 4
+)");
+  absl::Status started = repository.Start();
+  ASSERT_TRUE(started.ok()) << started;
+  HttpResult doubled = repository.Infer(
+      "double", R"({"inputs":[{"name":"INPUT__0","shape":[3,1],"datatype":"FP32","data":[1,2,3]}]})");
+  ASSERT_EQ(doubled.status, 200) << doubled.body;
+  EXPECT_EQ(OutputsByName(doubled), json({{"OUTPUT__0", {{"shape", {3, 1}}, {"data", {2, 4, 6}}}}})) << doubled.body;
+  HttpResult squared = repository.Infer(
+      "square", R"({"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]})");
+  ASSERT_EQ(squared.status, 200) << squared.body;
+  EXPECT_EQ(OutputsByName(squared), json({{"y", {{"shape", {1, 2, 2}}, {"data", {2, 3, 4, 5}}}}})) << squared.body;
+  HttpResult meta = repository.Get("/v2/models/double");
+  EXPECT_EQ(json::parse(meta.body)["inputs"][0]["shape"], json({-1, 1})) << meta.body;
+  HttpResult config = repository.Get("/v2/models/double/config");
+  EXPECT_TRUE(json::parse(config.body)["input"][0].contains("reshape")) << config.body;
 }
 
 TEST(TritonRepositoryTest, AnInputNamedAfterNoArgumentFailsAtLoadListingTheSignature) {

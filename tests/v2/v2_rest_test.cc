@@ -108,14 +108,19 @@ TEST_F(V2RestTest, ModelMetadataAndReadiness) {
   ExpectError(Get("/v2/models/nope/ready"), 404, "'nope' is not served");
   ExpectError(Get("/v2/models/mlp/versions/2/ready"), 404, "has no ready version 2");
   ExpectError(Get("/v2/models/mlp/infer"), 405, "use POST");
-  // Triton's model configuration endpoint: proto field names, numbers as numbers.
+  // Triton's model configuration endpoint: proto field names, numbers as
+  // numbers, and fields at their defaults written too (as Triton does).
   HttpResult config = Get("/v2/models/mlp/config");
   ASSERT_EQ(config.status, 200) << config.body;
   json c = json::parse(config.body);
   EXPECT_EQ(c["name"], "mlp");
   EXPECT_EQ(c["platform"], "pytorch_libtorch");
   EXPECT_EQ(c["max_batch_size"], 64);
-  EXPECT_EQ(c["input"], json::parse(R"([{"name":"x","data_type":"TYPE_FP32","dims":[16]}])"));
+  EXPECT_EQ(c["input"], json::parse(R"([{"name":"x","data_type":"TYPE_FP32","dims":[16],
+      "is_shape_tensor":false,"allow_ragged_batch":false,"optional":false}])"));
+  EXPECT_EQ(c["output"][0]["is_shape_tensor"], false);
+  EXPECT_FALSE(c["output"][0].contains("reshape"));  // a message not set is left out
+  EXPECT_EQ(c["instance_group"][0]["passive"], false);
   EXPECT_EQ(c["instance_group"][0]["count"], 2);
   EXPECT_EQ(c["instance_group"][0]["kind"], "KIND_CPU");
   EXPECT_EQ(c["dynamic_batching"]["default_queue_policy"]["max_queue_size"], 1024);
