@@ -16,7 +16,7 @@ BUILD_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libtorch-dev libopenblas0-openmp
   libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev rapidjson-dev
-  libmicrohttpd-dev zlib1g-dev prometheus-cpp-dev nlohmann-json3-dev
+  libmicrohttpd-dev libgnutls28-dev zlib1g-dev prometheus-cpp-dev nlohmann-json3-dev
   libcli11-dev libcurl4-openssl-dev
   libssl-dev prometheus curl procps openssl ccache
 )

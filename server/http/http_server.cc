@@ -25,6 +25,7 @@
 #include "absl/time/time.h"
 #include "server/core/log.h"
 #include "server/http/content_coding.h"
+#include "server/http/tls_identity.h"
 
 namespace microbatch {
 
@@ -34,6 +35,25 @@ struct HttpServer::State {
   int64_t max_body_bytes = 0;
   int max_async_in_flight = 0;
   std::atomic<int64_t> async_in_flight{0};
+
+  // HTTPS: the identity new handshakes get, and those replaced, kept a while
+  // since a handshake under way may still use them (GnuTLS copies nothing).
+  std::shared_ptr<const TlsIdentity> CurrentIdentity() {
+    std::lock_guard<std::mutex> lock(tls_mu);
+    return tls_identity;
+  }
+  void SetIdentity(std::shared_ptr<const TlsIdentity> identity) {
+    std::lock_guard<std::mutex> lock(tls_mu);
+    const absl::Time now = absl::Now();
+    retired.erase(std::remove_if(retired.begin(), retired.end(),
+                                 [&](const auto& old) { return now - old.first > absl::Minutes(10); }),
+                  retired.end());
+    if (tls_identity != nullptr) retired.emplace_back(now, std::move(tls_identity));
+    tls_identity = std::move(identity);
+  }
+  std::mutex tls_mu;
+  std::shared_ptr<const TlsIdentity> tls_identity;  // guarded by tls_mu
+  std::vector<std::pair<absl::Time, std::shared_ptr<const TlsIdentity>>> retired;  // guarded by tls_mu
 };
 
 namespace {
@@ -404,6 +424,42 @@ absl::Status HttpServer::AddHealthHandlers(ReadinessFn readiness) {
   });
 }
 
+namespace {
+
+// MHD_OPTION_NOTIFY_CONNECTION: a new connection's socket context is the
+// server's state, so that its TLS handshake finds the current identity.
+void RememberServer(void* cls, MHD_Connection* connection, void** socket_context,
+                    enum MHD_ConnectionNotificationCode code) {
+  if (code == MHD_CONNECTION_NOTIFY_STARTED) *socket_context = cls;
+}
+
+// MHD_OPTION_HTTPS_CERT_CALLBACK (GnuTLS's retrieve function): the identity
+// current when the handshake starts. libmicrohttpd sets each session's
+// pointer to its connection.
+int ServeIdentity(gnutls_session_t session, const gnutls_datum_t*, int, const gnutls_pk_algorithm_t*, int,
+                  gnutls_pcert_st** chain, unsigned int* chain_length, gnutls_privkey_t* key) {
+  auto* connection = static_cast<MHD_Connection*>(gnutls_session_get_ptr(session));
+  const MHD_ConnectionInfo* info =
+      connection != nullptr ? MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT) : nullptr;
+  auto* state = info != nullptr ? static_cast<HttpServer::State*>(info->socket_context) : nullptr;
+  std::shared_ptr<const TlsIdentity> identity = state != nullptr ? state->CurrentIdentity() : nullptr;
+  if (identity == nullptr) return -1;  // fails this handshake only
+  *chain = identity->chain();
+  *chain_length = identity->chain_length();
+  *key = identity->key();
+  return 0;
+}
+
+}  // namespace
+
+absl::Status HttpServer::SetTlsCertificate(const std::string& key_pem, const std::string& cert_pem) {
+  if (!tls_) return absl::FailedPreconditionError("HttpServer: not serving HTTPS");
+  absl::StatusOr<std::shared_ptr<const TlsIdentity>> identity = TlsIdentity::FromPem(cert_pem, key_pem);
+  if (!identity.ok()) return identity.status();
+  state_->SetIdentity(*std::move(identity));
+  return absl::OkStatus();
+}
+
 absl::Status HttpServer::Start(const HttpServerOptions& options) {
   if (started_) return absl::FailedPreconditionError("HttpServer already started");
   if (options.port < 0 || options.port > 65535 || options.num_threads < 1 ||
@@ -439,8 +495,12 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
     // The IPv6 wildcard also takes IPv4 connections, as gRPC's does.
     family_flags = IN6_IS_ADDR_UNSPECIFIED(&v6->sin6_addr) ? MHD_USE_DUAL_STACK : MHD_USE_IPv6;
   }
-  tls_key_pem_ = options.tls_key_pem;
-  tls_cert_pem_ = options.tls_cert_pem;
+  if (tls) {
+    absl::StatusOr<std::shared_ptr<const TlsIdentity>> identity =
+        TlsIdentity::FromPem(options.tls_cert_pem, options.tls_key_pem);
+    if (!identity.ok()) return absl::InvalidArgumentError(absl::StrCat("HttpServer: ", identity.status().message()));
+    state_->SetIdentity(*std::move(identity));
+  }
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
                    MHD_ALLOW_SUSPEND_RESUME | family_flags;
   if (tls) flags |= MHD_USE_TLS;
@@ -451,9 +511,9 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
        static_cast<intptr_t>(options.num_threads), nullptr},
       {MHD_OPTION_END, 0, nullptr},
   };
+  // The certificate is chosen per handshake (SetTlsCertificate swaps it).
   MHD_OptionItem tls_options[] = {
-      {tls ? MHD_OPTION_HTTPS_MEM_KEY : MHD_OPTION_END, 0, const_cast<char*>(tls_key_pem_.c_str())},
-      {MHD_OPTION_HTTPS_MEM_CERT, 0, const_cast<char*>(tls_cert_pem_.c_str())},
+      {tls ? MHD_OPTION_HTTPS_CERT_CALLBACK : MHD_OPTION_END, 0, reinterpret_cast<void*>(&ServeIdentity)},
       {MHD_OPTION_END, 0, nullptr},
   };
   // No MHD_OPTION_LISTENING_ADDRESS_REUSE: libmicrohttpd's default on Linux
@@ -471,6 +531,7 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
       MHD_OPTION_CONNECTION_TIMEOUT, timeout_s,
       MHD_OPTION_URI_LOG_CALLBACK, &RememberTarget, nullptr,
       MHD_OPTION_NOTIFY_COMPLETED, &ForgetRequest, state_.get(),
+      MHD_OPTION_NOTIFY_CONNECTION, &RememberServer, state_.get(),
       MHD_OPTION_ARRAY, tls_options,
       MHD_OPTION_END);
   if (daemon_ == nullptr) {
@@ -479,6 +540,7 @@ absl::Status HttpServer::Start(const HttpServerOptions& options) {
                      tls ? " with TLS (check the key and certificate)" : ""));
   }
   started_ = true;
+  tls_ = tls;
   const MHD_DaemonInfo* info = MHD_get_daemon_info(daemon_, MHD_DAEMON_INFO_BIND_PORT);
   if (info == nullptr || info->port == 0) {
     Stop();

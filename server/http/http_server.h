@@ -11,6 +11,7 @@
 #ifndef MICROBATCH_SERVER_HTTP_HTTP_SERVER_H_
 #define MICROBATCH_SERVER_HTTP_HTTP_SERVER_H_
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -73,8 +74,9 @@ struct HttpServerOptions {
   // up to whole seconds. Default 10 s.
   int request_timeout_ms = 10000;
   // Serve HTTPS instead of HTTP when both are set: PEM text (not file names)
-  // of the private key and the certificate chain. Client certificates are
-  // not requested (Kubernetes probes send none).
+  // of the private key and the certificate chain (SetTlsCertificate replaces
+  // them later). Client certificates are not requested (Kubernetes probes
+  // send none).
   std::string tls_key_pem;
   std::string tls_cert_pem;
   // Largest request body a prefix handler accepts; a larger one is answered
@@ -130,6 +132,12 @@ class HttpServer {
   int port() const { return port_; }
   // Asynchronous requests accepted and not yet answered.
   int64_t async_in_flight() const;
+  // Serves `cert_pem` (chain, leaf first) with `key_pem` to the TLS
+  // handshakes that start from now on; connections already open keep
+  // theirs. FailedPrecondition unless Start served HTTPS; InvalidArgument
+  // when the PEM text cannot be read or the key is not the certificate's
+  // (the current pair stays). May be called from any thread after Start.
+  absl::Status SetTlsCertificate(const std::string& key_pem, const std::string& cert_pem);
 
   // Shared with the request callbacks; defined in the .cc file.
   struct State;
@@ -139,9 +147,8 @@ class HttpServer {
   bool started_ = false;
   MHD_Daemon* daemon_ = nullptr;
   int port_ = 0;
-  // Kept alive while the daemon runs (libmicrohttpd does not copy them).
-  std::string tls_key_pem_;
-  std::string tls_cert_pem_;
+  // Serving HTTPS (set by Start, before SetTlsCertificate may be called).
+  std::atomic<bool> tls_{false};
 };
 
 }  // namespace microbatch

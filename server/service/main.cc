@@ -63,7 +63,7 @@ ABSL_FLAG(std::string, tls_client_ca, "",
           "PEM CA bundle: when set, clients must present a certificate it signed (mTLS)");
 ABSL_FLAG(int, tls_reload_seconds, 60,
           "Seconds between reads of the TLS files: a renewed certificate is served to new gRPC "
-          "connections without a restart; 0 reads them once");
+          "and HTTPS (--metrics_tls) connections without a restart; 0 reads them once");
 ABSL_FLAG(bool, metrics_tls, false,
           "Serve the metrics/health port over HTTPS with --tls_cert/--tls_key");
 ABSL_FLAG(int64_t, memory_budget_mb, 1024,

@@ -247,6 +247,12 @@ absl::Status InferenceServer::StartListening() {
       server_->Shutdown();
       return absl::Status(s.code(), absl::StrCat("metrics endpoint: ", s.message()));
     }
+    if (options_.metrics_tls && options_.tls_reload_interval > absl::ZeroDuration()) {
+      metrics_tls_reloader_ = std::make_unique<TlsFileReloader>(
+          options_.tls_cert_file, options_.tls_key_file, options_.tls_reload_interval, http_options.tls_cert_pem,
+          http_options.tls_key_pem,
+          [this](const std::string& cert, const std::string& key) { return http_.SetTlsCertificate(key, cert); });
+    }
     Log(LogLevel::kInfo, "metrics_listening",
         {{"address", JoinHostPort(options_.host, http_.port())}});
   }
@@ -346,6 +352,7 @@ void InferenceServer::Shutdown(absl::Duration grace) {
   }
   metrics_.WatchModels(nullptr);
   if (models_) models_->Shutdown();
+  metrics_tls_reloader_.reset();
   http_.Stop();
 }
 

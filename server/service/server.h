@@ -14,6 +14,7 @@
 #include "absl/time/time.h"
 #include "server/service/inference_service.h"
 #include "server/http/http_server.h"
+#include "server/service/tls_files.h"
 #include "server/service/model_manager.h"
 #include "server/service/model_control_service.h"
 #include "server/v2/grpc_service.h"
@@ -72,8 +73,8 @@ struct ServerOptions {
   // How often the gRPC port reads the three TLS files again: a renewed
   // certificate or CA bundle is served to new connections without a
   // restart (a key and certificate that do not match are not taken; the
-  // last good pair stays). Zero: read once, at start. Default 60 s. The
-  // HTTPS metrics port (metrics_tls) keeps the certificate it started with.
+  // last good pair stays), on the gRPC port and on the HTTPS metrics port
+  // (metrics_tls). Zero: read once, at start. Default 60 s.
   absl::Duration tls_reload_interval = absl::Seconds(60);
   // Serve the metrics/health port over HTTPS with the same certificate and
   // key (no client certificates). Default off.
@@ -160,6 +161,9 @@ class InferenceServer {
 
   ServerMetrics metrics_;
   HttpServer http_;
+  // Rereads --tls_cert/--tls_key for the HTTPS metrics port (metrics_tls
+  // with a reload interval); stopped before http_.
+  std::unique_ptr<TlsFileReloader> metrics_tls_reloader_;
   std::atomic<bool> draining_{false};
   MemoryBudget memory_budget_{options_.memory_budget_bytes};
   // Declared before everything that may still call it while being destroyed.

@@ -5,9 +5,13 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <chrono>
+#include <fstream>
 #include <memory>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
+#include "server/core/log.h"
 
 namespace microbatch {
 namespace {
@@ -54,6 +58,63 @@ absl::Status CheckTlsPem(const std::string& cert_pem, const std::string& key_pem
     return absl::InvalidArgumentError("--tls_client_ca: no PEM certificate in the file");
   }
   return absl::OkStatus();
+}
+
+TlsFileReloader::TlsFileReloader(std::string cert_file, std::string key_file, absl::Duration interval,
+                                 std::string cert_pem, std::string key_pem, Apply apply)
+    : cert_file_(std::move(cert_file)),
+      key_file_(std::move(key_file)),
+      interval_(std::max(interval, absl::Milliseconds(100))),
+      apply_(std::move(apply)),
+      cert_pem_(std::move(cert_pem)),
+      key_pem_(std::move(key_pem)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+TlsFileReloader::~TlsFileReloader() {
+  {
+    MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  stop_cv_.NotifyAll();
+  thread_.join();
+}
+
+void TlsFileReloader::Run() {
+  while (true) {
+    {
+      MutexLock lock(&mu_);
+      if (!stopping_) stop_cv_.WaitFor(&mu_, absl::ToChronoNanoseconds(interval_));
+      if (stopping_) return;
+    }
+    Check();  // a spurious wake-up only checks early
+  }
+}
+
+void TlsFileReloader::Check() {
+  auto read = [](const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::stringstream text;
+    text << in.rdbuf();
+    return in ? text.str() : std::string();
+  };
+  const std::string cert = read(cert_file_);
+  const std::string key = read(key_file_);
+  if (cert.empty() || key.empty() || (cert == cert_pem_ && key == key_pem_)) return;
+  absl::Status taken = CheckTlsPem(cert, key, "");
+  if (taken.ok()) taken = apply_(cert, key);
+  if (!taken.ok()) {
+    if (refused_ != cert + key) {
+      refused_ = cert + key;
+      Log(LogLevel::kWarning, "tls_reload_refused",
+          {{"cert", cert_file_}, {"key", key_file_}, {"reason", taken.message()}});
+    }
+    return;
+  }
+  cert_pem_ = cert;
+  key_pem_ = key;
+  refused_.clear();
+  Log(LogLevel::kInfo, "tls_reloaded", {{"cert", cert_file_}, {"key", key_file_}});
 }
 
 }  // namespace microbatch

@@ -11,6 +11,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/backend/demo_models.h"
+#include "server/http/http_server.h"
 #include "server/service/server.h"
 #include "tests/server/loopback_server.h"
 #include "tests/server/test_util.h"
@@ -164,24 +165,79 @@ TEST_F(TlsTest, WithoutReloadTheStartingCertificateStays) {
   EXPECT_TRUE(Predict(Tls("ca")).ok());
 }
 
+// curl's output (stdout and stderr) for `args`.
+std::string Curl(const std::string& args) {
+  std::string out;
+  FILE* pipe = popen(("curl -sS --max-time 5 " + args + " 2>&1").c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while (pipe != nullptr && (n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
+  if (pipe != nullptr) pclose(pipe);
+  return out;
+}
+
 TEST_F(TlsTest, MetricsPortServesHttps) {
   Start(/*client_ca=*/false, /*metrics_tls=*/true);
   const std::string url = "https://localhost:" + std::to_string(server_->metrics_port());
-  auto curl = [&](const std::string& args) {
-    std::string out;
-    FILE* pipe = popen(("curl -sS --max-time 5 " + args + " 2>&1").c_str(), "r");
-    char buf[4096];
-    size_t n;
-    while (pipe != nullptr && (n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
-    if (pipe != nullptr) pclose(pipe);
-    return out;
-  };
+  auto curl = Curl;
   EXPECT_EQ(curl("--cacert " + pki_.path("ca.crt") + " " + url + "/readyz"), "ready");
   EXPECT_THAT(curl("--cacert " + pki_.path("ca.crt") + " " + url + "/metrics"),
               HasSubstr("microbatch_build_info"));
   // Plain HTTP on the TLS port gets no metrics.
   EXPECT_THAT(curl("http://localhost:" + std::to_string(server_->metrics_port()) + "/readyz"),
               ::testing::Not(::testing::Eq("ready")));
+}
+
+// Regression: the HTTPS metrics port read its certificate once, so a
+// renewal (cert-manager, an updated Secret) needed a restart there, and an
+// expired certificate broke scrapes and probes until one.
+TEST_F(TlsTest, ARenewedCertificateIsServedOnTheMetricsPortWithoutARestart) {
+  Start(/*client_ca=*/false, /*metrics_tls=*/true, /*reload=*/absl::Seconds(1));
+  const std::string url = "https://localhost:" + std::to_string(server_->metrics_port()) + "/readyz";
+  ASSERT_EQ(Curl("--cacert " + pki_.path("ca.crt") + " " + url), "ready");
+  // Half a renewal first (the new certificate, the old key): not taken.
+  std::ofstream(pki_.path("next.crt")) << pki_.pem("renewed_server.crt");
+  ASSERT_EQ(std::rename(pki_.path("next.crt").c_str(), pki_.path("server.crt").c_str()), 0);
+  absl::SleepFor(absl::Seconds(2));
+  EXPECT_EQ(Curl("--cacert " + pki_.path("ca.crt") + " " + url), "ready");
+  // Then the key: the renewed pair is served to new connections.
+  std::ofstream(pki_.path("next.key")) << pki_.pem("renewed_server.key");
+  ASSERT_EQ(std::rename(pki_.path("next.key").c_str(), pki_.path("server.key").c_str()), 0);
+  bool renewed = false;
+  const absl::Time give_up = absl::Now() + absl::Seconds(15);
+  while (!renewed && absl::Now() < give_up) {
+    renewed = Curl("--cacert " + pki_.path("wrong_ca.crt") + " " + url) == "ready";
+    if (!renewed) absl::SleepFor(absl::Milliseconds(200));
+  }
+  EXPECT_TRUE(renewed) << "new connections still get the old certificate";
+  EXPECT_NE(Curl("--cacert " + pki_.path("ca.crt") + " " + url), "ready");
+}
+
+TEST_F(TlsTest, HttpServerTakesOnlyAMatchingPemPair) {
+  HttpServer plain;
+  HttpServerOptions options;
+  options.host = "127.0.0.1";
+  ASSERT_TRUE(plain.Start(options).ok());
+  EXPECT_EQ(plain.SetTlsCertificate(pki_.pem("server.key"), pki_.pem("server.crt")).code(),
+            absl::StatusCode::kFailedPrecondition);
+
+  HttpServer https;
+  ASSERT_TRUE(https.AddHealthHandlers([] { return std::make_pair(true, std::string()); }).ok());
+  options.tls_key_pem = pki_.pem("server.key");
+  options.tls_cert_pem = pki_.pem("server.crt");
+  ASSERT_TRUE(https.Start(options).ok());
+  const std::string url = "https://localhost:" + std::to_string(https.port()) + "/readyz";
+  EXPECT_EQ(Curl("--cacert " + pki_.path("ca.crt") + " " + url), "ready");
+  absl::Status mismatched = https.SetTlsCertificate(pki_.pem("server.key"), pki_.pem("renewed_server.crt"));
+  EXPECT_EQ(mismatched.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(mismatched.message()), HasSubstr("not a usable pair"));
+  EXPECT_EQ(https.SetTlsCertificate("not a key", "not a certificate").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Curl("--cacert " + pki_.path("ca.crt") + " " + url), "ready");  // the old pair stays
+  ASSERT_TRUE(https.SetTlsCertificate(pki_.pem("renewed_server.key"), pki_.pem("renewed_server.crt")).ok());
+  EXPECT_EQ(Curl("--cacert " + pki_.path("wrong_ca.crt") + " " + url), "ready");
+  HttpServer bad;
+  options.tls_cert_pem = pki_.pem("renewed_server.crt");  // not the key's certificate
+  EXPECT_EQ(bad.Start(options).code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST(TlsOptionsTest, FilesThatAreNotAMatchingPemPairFailToStartNamingTheFlag) {

@@ -217,7 +217,9 @@ TEST_F(ServiceConcurrencyTest, InferenceStreamsConcurrently) {
           answered.fetch_add(1);
           if (t == 0 && got == kRequests / 2) context.TryCancel();
         }
-        if (t != 0) EXPECT_EQ(got, kRequests);
+        if (t != 0) {
+          EXPECT_EQ(got, kRequests);
+        }
       });
       for (int i = 0; i < kRequests; ++i) {
         inference::ModelInferRequest request;

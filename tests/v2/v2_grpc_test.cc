@@ -376,7 +376,9 @@ TEST_F(V2GrpcTest, StreamInferCancelledByTheClientLeavesTheServerServing) {
       if (!stream->Write(request)) break;
     }
     inference::ModelStreamInferResponse response;
-    if (round > 0) EXPECT_TRUE(stream->Read(&response));  // round 0 cancels before any answer
+    if (round > 0) {  // round 0 cancels before any answer
+      EXPECT_TRUE(stream->Read(&response));
+    }
     context.TryCancel();
     while (stream->Read(&response)) {
     }
