@@ -25,6 +25,12 @@ absl::Status ToRequestTensors(InferCall* call, std::vector<RequestTensor>* tenso
     tensor.name = input.name();
     tensor.dtype = *dtype;
     tensor.shape = absl::MakeConstSpan(input.shape().data(), static_cast<size_t>(input.shape_size()));
+    if (input.parameters().count("shared_memory_region") > 0) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "input '", ClientText(input.name()),
+          "': shared memory (parameter shared_memory_region) is not supported; send the data in "
+          "raw_input_contents or contents"));
+    }
     const bool has_typed = input.has_contents() && ContentsCount(input.contents()) > 0;
     if (raw > 0) {
       if (has_typed) {
@@ -58,6 +64,12 @@ absl::StatusOr<InferenceRequest> ToInferenceRequest(InferCall* call, absl::Time 
     if (output.parameters().count("classification") > 0) {
       inference.input_error = absl::InvalidArgumentError(absl::StrCat(
           "output '", ClientText(output.name()), "': the classification extension is not supported"));
+    }
+    if (output.parameters().count("shared_memory_region") > 0) {
+      inference.input_error = absl::InvalidArgumentError(absl::StrCat(
+          "output '", ClientText(output.name()),
+          "': shared memory (parameter shared_memory_region) is not supported; the output comes in "
+          "raw_output_contents"));
     }
     inference.outputs.push_back(output.name());
   }

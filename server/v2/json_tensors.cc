@@ -231,6 +231,11 @@ absl::Status ParseInput(const Value& input, size_t index, absl::string_view bina
   tensor.dtype = *dtype;
   tensor.shape = shape;
   auto params = input.FindMember("parameters");
+  if (params != input.MemberEnd() && params->value.IsObject() &&
+      params->value.HasMember("shared_memory_region")) {
+    return Bad(input_name, "shared memory (parameters.shared_memory_region) is not supported; send the data in "
+                           "\"data\" or as binary data");
+  }
   auto binary_size = params != input.MemberEnd() && params->value.IsObject()
                          ? params->value.FindMember("binary_data_size")
                          : input.MemberEnd();
@@ -394,6 +399,12 @@ absl::Status ParseInferRequest(absl::string_view body, size_t json_bytes, JsonIn
           return absl::InvalidArgumentError(absl::StrCat(
               "output '", ClientText(out->outputs.back()),
               "': the classification extension is not supported"));
+        }
+        if (params->value.HasMember("shared_memory_region")) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "output '", ClientText(out->outputs.back()),
+              "': shared memory (parameters.shared_memory_region) is not supported; the output comes in the "
+              "answer"));
         }
         auto b = params->value.FindMember("binary_data");
         if (b != params->value.MemberEnd() && b->value.IsBool()) binary_output = b->value.GetBool();

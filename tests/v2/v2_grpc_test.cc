@@ -607,6 +607,28 @@ TEST_F(V2GrpcTest, BadInputsGetClearErrors) {
   r.mutable_inputs(0)->set_name("y");
   ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "'y'");
 
+  // Extensions not served are refused, never ignored (an ignored
+  // classification or shared-memory output would be a wrong answer).
+  r = good;
+  auto* classified = r.add_outputs();
+  classified->set_name("logits");
+  (*classified->mutable_parameters())["classification"].set_int64_param(3);
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "output 'logits': the classification extension is not supported");
+
+  r = good;
+  auto* to_shm = r.add_outputs();
+  to_shm->set_name("logits");
+  (*to_shm->mutable_parameters())["shared_memory_region"].set_string_param("out0");
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT,
+              "output 'logits': shared memory (parameter shared_memory_region) is not supported");
+
+  r = good;
+  r.clear_raw_input_contents();
+  (*r.mutable_inputs(0)->mutable_parameters())["shared_memory_region"].set_string_param("in0");
+  (*r.mutable_inputs(0)->mutable_parameters())["shared_memory_byte_size"].set_int64_param(64);
+  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT,
+              "input 'x': shared memory (parameter shared_memory_region) is not supported");
+
   inference::ModelInferRequest int8;
   int8.set_model_name("id_int8");
   auto* input = int8.add_inputs();

@@ -338,6 +338,16 @@ TEST_F(V2RestTest, BadRequestsGetStatusAndMessage) {
   ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" + kMlpRow +
                              R"(}],"outputs":[{"name":"nope"}]})"),
               400, "nope");
+  // Extensions not served are refused, never ignored.
+  ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" + kMlpRow +
+                             R"(}],"outputs":[{"name":"logits","parameters":{"classification":3}}]})"),
+              400, "output 'logits': the classification extension is not supported");
+  ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" + kMlpRow +
+                             R"(}],"outputs":[{"name":"logits","parameters":{"shared_memory_region":"out0"}}]})"),
+              400, "output 'logits': shared memory (parameters.shared_memory_region) is not supported");
+  ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32",)"
+                         R"("parameters":{"shared_memory_region":"in0","shared_memory_byte_size":64}}]})"),
+              400, "input 'x': shared memory (parameters.shared_memory_region) is not supported");
   ExpectError(Post("/v2/models/nope/infer", R"({"inputs":[]})"), 404, "'nope' is not served");
   ExpectError(Post("/v2/models/mlp/versions/7/infer", R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" + kMlpRow + "}]}"),
               404, "has no ready version 7");
