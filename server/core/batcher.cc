@@ -117,6 +117,11 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
 
 absl::Status DynamicBatcher::Admit(const BatchTask& task, absl::Time now, bool* probe) {
   *probe = false;
+  if (task.deadline <= now) {
+    // Never run, not even as a probe of the estimate: nobody awaits it.
+    return absl::DeadlineExceededError(absl::StrCat("the deadline passed ", absl::FormatDuration(now - task.deadline),
+                                                    " before the request was queued; the request was not run"));
+  }
   const absl::Duration alone = EstimateCompute(task.rows);
   // Refused only on the estimate's word: when that word is old and nothing
   // else is queued or running, run the task to measure the model again.

@@ -1,5 +1,7 @@
 #include "server/service/unary_infer.h"
 
+#include <algorithm>
+
 #include <chrono>
 
 #include "server/service/convert.h"
@@ -19,7 +21,7 @@ void SetFromCallContext(grpc::CallbackServerContext* context, const std::string&
   request->may_run_inline = true;
   request->routing_key = RoutingKey(*context, request_id);
   if (context->deadline() != std::chrono::system_clock::time_point::max()) {
-    request->deadline = absl::FromChrono(context->deadline());
+    request->deadline = std::min(request->deadline, absl::FromChrono(context->deadline()));
   }
   request->is_cancelled = [context] { return context->IsCancelled(); };
 }

@@ -28,8 +28,9 @@ struct InferCall {
 // that do not decode.
 absl::Status ToRequestTensors(InferCall* call, std::vector<RequestTensor>* tensors);
 
-// `call`'s request as the engine takes it (model, id, outputs, inputs; an
-// input error is left in input_error for the engine to report).
+// `call`'s request as the engine takes it (model, id, outputs, inputs, and
+// the request parameter `timeout` as its deadline; an input error is left
+// in input_error for the engine to report).
 absl::StatusOr<InferenceRequest> ToInferenceRequest(InferCall* call, absl::Time received);
 
 // Fills `response` with `result` (model, version, the request's id and the

@@ -358,6 +358,13 @@ absl::Status ParseInferRequest(absl::string_view body, size_t json_bytes, JsonIn
     out->has_id = true;
   }
   out->binary_by_default = BoolParameter(document, "binary_data_output");
+  if (auto params = document.FindMember("parameters"); params != document.MemberEnd() && params->value.IsObject()) {
+    if (auto timeout = params->value.FindMember("timeout"); timeout != params->value.MemberEnd()) {
+      if (!ParseCount(timeout->value, &out->timeout_us)) {
+        return absl::InvalidArgumentError("parameters.timeout must be a whole number of microseconds >= 0");
+      }
+    }
+  }
   auto inputs = document.FindMember("inputs");
   if (inputs == document.MemberEnd() || !inputs->value.IsArray() || inputs->value.Empty()) {
     return absl::InvalidArgumentError("\"inputs\" must be a non-empty array");

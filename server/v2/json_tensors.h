@@ -27,6 +27,9 @@ struct JsonInferRequest {
   std::vector<bool> binary_outputs;
   // Request parameter binary_data_output: outputs not named go back binary.
   bool binary_by_default = false;
+  // Request parameter timeout (Triton's): microseconds the request may take;
+  // 0 when not given (no timeout).
+  int64_t timeout_us = 0;
 
   // Storage behind `inputs`; sized once, never moved element-wise.
   std::vector<std::string> names;

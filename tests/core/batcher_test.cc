@@ -413,6 +413,35 @@ TEST(DynamicBatcherTest, EstimateRecoversWithinSecondsAfterASlowFirstBatch) {
   EXPECT_GT(served, 120);
 }
 
+// Regression: a task whose deadline had already passed (a request timeout
+// of 1 us) was admitted as the idle batcher's probe of its estimate and run.
+// Nobody awaits such an answer: it is refused at once, never run.
+TEST(DynamicBatcherTest, ATaskAlreadyPastItsDeadlineIsRefusedNotProbed) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Milliseconds(10));
+  Calls calls;
+  DynamicBatcher batcher(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({0})).ok());
+  calls.WaitFinished(1);
+  clock.Advance(absl::Seconds(5));  // idle past estimate_probe_interval: a probe is due
+  for (absl::Duration late : {absl::ZeroDuration(), absl::Microseconds(1)}) {
+    BatchTask expired = calls.Task({1});
+    expired.deadline = clock.Now() - late;
+    absl::Status refused = batcher.Enqueue(std::move(expired));
+    EXPECT_EQ(refused.code(), absl::StatusCode::kDeadlineExceeded) << refused;
+    EXPECT_THAT(refused.message(), HasSubstr("before the request was queued"));
+  }
+  // Without an estimate yet, the same.
+  FakeModel fresh_model;
+  DynamicBatcher fresh(Options(&clock, 8, absl::ZeroDuration()), FakeInstances(&fresh_model, 1));
+  BatchTask expired = calls.Task({2});
+  expired.deadline = clock.Now();
+  EXPECT_EQ(fresh.Enqueue(std::move(expired)).code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(0)));
+  EXPECT_TRUE(fresh_model.batches().empty());
+}
+
 TEST_F(DeadlineBatcherTest, BatchClosesBeforeItWouldMakeATaskLate) {
   // Queued behind the running batch: a 2-row task due in 45 ms, then 4 rows
   // with no deadline. When the batch forms 35 ms are left: 2 rows (est. 20

@@ -651,6 +651,22 @@ TEST_F(V2GrpcTest, BadInputsGetClearErrors) {
               "FP16 has no typed contents field; send its bytes in raw_input_contents");
 }
 
+// Triton's request parameter timeout (microseconds) bounds the request as
+// a gRPC deadline does; the shorter of the two holds.
+TEST_F(V2GrpcTest, TimeoutParameterBoundsTheRequest) {
+  inference::ModelInferRequest request = MlpRequest(Values(16, 0.5f), 1);
+  (*request.mutable_parameters())["timeout"].set_int64_param(1);
+  ExpectError(request, grpc::StatusCode::DEADLINE_EXCEEDED, "the deadline passed");
+  (*request.mutable_parameters())["timeout"].set_int64_param(60'000'000);
+  inference::ModelInferResponse response;
+  grpc::Status status = Infer(request, &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  (*request.mutable_parameters())["timeout"].set_int64_param(0);  // none
+  EXPECT_TRUE(Infer(request, &response).ok());
+  (*request.mutable_parameters())["timeout"].set_string_param("soon");
+  ExpectError(request, grpc::StatusCode::INVALID_ARGUMENT, "parameter 'timeout' must be an int64_param");
+}
+
 TEST_F(V2GrpcTest, UndecodableBodyIsInvalidArgument) {
   auto channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(server_->grpc_port()),
                                      grpc::InsecureChannelCredentials());

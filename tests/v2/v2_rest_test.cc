@@ -366,6 +366,20 @@ TEST_F(V2RestTest, BadRequestsGetStatusAndMessage) {
   EXPECT_GE(Sample(metrics, "microbatch_requests_total{model=\"mlp\",version=\"1\",method=\"RestInfer\",code=\"INVALID_ARGUMENT\"}"), 5);
 }
 
+// Triton's request parameter timeout (microseconds): REST's only deadline.
+TEST_F(V2RestTest, TimeoutParameterBoundsTheRequest) {
+  const std::string path = "/v2/models/mlp/infer";
+  auto body = [](const std::string& timeout) {
+    return R"({"parameters":{"timeout":)" + timeout + R"(},"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" +
+           kMlpRow + "}]}";
+  };
+  ExpectError(Post(path, body("1")), 504, "the deadline passed");
+  EXPECT_EQ(Post(path, body("60000000")).status, 200);
+  EXPECT_EQ(Post(path, body("0")).status, 200);  // none
+  ExpectError(Post(path, body("\"soon\"")), 400, "parameters.timeout must be a whole number of microseconds");
+  ExpectError(Post(path, body("-5")), 400, "parameters.timeout");
+}
+
 TEST_F(V2RestTest, ProbesAnsweredWhileInferCallsWait) {
   // "slow" holds a batch up to 1 s waiting for more rows; 8 infer calls sit
   // in it while the server's only HTTP thread answers the probes.
