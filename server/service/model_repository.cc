@@ -8,7 +8,6 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <limits>
 #include <map>
 #include <set>
 #include <sstream>
@@ -61,16 +60,14 @@ absl::Status CheckReshape(const v1::TensorConfig& t) {
     return absl::InvalidArgumentError(absl::StrCat(
         written, ": with a variable dimension both need exactly one -1, else neither has one"));
   }
-  const auto elements = [](const auto& v) {  // fixed dims only; saturates
-    int64_t n = 1;
-    for (int64_t d : v) {
-      if (d > 0) n = n > std::numeric_limits<int64_t>::max() / d ? std::numeric_limits<int64_t>::max() : n * d;
+  if (variable(dims) == 0) {
+    const std::optional<int64_t> from = ElementCount(absl::MakeConstSpan(dims.data(), dims.size()));
+    const std::optional<int64_t> to = ElementCount(absl::MakeConstSpan(shape.data(), shape.size()));
+    if (!from || !to) return absl::InvalidArgumentError(absl::StrCat(written, ": too many elements"));
+    if (*from != *to) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(written, " hold ", *to, " and ", *from, " elements; they must be equal"));
     }
-    return n;
-  };
-  if (variable(dims) == 0 && elements(dims) != elements(shape)) {
-    return absl::InvalidArgumentError(absl::StrCat(written, " hold ", elements(shape), " and ",
-                                                   elements(dims), " elements; they must be equal"));
   }
   return absl::OkStatus();
 }

@@ -39,6 +39,16 @@ std::unique_ptr<X509, X509Free> FirstCertificate(const std::string& pem) {
 
 }  // namespace
 
+absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  if (!in || text.str().empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, ": cannot read '", path, "'"));
+  }
+  return text.str();
+}
+
 absl::Status CheckTlsPem(const std::string& cert_pem, const std::string& key_pem,
                          const std::string& client_ca_pem) {
   auto cert = FirstCertificate(cert_pem);
@@ -92,15 +102,13 @@ void TlsFileReloader::Run() {
 }
 
 void TlsFileReloader::Check() {
-  auto read = [](const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    std::stringstream text;
-    text << in.rdbuf();
-    return in ? text.str() : std::string();
-  };
-  const std::string cert = read(cert_file_);
-  const std::string key = read(key_file_);
-  if (cert.empty() || key.empty() || (cert == cert_pem_ && key == key_pem_)) return;
+  // A file missing or empty (caught mid-rotation) is tried again next time.
+  absl::StatusOr<std::string> cert_read = ReadPem("--tls_cert", cert_file_);
+  absl::StatusOr<std::string> key_read = ReadPem("--tls_key", key_file_);
+  if (!cert_read.ok() || !key_read.ok()) return;
+  const std::string& cert = *cert_read;
+  const std::string& key = *key_read;
+  if (cert == cert_pem_ && key == key_pem_) return;
   absl::Status taken = CheckTlsPem(cert, key, "");
   if (taken.ok()) taken = apply_(cert, key);
   if (!taken.ok()) {

@@ -10,10 +10,15 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "server/core/sync.h"
 
 namespace microbatch {
+
+// The contents of the file at `path`, given by `flag` (e.g. "--tls_cert");
+// INVALID_ARGUMENT naming both when it cannot be read or is empty.
+absl::StatusOr<std::string> ReadPem(const std::string& flag, const std::string& path);
 
 // OK when `cert_pem` holds at least one PEM certificate, `key_pem` a PEM
 // private key that matches the first certificate, and `client_ca_pem`, when

@@ -134,12 +134,10 @@ std::string ModelMetadataJson(const ServedModel& model, const std::vector<int64_
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
-// Which fields WriteProto writes.
+// Which fields WriteProto writes besides those set.
 enum class JsonFields {
-  // Those set (proto3: non-default).
-  kSet,
-  // Also numbers, strings, enums, lists and maps left at their defaults, but
-  // no message field that is not set: Triton's model configuration JSON
+  // Numbers, strings, enums, lists and maps left at their defaults, but no
+  // message field that is not set: Triton's model configuration JSON
   // (protobuf's always_print_primitive_fields).
   kPrimitives,
   // Also messages that are not set (written with their defaults): Triton's
@@ -212,20 +210,16 @@ void WriteProto(rapidjson::Writer<rapidjson::StringBuffer>& writer, const google
                 JsonFields which) {
   const google::protobuf::Reflection* r = message.GetReflection();
   std::vector<const google::protobuf::FieldDescriptor*> fields;
-  if (which != JsonFields::kSet) {
-    const google::protobuf::Descriptor* descriptor = message.GetDescriptor();
-    for (int i = 0; i < descriptor->field_count(); ++i) {
-      const google::protobuf::FieldDescriptor* field = descriptor->field(i);
-      const google::protobuf::OneofDescriptor* oneof = field->containing_oneof();
-      if (oneof != nullptr && r->GetOneofFieldDescriptor(message, oneof) != field) continue;
-      if (which == JsonFields::kPrimitives && !field->is_repeated() &&
-          field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE && !r->HasField(message, field)) {
-        continue;
-      }
-      fields.push_back(field);
+  const google::protobuf::Descriptor* descriptor = message.GetDescriptor();
+  for (int i = 0; i < descriptor->field_count(); ++i) {
+    const google::protobuf::FieldDescriptor* field = descriptor->field(i);
+    const google::protobuf::OneofDescriptor* oneof = field->containing_oneof();
+    if (oneof != nullptr && r->GetOneofFieldDescriptor(message, oneof) != field) continue;
+    if (which == JsonFields::kPrimitives && !field->is_repeated() &&
+        field->cpp_type() == google::protobuf::FieldDescriptor::CPPTYPE_MESSAGE && !r->HasField(message, field)) {
+      continue;
     }
-  } else {
-    r->ListFields(message, &fields);
+    fields.push_back(field);
   }
   writer.StartObject();
   for (const google::protobuf::FieldDescriptor* field : fields) {
