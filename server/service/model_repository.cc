@@ -20,6 +20,7 @@
 #include "server/core/log.h"
 #include "server/service/convert.h"
 #include "server/service/triton_config.h"
+#include "server/service/warm_up_samples.h"
 
 namespace microbatch {
 namespace {
@@ -218,7 +219,8 @@ absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& input, const std::str
     const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
     c.set_intra_op_threads(std::max(1, cores / c.instance_count()));
   }
-  if (c.warmup_batch_sizes().empty()) {
+  // Samples replace the zero-filled warm-up unless its batch sizes are listed too.
+  if (c.warmup_batch_sizes().empty() && c.warmup().empty()) {
     c.add_warmup_batch_sizes(1);
     if (c.max_batch_size() > 1) c.add_warmup_batch_sizes(c.max_batch_size());
   }
@@ -228,6 +230,7 @@ absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& input, const std::str
                    c.max_batch_size(), "]");
     }
   }
+  if (absl::Status s = CheckWarmUpSamples(&c, source); !s.ok()) return s;
 
   TorchModelSpec& spec = plan.spec;
   spec.device = c.device();
@@ -379,16 +382,26 @@ absl::StatusOr<std::shared_ptr<ServedModel>> LoadServedModel(const ModelPlan& pl
   }
   model->load_time = absl::Now() - load_start;
   const absl::Time warm_start = absl::Now();
+  absl::StatusOr<std::vector<WarmUpSample>> samples =
+      ReadWarmUpSamples(model->plan.config, model->signature, model_dir);
+  if (!samples.ok()) {
+    return absl::Status(samples.status().code(),
+                        absl::StrCat(model->plan.spec.path, ": ", samples.status().message()));
+  }
+  bool guessed_shapes_failed = false;
   for (auto& instance : instances) {
+    absl::Status warm = RunWarmUpSamples(*instance, model->signature, *samples);
     std::string skipped;
-    absl::Status warm = WarmUp(*instance, model->signature, model->plan.warmup_batch_sizes, &skipped);
+    if (warm.ok() && !guessed_shapes_failed) {
+      warm = WarmUp(*instance, model->signature, model->plan.warmup_batch_sizes, &skipped);
+    }
     if (!warm.ok()) {
       return absl::Status(warm.code(), absl::StrCat(model->plan.spec.path, ": ", warm.message()));
     }
     if (!skipped.empty()) {
+      guessed_shapes_failed = true;  // the other instances would guess the same shapes
       Log(LogLevel::kWarning, "warm_up_skipped",
           {{"model", name}, {"version", version}, {"reason", skipped}});
-      break;  // the other instances would guess the same shapes
     }
   }
   model->warmup_time = absl::Now() - warm_start;
@@ -411,6 +424,7 @@ absl::StatusOr<std::shared_ptr<ServedModel>> LoadServedModel(const ModelPlan& pl
        {"intra_op_threads", c.intra_op_threads()},
        {"optimize_for_inference", c.optimize_for_inference() ? "true" : "false"},
        {"warmup_batch_sizes", absl::StrJoin(c.warmup_batch_sizes(), ",")},
+       {"warmup_samples", c.warmup_size()},
        {"load_ms", absl::ToDoubleMilliseconds(model->load_time)},
        {"warmup_ms", absl::ToDoubleMilliseconds(model->warmup_time)}});
   return model;

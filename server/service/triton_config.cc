@@ -253,6 +253,35 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const tr::ModelConfig& c, co
     out.set_intra_op_threads(threads);
   }
   if (c.response_cache().enable()) out.mutable_response_cache()->set_max_bytes(kTritonResponseCacheBytes);
+
+  for (int i = 0; i < c.model_warmup_size(); ++i) {
+    const tr::ModelWarmup& given = c.model_warmup(i);
+    const std::string sample_name = given.name().empty() ? absl::StrCat("sample_", i) : given.name().substr(0, 64);
+    if (given.batch_size() > static_cast<uint32_t>(INT32_MAX) || given.count() > static_cast<uint32_t>(INT32_MAX)) {
+      return error("model_warmup '", sample_name, "': batch_size or count is out of range");
+    }
+    v1::WarmUpSample* sample = out.add_warmup();
+    sample->set_name(given.name());
+    sample->set_batch_size(static_cast<int32_t>(given.batch_size()));
+    sample->set_count(static_cast<int32_t>(given.count()));
+    for (const auto& [name, in] : given.inputs()) {
+      auto input = std::find_if(c.input().begin(), c.input().end(),
+                                [&name = name](const tr::ModelInput& t) { return t.name() == name; });
+      if (input != c.input().end() && in.data_type() != tr::TYPE_INVALID && in.data_type() != input->data_type()) {
+        return error("model_warmup '", sample_name, "': input '", name, "' has data_type ",
+                     tr::DataType_Name(in.data_type()), ", the model's input is ",
+                     tr::DataType_Name(input->data_type()));
+      }
+      v1::WarmUpInput& converted = (*sample->mutable_inputs())[name];
+      converted.mutable_dims()->CopyFrom(in.dims());
+      switch (in.input_data_type_case()) {
+        case tr::ModelWarmup::Input::kZeroData: converted.set_zero_data(true); break;
+        case tr::ModelWarmup::Input::kRandomData: converted.set_random_data(true); break;
+        case tr::ModelWarmup::Input::kInputDataFile: converted.set_input_data_file(in.input_data_file()); break;
+        case tr::ModelWarmup::Input::INPUT_DATA_TYPE_NOT_SET: break;
+      }
+    }
+  }
   return out;
 }
 
@@ -307,6 +336,25 @@ tr::ModelConfig ToTritonConfig(const v1::ModelConfig& c) {
     (*out.mutable_parameters())["INTRA_OP_THREAD_COUNT"].set_string_value(absl::StrCat(c.intra_op_threads()));
   }
   if (c.response_cache().max_bytes() > 0) out.mutable_response_cache()->set_enable(true);
+  for (const v1::WarmUpSample& sample : c.warmup()) {
+    tr::ModelWarmup* warmup = out.add_model_warmup();
+    warmup->set_name(sample.name());
+    warmup->set_batch_size(static_cast<uint32_t>(std::max(0, sample.batch_size())));
+    warmup->set_count(static_cast<uint32_t>(std::max(0, sample.count())));
+    for (const auto& [name, in] : sample.inputs()) {
+      tr::ModelWarmup::Input& described = (*warmup->mutable_inputs())[name];
+      for (const v1::TensorConfig& t : c.input()) {
+        if (t.name() == name) described.set_data_type(FromDataType(t.dtype()));
+      }
+      described.mutable_dims()->CopyFrom(in.dims());
+      switch (in.data_case()) {
+        case v1::WarmUpInput::kRandomData: described.set_random_data(true); break;
+        case v1::WarmUpInput::kInputDataFile: described.set_input_data_file(in.input_data_file()); break;
+        case v1::WarmUpInput::kZeroData:
+        case v1::WarmUpInput::DATA_NOT_SET: described.set_zero_data(true); break;
+      }
+    }
+  }
   return out;
 }
 

@@ -7,7 +7,8 @@
 // input/output (name, data_type, dims, reshape), dynamic_batching.max_queue_delay_microseconds and
 // .default_queue_policy.max_queue_size, instance_group (count, kind, gpus:
 // one device per model), version_policy, default_model_filename "model.pt",
-// parameters INTRA_OP_THREAD_COUNT, response_cache.enable.
+// parameters INTRA_OP_THREAD_COUNT, response_cache.enable, model_warmup (as
+// v1 `warmup`; an input's data_type, when set, must be the model input's).
 // Tensor binding follows the PyTorch backend: inputs named <name>__<i> are
 // forward's argument i, other input names are forward's argument names;
 // outputs named <name>__<i> are element i of the tuple or list forward
@@ -17,7 +18,7 @@
 // bits, sequence batching, ensembles, batch inputs/outputs, decoupled models,
 // several GPUs per model, another platform or file name.
 // Ignored (they tune Triton itself): everything else, e.g. optimization,
-// model_warmup (microbatch warms up every model), preferred_batch_size,
+// preferred_batch_size,
 // label_filename, metric_tags, other parameters.
 //
 // Thread-safe: pure functions.
@@ -54,7 +55,7 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const triton::ModelConfig& c
 // filled) as Triton reports it: name, platform "pytorch_libtorch", backend
 // "pytorch", max_batch_size, inputs and outputs, dynamic_batching,
 // instance_group, version_policy, default_model_filename, INTRA_OP_THREAD_COUNT,
-// response_cache.
+// response_cache, model_warmup.
 triton::ModelConfig ToTritonConfig(const v1::ModelConfig& config);
 
 }  // namespace microbatch

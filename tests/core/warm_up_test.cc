@@ -96,5 +96,116 @@ TEST(WarmUpTest, AnOutputWithoutTheBatchDimensionFirstFails) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("warm-up with batch size 4: output 'y' has shape [1,1]"));
 }
 
+// Records every batch it runs (shape and bytes) and answers one FP32 per row;
+// fails a batch whose first byte is 0xFF.
+class RecordingInstance : public ModelInstance {
+ public:
+  absl::StatusOr<std::vector<TensorView>> Run(absl::Span<const TensorView> inputs) override {
+    Batch batch;
+    for (const TensorView& in : inputs) {
+      batch.shapes.push_back(in.shape);
+      batch.bytes.emplace_back(static_cast<const char*>(in.data), in.byte_size);
+    }
+    runs.push_back(batch);
+    if (!batch.bytes[0].empty() && static_cast<unsigned char>(batch.bytes[0][0]) == 0xFF) {
+      return absl::InvalidArgumentError("bad first byte");
+    }
+    const int64_t rows = inputs[0].shape[0];
+    auto owner = std::make_shared<std::vector<float>>(static_cast<size_t>(rows), 0.0f);
+    TensorView out;
+    out.dtype = DType::kFloat32;
+    out.shape = {rows, 1};
+    out.data = owner->data();
+    out.byte_size = owner->size() * sizeof(float);
+    out.owner = owner;
+    return std::vector<TensorView>{out};
+  }
+  struct Batch {
+    std::vector<std::vector<int64_t>> shapes;
+    std::vector<std::string> bytes;
+  };
+  std::vector<Batch> runs;
+};
+
+std::string Floats(std::vector<float> values) {
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+}
+
+TEST(RunWarmUpSamplesTest, EachSampleRunsCountTimesWithItsRowRepeated) {
+  ModelSignature signature;
+  signature.inputs = {{"x", DType::kFloat32, {-1}}, {"ids", DType::kInt64, {2}}};
+  signature.outputs = {{"y", DType::kFloat32, {1}}};
+  WarmUpSample data;
+  data.name = "from_file";
+  data.rows = 3;
+  data.count = 2;
+  data.inputs = {{{2}, WarmUpSample::Fill::kData, Floats({1.5f, -2.0f})}, {{2}, WarmUpSample::Fill::kZero, ""}};
+  WarmUpSample random;
+  random.name = "random";
+  random.rows = 64;
+  random.inputs = {{{5}, WarmUpSample::Fill::kRandom, ""}, {{2}, WarmUpSample::Fill::kRandom, ""}};
+  RecordingInstance instance;
+  absl::Status status = RunWarmUpSamples(instance, signature, {data, random});
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ(instance.runs.size(), 3u);
+  for (int run = 0; run < 2; ++run) {
+    EXPECT_THAT(instance.runs[run].shapes, ElementsAre(std::vector<int64_t>{3, 2}, std::vector<int64_t>{3, 2}));
+    EXPECT_EQ(instance.runs[run].bytes[0], Floats({1.5f, -2.0f, 1.5f, -2.0f, 1.5f, -2.0f}));
+    EXPECT_EQ(instance.runs[run].bytes[1], std::string(3 * 2 * sizeof(int64_t), '\0'));
+  }
+  const RecordingInstance::Batch& r = instance.runs[2];
+  EXPECT_THAT(r.shapes, ElementsAre(std::vector<int64_t>{64, 5}, std::vector<int64_t>{64, 2}));
+  ASSERT_EQ(r.bytes[0].size(), 64u * 5 * sizeof(float));
+  const float* floats = reinterpret_cast<const float*>(r.bytes[0].data());
+  bool varied = false;
+  for (int i = 0; i < 5; ++i) {  // one row's values, repeated in every row
+    EXPECT_GE(floats[i], 0.0f);
+    EXPECT_LT(floats[i], 1.0f);
+    varied = varied || floats[i] != floats[0];
+    EXPECT_EQ(floats[i], floats[5 * 63 + i]);
+  }
+  EXPECT_TRUE(varied);
+  const int64_t* ids = reinterpret_cast<const int64_t*>(r.bytes[1].data());
+  for (int i = 0; i < 64 * 2; ++i) {
+    EXPECT_GE(ids[i], 0);
+    EXPECT_LE(ids[i], 127);
+  }
+}
+
+TEST(RunWarmUpSamplesTest, AFailingSampleFailsNamingItAndStops) {
+  ModelSignature signature;
+  signature.inputs = {{"x", DType::kUInt8, {1}}};
+  signature.outputs = {{"y", DType::kFloat32, {1}}};
+  WarmUpSample bad;
+  bad.name = "bad_bytes";
+  bad.rows = 2;
+  bad.count = 5;
+  bad.inputs = {{{1}, WarmUpSample::Fill::kData, std::string(1, '\xFF')}};
+  RecordingInstance instance;
+  absl::Status status = RunWarmUpSamples(instance, signature, {bad, bad});
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("warm-up sample 'bad_bytes' (batch size 2) failed: bad first byte"));
+  EXPECT_EQ(instance.runs.size(), 1u);
+
+  WarmUpSample short_data = bad;
+  short_data.name = "short";
+  short_data.inputs = {{{3}, WarmUpSample::Fill::kData, "ab"}};
+  status = RunWarmUpSamples(instance, signature, {short_data});
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("warm-up sample 'short': input 'x' needs 3 bytes per row, the data has 2"));
+}
+
+TEST(RunWarmUpSamplesTest, AnOutputWithoutTheBatchDimensionFirstFails) {
+  ShapeCheckingInstance instance(/*min_length=*/1, /*output_rows=*/1);
+  WarmUpSample sample;
+  sample.name = "s";
+  sample.rows = 4;
+  sample.inputs = {{{4}, WarmUpSample::Fill::kZero, ""}};
+  absl::Status status = RunWarmUpSamples(instance, Signature({-1}), {sample});
+  EXPECT_EQ(status.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("warm-up sample 's': output 'y' has shape [1,1]"));
+}
+
 }  // namespace
 }  // namespace microbatch

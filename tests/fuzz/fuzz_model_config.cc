@@ -36,7 +36,28 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(c.intra_op_threads() >= 1);
     FUZZ_CHECK(plan->batcher.max_batch_size == c.max_batch_size());
     FUZZ_CHECK(plan->batcher.max_queue_delay >= absl::ZeroDuration());
-    FUZZ_CHECK(!plan->warmup_batch_sizes.empty());
+    FUZZ_CHECK(!plan->warmup_batch_sizes.empty() || c.warmup_size() > 0);
+    for (const v1::WarmUpSample& sample : c.warmup()) {
+      FUZZ_CHECK(!sample.name().empty());
+      FUZZ_CHECK(sample.batch_size() >= 1 && sample.batch_size() <= c.max_batch_size());
+      FUZZ_CHECK(sample.count() >= 1);
+      FUZZ_CHECK(sample.inputs_size() == c.input_size());
+      for (const v1::TensorConfig& t : c.input()) {
+        const auto it = sample.inputs().find(t.name());
+        FUZZ_CHECK(it != sample.inputs().end());
+        FUZZ_CHECK(it->second.dims_size() == t.dims_size());
+        for (int d = 0; d < t.dims_size(); ++d) {
+          FUZZ_CHECK(it->second.dims(d) >= 0);
+          FUZZ_CHECK(t.dims(d) == -1 || t.dims(d) == it->second.dims(d));
+        }
+        if (it->second.has_input_data_file()) {
+          const std::string& file = it->second.input_data_file();
+          FUZZ_CHECK(!file.empty() && file[0] != '/');
+          FUZZ_CHECK(file != ".." && !absl::StartsWith(file, "../") && !absl::EndsWith(file, "/..") &&
+                     file.find("/../") == std::string::npos);
+        }
+      }
+    }
     for (int s : plan->warmup_batch_sizes) FUZZ_CHECK(s >= 1 && s <= c.max_batch_size());
     const TorchModelSpec& spec = plan->spec;
     FUZZ_CHECK(spec.signature.has_batch_dimension == !c.no_batch_dimension());

@@ -153,6 +153,13 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1 ] reshape: { shape: 
 output { name: "y" dtype: FP32 dims: [4] reshape { shape: [2, 2] } }
 no_batch_dimension: true
 """)
+    write("fuzz_model_config", "warmup_samples.pbtxt", """input { name: "x" dtype: FP32 dims: [-1] forward_arg: 0 }
+input { name: "ids" dtype: INT64 dims: [2] forward_arg: 1 }
+output { name: "y" dtype: FP32 dims: [1] }
+max_batch_size: 8
+warmup { name: "w" batch_size: 4 count: 2 inputs { key: "x" value { dims: [5] input_data_file: "x.bin" } }
+         inputs { key: "ids" value { random_data: true } } }
+""")
 
     body = b'{"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":[1,2,3]}]}'
     deflater = zlib.compressobj(1, zlib.DEFLATED, -15)

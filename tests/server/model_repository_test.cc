@@ -2,11 +2,13 @@
 #include "server/service/model_manager.h"
 #include "server/service/model_repository.h"
 
+#include <filesystem>
 #include <fstream>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/backend/demo_models.h"
+#include "server/service/warm_up_samples.h"
 #include "tests/server/test_util.h"
 
 namespace microbatch {
@@ -118,6 +120,105 @@ TEST(PlanModelTest, RejectsBadConfigsNamingTheProblem) {
     EXPECT_THAT(std::string(status.message()), HasSubstr(message)) << text;
     EXPECT_THAT(std::string(status.message()), HasSubstr("m/config.pbtxt")) << text;
   }
+}
+
+constexpr char kTwoInputs[] = R"(
+input { name: "x" dtype: FP32 dims: [-1] forward_arg: 0 }
+input { name: "ids" dtype: INT64 dims: [2] forward_arg: 1 }
+output { name: "y" dtype: FP32 dims: [1] }
+max_batch_size: 8
+)";
+
+TEST(PlanModelTest, WarmUpSamplesGetDefaultsAndReplaceTheGuessedWarmUp) {
+  absl::StatusOr<ModelPlan> plan = PlanModel(
+      ParseText(std::string(kTwoInputs) + R"(warmup { inputs { key: "x" value { dims: [5] } }
+                                                      inputs { key: "ids" value { random_data: true } } })"),
+      "m", "m/config.pbtxt", 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  ASSERT_EQ(plan->config.warmup_size(), 1);
+  const v1::WarmUpSample& sample = plan->config.warmup(0);
+  EXPECT_EQ(sample.name(), "sample_0");
+  EXPECT_EQ(sample.batch_size(), 1);
+  EXPECT_EQ(sample.count(), 1);
+  EXPECT_THAT(sample.inputs().at("ids").dims(), ::testing::ElementsAre(2));  // the input's fixed dims
+  EXPECT_TRUE(plan->warmup_batch_sizes.empty());
+  plan = PlanModel(ParseText(std::string(kTwoInputs) + R"(warmup_batch_sizes: [2]
+warmup { inputs { key: "x" value { dims: [5] } } inputs { key: "ids" value {} } })"),
+                   "m", "m/config.pbtxt", 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_THAT(plan->warmup_batch_sizes, ::testing::ElementsAre(2));  // both, when both are listed
+}
+
+TEST(PlanModelTest, BadWarmUpSamplesAreRefusedNamingTheSample) {
+  const std::string both = R"( inputs { key: "ids" value {} } })";
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {R"(warmup { name: "w" batch_size: 9 inputs { key: "x" value { dims: [1] } })" + both,
+       "warm-up sample 'w': batch_size 9 is outside [1, max_batch_size=8]"},
+      {R"(warmup { name: "w" count: -1 inputs { key: "x" value { dims: [1] } })" + both,
+       "warm-up sample 'w': count -1 is outside [1, 10000]"},
+      {R"(warmup { name: "w" inputs { key: "x" value {} })" + both,
+       "warm-up sample 'w': input 'x' has variable dims [-1]; give the sample's dims"},
+      {R"(warmup { name: "w" inputs { key: "x" value { dims: [1] } } })",
+       "warm-up sample 'w': gives no data for input 'ids'"},
+      {R"(warmup { name: "w" inputs { key: "z" value { dims: [1] } })" + both,
+       "warm-up sample 'w': input 'z' is not an input of the model"},
+      {R"(warmup { name: "w" inputs { key: "x" value { dims: [1, 2] } })" + both,
+       "warm-up sample 'w': input 'x': dims [1,2] do not fit the input's [-1]"},
+      {R"(warmup { name: "w" inputs { key: "x" value { dims: [1] } } inputs { key: "ids" value { dims: [3] } } })",
+       "warm-up sample 'w': input 'ids': dims [3] do not fit the input's [2]"},
+      {R"(warmup { name: "w" inputs { key: "x" value { dims: [-3] } })" + both,
+       "warm-up sample 'w': input 'x': dims [-3] do not fit"},
+      {R"(warmup { name: "w" inputs { key: "x" value { dims: [1000000000] } })" + both,
+       "warm-up sample 'w': input 'x': a batch of [1,1000000000] is over 1024 MiB"},
+      {R"(warmup { name: "w" inputs { key: "x" value { dims: [1] input_data_file: "../../etc/passwd" } })" + both,
+       "input_data_file '../../etc/passwd' must name a file inside the model's warmup/ directory"},
+      {R"(warmup { name: "w" inputs { key: "x" value { dims: [1] input_data_file: "/etc/passwd" } })" + both,
+       "must name a file inside the model's warmup/ directory"},
+  };
+  for (const auto& [warmup, message] : cases) {
+    absl::Status status = PlanText(std::string(kTwoInputs) + warmup);
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << warmup;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(message)) << warmup;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("m/config.pbtxt")) << warmup;
+  }
+}
+
+TEST(ReadWarmUpSamplesTest, DataFilesAreReadFromTheWarmupDirectoryAndMustHoldOneRow) {
+  TempDir dir("warmup_files");
+  std::filesystem::create_directories(dir.path() + "/warmup");
+  const std::vector<float> row = {1, 2, 3};
+  std::ofstream(dir.path() + "/warmup/x.bin", std::ios::binary)
+      .write(reinterpret_cast<const char*>(row.data()), sizeof(float) * row.size());
+  absl::StatusOr<ModelPlan> plan = PlanModel(
+      ParseText(std::string(kTwoInputs) + R"(warmup { name: "f" batch_size: 2 count: 4
+          inputs { key: "ids" value { random_data: true } }
+          inputs { key: "x" value { dims: [3] input_data_file: "x.bin" } } })"),
+      "m", "m/config.pbtxt", 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  absl::StatusOr<std::vector<WarmUpSample>> samples =
+      ReadWarmUpSamples(plan->config, plan->spec.signature, dir.path());
+  ASSERT_TRUE(samples.ok()) << samples.status();
+  ASSERT_EQ(samples->size(), 1u);
+  const WarmUpSample& sample = (*samples)[0];
+  EXPECT_EQ(sample.name, "f");
+  EXPECT_EQ(sample.rows, 2);
+  EXPECT_EQ(sample.count, 4);
+  ASSERT_EQ(sample.inputs.size(), 2u);  // the signature's order: x, ids
+  EXPECT_EQ(sample.inputs[0].fill, WarmUpSample::Fill::kData);
+  EXPECT_EQ(sample.inputs[0].data, std::string(reinterpret_cast<const char*>(row.data()), 12));
+  EXPECT_EQ(sample.inputs[1].fill, WarmUpSample::Fill::kRandom);
+  EXPECT_THAT(sample.inputs[1].dims, ::testing::ElementsAre(2));
+
+  std::ofstream(dir.path() + "/warmup/x.bin", std::ios::binary) << "12345678";
+  samples = ReadWarmUpSamples(plan->config, plan->spec.signature, dir.path());
+  EXPECT_EQ(samples.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(samples.status().message()),
+              HasSubstr("warm-up sample 'f': input 'x': " + dir.path() +
+                        "/warmup/x.bin has 8 bytes; one row of [3] FP32 is 12"));
+  std::filesystem::remove(dir.path() + "/warmup/x.bin");
+  samples = ReadWarmUpSamples(plan->config, plan->spec.signature, dir.path());
+  EXPECT_EQ(samples.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(samples.status().message()), HasSubstr("x.bin: cannot read the file"));
 }
 
 TEST(ParseModelConfigTest, SyntaxErrorsCarryLineAndColumn) {

@@ -99,6 +99,71 @@ TEST(TritonConfigTest, ATritonPytorchConfigBecomesTheSameServingPlan) {
   ASSERT_EQ(plan->spec.outputs.size(), 1u);
   EXPECT_EQ(plan->spec.outputs[0].kind, OutputBinding::Kind::kTensor);  // the tensor forward returns
   EXPECT_THAT(plan->spec.signature.outputs[0].dims, ElementsAre(1000));
+  // model_warmup replaces the guessed zero-filled warm-up.
+  ASSERT_EQ(c.warmup_size(), 1);
+  EXPECT_EQ(c.warmup(0).name(), "zeros");
+  EXPECT_EQ(c.warmup(0).batch_size(), 1);
+  EXPECT_EQ(c.warmup(0).count(), 1);
+  EXPECT_THAT(c.warmup(0).inputs().at("INPUT__0").dims(), ElementsAre(3, 224, 224));
+  EXPECT_TRUE(plan->warmup_batch_sizes.empty());
+}
+
+TEST(TritonConfigTest, ModelWarmupBecomesWarmUpSamplesAndIsReportedBack) {
+  absl::StatusOr<ModelPlan> plan = Plan(R"(
+platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "x" data_type: TYPE_FP32 dims: [ -1 ] }, { name: "ids" data_type: TYPE_INT64 dims: [ 2 ] } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]
+model_warmup [
+  { name: "short" batch_size: 4 count: 3
+    inputs { key: "x" value: { data_type: TYPE_FP32 dims: [ 7 ] input_data_file: "x7.bin" } }
+    inputs { key: "ids" value: { data_type: TYPE_INT64 dims: [ 2 ] random_data: true } } },
+  { inputs [ { key: "x" value: { data_type: TYPE_FP32 dims: [ 300 ] zero_data: true } },
+             { key: "ids" value: { data_type: TYPE_INT64 dims: [ 2 ] } } ] }
+]
+)");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  const v1::ModelConfig& c = plan->config;
+  ASSERT_EQ(c.warmup_size(), 2);
+  EXPECT_EQ(c.warmup(0).name(), "short");
+  EXPECT_EQ(c.warmup(0).batch_size(), 4);
+  EXPECT_EQ(c.warmup(0).count(), 3);
+  EXPECT_EQ(c.warmup(0).inputs().at("x").input_data_file(), "x7.bin");
+  EXPECT_TRUE(c.warmup(0).inputs().at("ids").random_data());
+  EXPECT_EQ(c.warmup(1).name(), "sample_1");
+  EXPECT_EQ(c.warmup(1).batch_size(), 1);
+  EXPECT_THAT(c.warmup(1).inputs().at("x").dims(), ElementsAre(300));
+  triton::ModelConfig back = ToTritonConfig(c);
+  ASSERT_EQ(back.model_warmup_size(), 2);
+  EXPECT_EQ(back.model_warmup(0).name(), "short");
+  EXPECT_EQ(back.model_warmup(0).batch_size(), 4u);
+  EXPECT_EQ(back.model_warmup(0).count(), 3u);
+  const triton::ModelWarmup::Input& x = back.model_warmup(0).inputs().at("x");
+  EXPECT_EQ(x.data_type(), triton::TYPE_FP32);
+  EXPECT_THAT(x.dims(), ElementsAre(7));
+  EXPECT_EQ(x.input_data_file(), "x7.bin");
+  EXPECT_EQ(back.model_warmup(0).inputs().at("ids").data_type(), triton::TYPE_INT64);
+  EXPECT_TRUE(back.model_warmup(1).inputs().at("ids").zero_data());
+
+  absl::StatusOr<ModelPlan> mistyped = Plan(R"(
+platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 4 ] } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]
+model_warmup [ { name: "w" inputs { key: "x" value: { data_type: TYPE_FP64 dims: [ 4 ] zero_data: true } } } ]
+)");
+  EXPECT_EQ(mistyped.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(mistyped.status().message()),
+              HasSubstr("model_warmup 'w': input 'x' has data_type TYPE_FP64, the model's input is TYPE_FP32"));
+  absl::StatusOr<ModelPlan> unbatched = Plan(R"(
+platform: "pytorch_libtorch"
+max_batch_size: 0
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 4 ] } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]
+model_warmup [ { name: "w" batch_size: 2 inputs { key: "x" value: { data_type: TYPE_FP32 dims: [ 4 ] zero_data: true } } } ]
+)");
+  EXPECT_THAT(std::string(unbatched.status().message()),
+              HasSubstr("warm-up sample 'w': batch_size 2 is outside [1, 1 (the model has no batch dimension)]"));
 }
 
 TEST(TritonConfigTest, IndexedNamesArePositionsAndOtherNamesAreForwardArguments) {

@@ -6,6 +6,7 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -35,6 +36,12 @@ class Repository {
     absl::Status written = WriteScriptModel(dir_.path() + "/" + model + "/1/model.pt", source);
     ASSERT_TRUE(written.ok()) << written;
     std::ofstream(dir_.path() + "/" + model + "/config.pbtxt") << config;
+  }
+
+  // Writes `bytes` to <model>/<relative>.
+  void AddFile(const std::string& model, const std::string& relative, const std::string& bytes) {
+    std::filesystem::create_directories(std::filesystem::path(dir_.path() + "/" + model + "/" + relative).parent_path());
+    std::ofstream(dir_.path() + "/" + model + "/" + relative, std::ios::binary) << bytes;
   }
 
   absl::Status Start() {
@@ -303,6 +310,60 @@ max_batch_size: 4
   EXPECT_EQ(json::parse(meta.body)["inputs"][0]["shape"], json({-1, 1})) << meta.body;
   HttpResult config = repository.Get("/v2/models/double/config");
   EXPECT_TRUE(json::parse(config.body)["input"][0].contains("reshape")) << config.body;
+}
+
+std::string FloatBytes(std::vector<float> values) {
+  return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+}
+
+// A model that runs only on rows of exactly 3 values starting with 0.5
+// (neither zeros nor the guessed widths 1 and 64 run it), warmed up with
+// Triton's model_warmup from a file in <model>/warmup/.
+constexpr char kPickyModel[] = R"(
+def forward(self, x: Tensor) -> Tensor:
+    assert x.size(1) == 3
+    assert bool((x[:, 0] == 0.5).all())
+    return x.sum(1, keepdim=True)
+)";
+constexpr char kPickyConfig[] = R"(platform: "pytorch_libtorch"
+max_batch_size: 4
+input [ { name: "x" data_type: TYPE_FP32 dims: [ -1 ] } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]
+model_warmup [ { name: "row" batch_size: 4 count: 2
+  inputs { key: "x" value: { data_type: TYPE_FP32 dims: [ 3 ] input_data_file: "row.bin" } } } ]
+)";
+
+TEST(TritonRepositoryTest, ModelWarmupRunsTheConfiguredSamples) {
+  Repository repository("triton_warmup");
+  repository.Add("picky", kPickyModel, kPickyConfig);
+  repository.AddFile("picky", "warmup/row.bin", FloatBytes({0.5f, 1.0f, 2.0f}));
+  absl::Status started = repository.Start();
+  ASSERT_TRUE(started.ok()) << started;
+  HttpResult summed =
+      repository.Infer("picky", R"({"inputs":[{"name":"x","shape":[1,3],"datatype":"FP32","data":[0.5,2,4]}]})");
+  ASSERT_EQ(summed.status, 200) << summed.body;
+  EXPECT_EQ(OutputsByName(summed), json({{"y", {{"shape", {1, 1}}, {"data", {6.5}}}}})) << summed.body;
+  HttpResult config = repository.Get("/v2/models/picky/config");
+  const json warmup = json::parse(config.body)["model_warmup"];
+  ASSERT_EQ(warmup.size(), 1u) << config.body;
+  EXPECT_EQ(warmup[0]["name"], "row");
+  EXPECT_EQ(warmup[0]["batch_size"], 4);
+  EXPECT_EQ(warmup[0]["inputs"]["x"]["input_data_file"], "row.bin") << config.body;
+  EXPECT_EQ(warmup[0]["inputs"]["x"]["data_type"], "TYPE_FP32") << config.body;
+}
+
+// The sample's bytes are what the model gets: a row it rejects fails the
+// load, naming the sample, as a broken model must not be marked ready.
+TEST(TritonRepositoryTest, AFailingWarmupSampleFailsTheLoadNamingIt) {
+  Repository repository("triton_warmup_fails");
+  repository.Add("picky", kPickyModel, kPickyConfig);
+  repository.AddFile("picky", "warmup/row.bin", FloatBytes({0.25f, 1.0f, 2.0f}));
+  absl::Status status = repository.Start();
+  EXPECT_THAT(std::string(status.message()), HasSubstr("warm-up sample 'row' (batch size 4) failed"));
+  Repository missing("triton_warmup_no_file");
+  missing.Add("picky", kPickyModel, kPickyConfig);
+  status = missing.Start();
+  EXPECT_THAT(std::string(status.message()), HasSubstr("warmup/row.bin: cannot read the file"));
 }
 
 TEST(TritonRepositoryTest, AnInputNamedAfterNoArgumentFailsAtLoadListingTheSignature) {
