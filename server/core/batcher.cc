@@ -135,10 +135,11 @@ absl::Status DynamicBatcher::Admit(const BatchTask& task, absl::Time now, bool* 
     *probe = true;
     return true;
   };
+  const absl::Duration margin = MarginFor(task.deadline, now);
   if (task.deadline != absl::InfiniteFuture() && alone > absl::ZeroDuration() &&
-      now + alone + options_.deadline_margin > task.deadline) {
+      now + alone + margin > task.deadline) {
     if (probe_instead()) return absl::OkStatus();
-    return DeadlineTooShort(task.deadline - now, alone, task.rows, options_.deadline_margin);
+    return DeadlineTooShort(task.deadline - now, alone, task.rows, margin);
   }
   absl::Time start;
   const absl::Time end = PlanTask(task, now, /*commit=*/false, &start);
@@ -147,7 +148,7 @@ absl::Status DynamicBatcher::Admit(const BatchTask& task, absl::Time now, bool* 
   // worth more to the larger batches that later arrivals form.
   const bool worth_a_batch = !plan_.open || start == absl::InfinitePast() ||
                              start - now <= (task.deadline - now) / 2;
-  if ((end + options_.deadline_margin <= task.deadline && worth_a_batch) ||
+  if ((end + margin <= task.deadline && worth_a_batch) ||
       alone == absl::ZeroDuration()) {
     PlanTask(task, now, /*commit=*/true);
     return absl::OkStatus();
@@ -163,6 +164,10 @@ absl::Status DynamicBatcher::Admit(const BatchTask& task, absl::Time now, bool* 
   return overloaded;
 }
 
+absl::Duration DynamicBatcher::MarginFor(absl::Time deadline, absl::Time now) const {
+  return std::max(absl::ZeroDuration(), std::min(options_.deadline_margin, (deadline - now) / 4));
+}
+
 absl::Time DynamicBatcher::PlanTask(const BatchTask& task, absl::Time now, bool commit,
                                     absl::Time* new_batch_start) {
   if (new_batch_start != nullptr) *new_batch_start = absl::InfinitePast();
@@ -170,7 +175,8 @@ absl::Time DynamicBatcher::PlanTask(const BatchTask& task, absl::Time now, bool 
   if (plan.open && plan.shape_key == task.shape_key &&
       plan.rows + task.rows <= options_.max_batch_size) {
     const absl::Time end = plan.start + EstimateCompute(plan.rows + task.rows);
-    if (end + options_.deadline_margin <= std::min(plan.earliest_deadline, task.deadline)) {
+    const absl::Time deadline = std::min(plan.earliest_deadline, task.deadline);
+    if (end + MarginFor(deadline, now) <= deadline) {
       if (commit) {
         plan.rows += task.rows;
         plan.earliest_deadline = std::min(plan.earliest_deadline, task.deadline);
@@ -246,7 +252,6 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
   if (best == nullptr) return false;
 
   batch->formed = now;
-  const absl::Duration margin = options_.deadline_margin;
   absl::Time earliest_deadline = absl::InfiniteFuture();
   int64_t interactive_rows = 0;
   bool closed = false;
@@ -268,12 +273,13 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
         drop = absl::DeadlineExceededError(
             absl::StrCat("deadline passed after ", absl::FormatDuration(now - head.enqueued),
                          " in the queue; the request was not run"));
-      } else if (!head.probe && now + EstimateCompute(take) + margin > front.deadline) {
-        drop = DeadlineTooShort(front.deadline - now, EstimateCompute(take), take, margin);
+      } else if (!head.probe && now + EstimateCompute(take) + MarginFor(front.deadline, now) > front.deadline) {
+        drop = DeadlineTooShort(front.deadline - now, EstimateCompute(take), take, MarginFor(front.deadline, now));
       } else if (front.is_cancelled && front.is_cancelled()) {
         drop = absl::CancelledError("the caller cancelled; the request was not run");
       } else if (!batch->tasks.empty() &&
-                 now + EstimateCompute(batch->rows + take) + margin >
+                 now + EstimateCompute(batch->rows + take) +
+                         MarginFor(std::min(earliest_deadline, front.deadline), now) >
                      std::min(earliest_deadline, front.deadline)) {
         closed = true;  // more rows would make a task of this batch late
         break;

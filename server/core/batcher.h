@@ -128,7 +128,9 @@ struct BatcherOptions {
   // counted: their producers bound them. Default 1024.
   int64_t max_queue_size = 1024;
   // Time kept free between a task's estimated answer and its deadline, for the
-  // answer's way back to the caller. Default 1 ms.
+  // answer's way back to the caller, but never more than a quarter of the
+  // time the task has left: a short deadline is not refused for a margin
+  // larger than the deadline itself. Default 1 ms.
   absl::Duration deadline_margin = absl::Milliseconds(1);
   // How long an executor that ran out of work keeps polling for more before it
   // sleeps. Polling spends CPU to skip the wake-up of a sleeping thread, which
@@ -309,6 +311,8 @@ class DynamicBatcher {
   // Estimated model time for a batch of `rows`, on the safe side (average
   // plus twice the mean deviation); zero until a batch ran.
   absl::Duration EstimateCompute(int64_t rows) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The margin kept before `deadline` at `now` (BatcherOptions::deadline_margin).
+  absl::Duration MarginFor(absl::Time deadline, absl::Time now) const;
   // Refreshes cost_points_ from cost_.
   void UpdateEstimates() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Places an interactive task in the plan, or returns why it cannot be

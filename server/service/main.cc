@@ -34,9 +34,10 @@ ABSL_FLAG(int, default_intra_op_threads, 0,
           "Intra-op threads per model instance when its config sets none (0: cores / "
           "instance_count, at least 1)");
 ABSL_FLAG(int, deadline_margin_ms, 5,
-          "Milliseconds kept between a request's estimated answer and its gRPC deadline, for the "
-          "answer's way back: requests that cannot be answered that early are refused "
-          "(RESOURCE_EXHAUSTED / DEADLINE_EXCEEDED) or dropped, never run late");
+          "Milliseconds kept between a request's estimated answer and its deadline, for the "
+          "answer's way back (at most a quarter of the time the request has left): requests that "
+          "cannot be answered that early are refused (RESOURCE_EXHAUSTED / DEADLINE_EXCEEDED) or "
+          "dropped, never run late");
 ABSL_FLAG(int, idle_spin_us, 500,
           "Microseconds an idle model executor polls for the next request before it sleeps: "
           "spends CPU to save the wake-up of a sleeping thread on the next request");

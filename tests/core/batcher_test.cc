@@ -252,6 +252,38 @@ TEST(DynamicBatcherTest, RequestThatCannotMeetItsDeadlineIsDroppedNotRun) {
   EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(3)));
 }
 
+// Regression: the margin kept for the answer's way back (5 ms by default in
+// the server) was kept whole, so on an idle server a request with a 3 ms
+// deadline (or Triton's timeout parameter of 3000 us) was refused even for a
+// model that needs microseconds. The margin is at most a quarter of the time
+// left.
+TEST(DynamicBatcherTest, TheMarginIsAtMostAQuarterOfTheTimeLeft) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Milliseconds(10));
+  Calls calls;
+  BatcherOptions options = Options(&clock, 8, absl::ZeroDuration());
+  options.deadline_margin = absl::Milliseconds(20);
+  DynamicBatcher batcher(options, FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());
+  calls.WaitFinished(1);  // the batcher has seen a 10 ms batch of 1 row
+  BatchTask fits = calls.Task({2});
+  fits.deadline = clock.Now() + absl::Milliseconds(14);  // 10 ms + 3.5 ms margin fit
+  ASSERT_TRUE(batcher.Enqueue(std::move(fits)).ok());
+  calls.WaitFinished(2);
+  EXPECT_TRUE(calls[1].status.ok()) << calls[1].status;
+  BatchTask tight = calls.Task({3});
+  tight.deadline = clock.Now() + absl::Milliseconds(12);  // 10 ms + 3 ms margin do not
+  absl::Status refused = batcher.Enqueue(std::move(tight));
+  EXPECT_EQ(refused.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(refused.message(), HasSubstr("the server keeps 3ms for the answer's way back"));
+  BatchTask roomy = calls.Task({4});
+  roomy.deadline = clock.Now() + absl::Milliseconds(200);  // the whole 20 ms margin is kept
+  ASSERT_TRUE(batcher.Enqueue(std::move(roomy)).ok());
+  calls.WaitFinished(3);
+  EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(2), ElementsAre(4)));
+}
+
 TEST_F(DeadlineBatcherTest, QueuedTaskThatCanNoLongerMakeItIsDroppedNotRun) {
   // Admitted: the running batch ends in 10 ms, then 10 ms for this row.
   BatchTask task = calls.Task({2});
