@@ -67,6 +67,15 @@ RateLimitedLog& FailedLog() {
 
 }  // namespace
 
+absl::Time RequestDeadline(const InferenceRequest& request, const v1::RequestTimeoutConfig& policy) {
+  absl::Duration timeout = absl::Microseconds(policy.default_microseconds());
+  const bool own = request.timeout > absl::ZeroDuration() && !policy.ignore_request_timeout() &&
+                   (timeout == absl::ZeroDuration() || request.timeout < timeout);
+  if (own) timeout = request.timeout;
+  if (timeout <= absl::ZeroDuration()) return request.deadline;
+  return std::min(request.deadline, request.received + timeout);
+}
+
 absl::StatusOr<ModelSpec> ParseModelSpec(absl::string_view name, absl::string_view version) {
   ModelSpec spec;
   spec.name = std::string(name);
@@ -432,7 +441,7 @@ void InferenceEngine::Infer(InferenceRequest request, InferenceCallbacks callbac
   task.shape_key = std::move(inputs->shape_key);
   task.priority = request.priority;
   task.may_run_inline = request.may_run_inline;
-  task.deadline = request.deadline;
+  task.deadline = RequestDeadline(request, served.plan.config.request_timeout());
   task.is_cancelled = std::move(request.is_cancelled);
   ResponseCache* cache = served.cache.get();
   // The flight this request leads, once the cache says so.

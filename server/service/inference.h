@@ -39,6 +39,13 @@ struct ModelSpec {
 // INVALID_ARGUMENT for "0", negative numbers and numbers beyond int64.
 absl::StatusOr<ModelSpec> ParseModelSpec(absl::string_view name, absl::string_view version);
 
+struct InferenceRequest;
+
+// The deadline `request` runs under: the earlier of its transport deadline
+// and its timeout, counted from its arrival, where the timeout is the
+// request's own or the model's default as `policy` says.
+absl::Time RequestDeadline(const InferenceRequest& request, const v1::RequestTimeoutConfig& policy);
+
 // One inference as a front end hands it over.
 struct InferenceRequest {
   RpcMethod method = RpcMethod::kPredict;
@@ -50,7 +57,12 @@ struct InferenceRequest {
   absl::Status input_error;
   // Output names to return, in this order; empty returns every output.
   std::vector<std::string> outputs;
+  // The transport's deadline (gRPC); none on REST.
   absl::Time deadline = absl::InfiniteFuture();
+  // The request's own timeout (the `timeout` request parameter), counted
+  // from `received`; zero: none. The model's request_timeout policy decides
+  // whether it applies (RequestDeadline).
+  absl::Duration timeout = absl::ZeroDuration();
   // Optional; true once the caller has gone. Called from batcher threads.
   std::function<bool()> is_cancelled;
   Priority priority = Priority::kInteractive;

@@ -202,6 +202,9 @@ absl::StatusOr<ModelPlan> PlanModel(const v1::ModelConfig& input, const std::str
   if (c.max_batch_size() == 0) c.set_max_batch_size(kDefaultMaxBatchSize);
   if (c.max_batch_size() < 1) return error("max_batch_size must be >= 1, got ", c.max_batch_size());
   if (c.max_queue_delay_microseconds() < 0) return error("max_queue_delay_microseconds must be >= 0");
+  if (c.request_timeout().default_microseconds() < 0) {
+    return error("request_timeout.default_microseconds must be >= 0, got ", c.request_timeout().default_microseconds());
+  }
   if (c.max_queue_size() == 0) c.set_max_queue_size(kDefaultMaxQueueSize);
   if (c.max_queue_size() < 1) return error("max_queue_size must be >= 1, got ", c.max_queue_size());
   if (c.response_cache().max_bytes() < 0) {

@@ -191,8 +191,19 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const tr::ModelConfig& c, co
       return error("dynamic_batching.max_queue_delay_microseconds is out of range");
     }
     out.set_max_queue_delay_microseconds(static_cast<int64_t>(batching.max_queue_delay_microseconds()));
-    if (batching.default_queue_policy().max_queue_size() > 0) {
-      out.set_max_queue_size(batching.default_queue_policy().max_queue_size());
+    const tr::ModelQueuePolicy& queue = batching.default_queue_policy();
+    if (queue.max_queue_size() > 0) out.set_max_queue_size(queue.max_queue_size());
+    if (queue.default_timeout_microseconds() > static_cast<uint64_t>(INT64_MAX)) {
+      return error("dynamic_batching.default_queue_policy.default_timeout_microseconds is out of range");
+    }
+    v1::RequestTimeoutConfig* timeout = out.mutable_request_timeout();
+    if (queue.timeout_action() == tr::ModelQueuePolicy::DELAY) {
+      // Triton only moves timed-out requests back; none is refused for it.
+      timeout->set_ignore_request_timeout(true);
+    } else {
+      timeout->set_default_microseconds(static_cast<int64_t>(queue.default_timeout_microseconds()));
+      timeout->set_ignore_request_timeout(queue.default_timeout_microseconds() > 0 &&
+                                          !queue.allow_timeout_override());
     }
   }
 
@@ -304,7 +315,15 @@ tr::ModelConfig ToTritonConfig(const v1::ModelConfig& c) {
     tr::ModelDynamicBatching* batching = out.mutable_dynamic_batching();
     batching->set_max_queue_delay_microseconds(
         static_cast<uint64_t>(std::max<int64_t>(0, c.max_queue_delay_microseconds())));
-    batching->mutable_default_queue_policy()->set_max_queue_size(c.max_queue_size());
+    tr::ModelQueuePolicy* queue = batching->mutable_default_queue_policy();
+    queue->set_max_queue_size(c.max_queue_size());
+    const v1::RequestTimeoutConfig& timeout = c.request_timeout();
+    if (timeout.default_microseconds() == 0 && timeout.ignore_request_timeout()) {
+      queue->set_timeout_action(tr::ModelQueuePolicy::DELAY);
+    } else {
+      queue->set_default_timeout_microseconds(static_cast<uint64_t>(timeout.default_microseconds()));
+      queue->set_allow_timeout_override(!timeout.ignore_request_timeout());
+    }
   }
   tr::ModelInstanceGroup* group = out.add_instance_group();
   group->set_name(absl::StrCat(c.name(), "_0"));

@@ -5,7 +5,9 @@
 //
 // Honoured: name, platform/backend, max_batch_size (0: no_batch_dimension),
 // input/output (name, data_type, dims, reshape), dynamic_batching.max_queue_delay_microseconds and
-// .default_queue_policy.max_queue_size, instance_group (count, kind, gpus:
+// .default_queue_policy (max_queue_size; default_timeout_microseconds,
+// allow_timeout_override and timeout_action as request_timeout: DELAY
+// refuses nothing for a timeout), instance_group (count, kind, gpus:
 // one device per model), version_policy, default_model_filename "model.pt",
 // parameters INTRA_OP_THREAD_COUNT, response_cache.enable, model_warmup (as
 // v1 `warmup`; an input's data_type, when set, must be the model input's).

@@ -61,14 +61,14 @@ absl::StatusOr<InferenceRequest> ToInferenceRequest(InferCall* call, absl::Time 
   inference.id = request.id();
   inference.received = received;
   // Triton's request parameter: the request's own timeout in microseconds
-  // (0: none), on top of the gRPC deadline.
+  // (0: none), on top of the gRPC deadline as the model's policy says.
   if (auto timeout = request.parameters().find("timeout"); timeout != request.parameters().end()) {
     const auto& value = timeout->second;
     if (value.parameter_choice_case() != inference::InferParameter::kInt64Param || value.int64_param() < 0) {
       inference.input_error =
           absl::InvalidArgumentError("parameter 'timeout' must be an int64_param of microseconds >= 0");
     } else if (value.int64_param() > 0) {
-      inference.deadline = received + absl::Microseconds(value.int64_param());
+      inference.timeout = absl::Microseconds(value.int64_param());
     }
   }
   for (const auto& output : request.outputs()) {

@@ -437,7 +437,7 @@ void RestApi::Infer(HttpRequest request, ModelSpec spec, HttpResponder respond) 
   auto key = request.headers.find("x-routing-key");
   inference.routing_key = key != request.headers.end() ? key->second : call->parsed.id;
   inference.received = received;
-  if (call->parsed.timeout_us > 0) inference.deadline = received + absl::Microseconds(call->parsed.timeout_us);
+  inference.timeout = absl::Microseconds(call->parsed.timeout_us);
   inference.wire_bytes = static_cast<int64_t>(call->body.size());
   inference.input_error = parsed;
   if (parsed.ok()) {

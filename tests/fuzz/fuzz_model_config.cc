@@ -36,6 +36,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     FUZZ_CHECK(c.intra_op_threads() >= 1);
     FUZZ_CHECK(plan->batcher.max_batch_size == c.max_batch_size());
     FUZZ_CHECK(plan->batcher.max_queue_delay >= absl::ZeroDuration());
+    FUZZ_CHECK(c.request_timeout().default_microseconds() >= 0);
     FUZZ_CHECK(!plan->warmup_batch_sizes.empty() || c.warmup_size() > 0);
     for (const v1::WarmUpSample& sample : c.warmup()) {
       FUZZ_CHECK(!sample.name().empty());

@@ -6,6 +6,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/service/inference.h"
 #include "server/service/model_repository.h"
 #include "tests/server/test_util.h"
 
@@ -288,6 +289,72 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1, 10 ] } ]
 
 // reshape: requests keep dims, forward sees the reshape (Triton's way of
 // serving a model whose forward takes a [batch] tensor: dims [1], reshape []).
+TEST(TritonConfigTest, QueuePolicyTimeoutsBecomeTheRequestTimeoutPolicy) {
+  auto convert = [](const std::string& policy) {
+    absl::StatusOr<ModelPlan> plan = Plan(R"(
+platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 1 ] } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]
+dynamic_batching { default_queue_policy { )" + policy + R"( } }
+)");
+    EXPECT_TRUE(plan.ok()) << plan.status();
+    return plan.ok() ? plan->config : v1::ModelConfig();
+  };
+  v1::ModelConfig c = convert("default_timeout_microseconds: 5000 allow_timeout_override: true max_queue_size: 9");
+  EXPECT_EQ(c.max_queue_size(), 9);
+  EXPECT_EQ(c.request_timeout().default_microseconds(), 5000);
+  EXPECT_FALSE(c.request_timeout().ignore_request_timeout());
+  triton::ModelQueuePolicy back = ToTritonConfig(c).dynamic_batching().default_queue_policy();
+  EXPECT_EQ(back.default_timeout_microseconds(), 5000u);
+  EXPECT_TRUE(back.allow_timeout_override());
+  EXPECT_EQ(back.timeout_action(), triton::ModelQueuePolicy::REJECT);
+
+  c = convert("default_timeout_microseconds: 5000");  // Triton ignores a request's own timeout
+  EXPECT_EQ(c.request_timeout().default_microseconds(), 5000);
+  EXPECT_TRUE(c.request_timeout().ignore_request_timeout());
+  EXPECT_FALSE(ToTritonConfig(c).dynamic_batching().default_queue_policy().allow_timeout_override());
+
+  c = convert("timeout_action: DELAY default_timeout_microseconds: 5000");  // nothing refused
+  EXPECT_EQ(c.request_timeout().default_microseconds(), 0);
+  EXPECT_TRUE(c.request_timeout().ignore_request_timeout());
+  EXPECT_EQ(ToTritonConfig(c).dynamic_batching().default_queue_policy().timeout_action(),
+            triton::ModelQueuePolicy::DELAY);
+
+  c = convert("max_queue_size: 4");  // no timeout: a request's own applies
+  EXPECT_EQ(c.request_timeout().default_microseconds(), 0);
+  EXPECT_FALSE(c.request_timeout().ignore_request_timeout());
+
+  v1::ModelConfig own = c;
+  own.set_name("");
+  own.mutable_request_timeout()->set_default_microseconds(-1);
+  EXPECT_THAT(std::string(PlanModel(own, "resnet", "resnet/config.pbtxt", 0).status().message()),
+              HasSubstr("request_timeout.default_microseconds must be >= 0, got -1"));
+}
+
+TEST(RequestDeadlineTest, TheEarlierOfTheDeadlineAndTheTimeoutThePolicyAllows) {
+  const absl::Time received = absl::FromUnixSeconds(1000);
+  InferenceRequest request;
+  request.received = received;
+  v1::RequestTimeoutConfig policy;
+  EXPECT_EQ(RequestDeadline(request, policy), absl::InfiniteFuture());  // nothing set
+  request.timeout = absl::Milliseconds(30);
+  EXPECT_EQ(RequestDeadline(request, policy), received + absl::Milliseconds(30));  // its own
+  request.deadline = received + absl::Milliseconds(10);
+  EXPECT_EQ(RequestDeadline(request, policy), received + absl::Milliseconds(10));  // the earlier
+  request.deadline = absl::InfiniteFuture();
+  policy.set_default_microseconds(20000);
+  EXPECT_EQ(RequestDeadline(request, policy), received + absl::Milliseconds(20));  // own only shortens
+  request.timeout = absl::Milliseconds(5);
+  EXPECT_EQ(RequestDeadline(request, policy), received + absl::Milliseconds(5));
+  policy.set_ignore_request_timeout(true);
+  EXPECT_EQ(RequestDeadline(request, policy), received + absl::Milliseconds(20));  // ignored
+  policy.set_default_microseconds(0);
+  EXPECT_EQ(RequestDeadline(request, policy), absl::InfiniteFuture());  // DELAY: nothing
+  request.deadline = received + absl::Seconds(1);
+  EXPECT_EQ(RequestDeadline(request, policy), received + absl::Seconds(1));  // the transport's stays
+}
+
 TEST(TritonConfigTest, ReshapeIsKeptForTheBackend) {
   absl::StatusOr<ModelPlan> plan = Plan(R"(
 platform: "pytorch_libtorch"

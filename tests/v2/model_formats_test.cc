@@ -366,6 +366,57 @@ TEST(TritonRepositoryTest, AFailingWarmupSampleFailsTheLoadNamingIt) {
   EXPECT_THAT(std::string(status.message()), HasSubstr("warmup/row.bin: cannot read the file"));
 }
 
+// Triton's queue policy: a default timeout per request, which a request's
+// own `timeout` parameter may only shorten, and only with
+// allow_timeout_override; DELAY refuses nothing for a timeout.
+TEST(TritonRepositoryTest, QueuePolicyTimeoutsBoundRequestsAsTritonDoes) {
+  Repository repository("triton_queue_policy");
+  auto add = [&](const std::string& name, const std::string& policy) {
+    repository.Add(name, R"(
+def forward(self, x: Tensor) -> Tensor:
+    return x * 2.0
+)", R"(platform: "pytorch_libtorch"
+max_batch_size: 4
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 1 ] } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]
+dynamic_batching { default_queue_policy { )" + policy + R"( } }
+)");
+  };
+  add("expired", "default_timeout_microseconds: 1 allow_timeout_override: true");
+  add("overridable", "default_timeout_microseconds: 60000000 allow_timeout_override: true");
+  add("fixed", "default_timeout_microseconds: 60000000");
+  add("delay", "timeout_action: DELAY default_timeout_microseconds: 1");
+  add("plain", "max_queue_size: 8");
+  absl::Status started = repository.Start();
+  ASSERT_TRUE(started.ok()) << started;
+  auto infer = [&](const std::string& model, const std::string& timeout) {
+    const std::string parameters = timeout.empty() ? "" : R"("parameters":{"timeout":)" + timeout + "},";
+    return repository.Infer(model, "{" + parameters + R"("inputs":[{"name":"x","shape":[1,1],"datatype":"FP32","data":[1]}]})");
+  };
+  // A 1 us default: every request's deadline has passed when it is queued,
+  // and a request's own longer timeout does not lengthen it.
+  HttpResult expired = infer("expired", "");
+  EXPECT_EQ(expired.status, 504) << expired.body;
+  EXPECT_THAT(expired.body, HasSubstr("the deadline passed"));
+  EXPECT_EQ(infer("expired", "60000000").status, 504);
+  // With allow_timeout_override a request may shorten the default ...
+  EXPECT_EQ(infer("overridable", "1").status, 504);
+  EXPECT_EQ(infer("overridable", "").status, 200);
+  // ... without it, its own timeout is ignored.
+  EXPECT_EQ(infer("fixed", "1").status, 200);
+  // DELAY: Triton only moves timed-out requests back; nothing is refused.
+  EXPECT_EQ(infer("delay", "1").status, 200);
+  // No timeout in the policy: a request's own timeout applies.
+  EXPECT_EQ(infer("plain", "1").status, 504);
+  EXPECT_EQ(infer("plain", "").status, 200);
+  const json policy = json::parse(repository.Get("/v2/models/fixed/config").body)["dynamic_batching"]["default_queue_policy"];
+  EXPECT_EQ(policy["default_timeout_microseconds"], 60000000) << policy;  // a number, as Triton writes it
+  EXPECT_EQ(policy["allow_timeout_override"], false) << policy;
+  EXPECT_EQ(policy["timeout_action"], "REJECT") << policy;
+  const json delay = json::parse(repository.Get("/v2/models/delay/config").body)["dynamic_batching"]["default_queue_policy"];
+  EXPECT_EQ(delay["timeout_action"], "DELAY") << delay;
+}
+
 TEST(TritonRepositoryTest, AnInputNamedAfterNoArgumentFailsAtLoadListingTheSignature) {
   Repository repository("triton_bad_names");
   repository.Add("m", R"(
