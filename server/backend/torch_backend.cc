@@ -76,6 +76,7 @@ class TorchInstance : public ModelInstance {
       std::vector<c10::IValue> args(inputs.size());
       for (size_t i = 0; i < inputs.size(); ++i) {
         const TensorView& in = inputs[i];
+        if (IsAbsent(in)) continue;  // an optional input left out: None
         at::Tensor t = torch::from_blob(const_cast<void*>(in.data), in.shape,
                                         torch::TensorOptions().dtype(*ToScalarType(in.dtype)));
         t = ToModelShape(t, Reshape(spec_.input_reshape, i));
@@ -247,6 +248,24 @@ absl::StatusOr<std::vector<int>> ForwardPositions(torch::jit::Module& module, co
   return positions;
 }
 
+// Each optional input's argument of forward takes None (is Optional[...]).
+absl::Status CheckOptionalArguments(torch::jit::Module& module, const TorchModelSpec& spec) {
+  if (!module.find_method("forward")) return absl::OkStatus();  // reported when it runs
+  const std::vector<c10::Argument>& arguments = module.get_method("forward").function().getSchema().arguments();
+  for (size_t i = 0; i < spec.signature.inputs.size() && i < spec.forward_arg.size(); ++i) {
+    const TensorSpec& input = spec.signature.inputs[i];
+    const size_t a = static_cast<size_t>(spec.forward_arg[i]) + 1;  // self first
+    if (!input.optional || a >= arguments.size()) continue;
+    if (arguments[a].type()->kind() != c10::TypeKind::OptionalType) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          spec.path, ": input '", input.name, "' is optional, but forward's argument '", arguments[a].name(),
+          "' is ", arguments[a].type()->str(),
+          "; declare it Optional[Tensor] (forward gets None when a request leaves the input out)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool TorchCudaAvailable() { return torch::cuda::is_available(); }
@@ -293,6 +312,7 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> LoadTorchInstance(const TorchMode
       if (!positions.ok()) return positions.status();
       resolved.forward_arg = *std::move(positions);
     }
+    if (absl::Status s = CheckOptionalArguments(module, resolved); !s.ok()) return s;
     if (spec.optimize_for_inference) module = torch::jit::optimize_for_inference(module);
     return std::unique_ptr<ModelInstance>(new TorchInstance(std::move(resolved), std::move(module), *device));
   } catch (const c10::Error& e) {

@@ -1,5 +1,7 @@
 #include "server/core/batcher.h"
 
+#include "server/core/signature.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -334,6 +336,10 @@ DynamicBatcher::Queued DynamicBatcher::SplitHead(Queued* head, int64_t rows) {
   part.task.done = rest.done;
   part.task.inputs.reserve(rest.inputs.size());
   for (TensorView& in : rest.inputs) {
+    if (IsAbsent(in)) {
+      part.task.inputs.push_back(in);
+      continue;
+    }
     const size_t row_bytes = in.row_bytes();
     TensorView slice = in;
     slice.shape[0] = rows;
@@ -551,6 +557,10 @@ void DynamicBatcher::RunBatch(size_t index, Batch& batch, std::vector<AlignedBuf
     if (buffers.size() < first.size()) buffers.resize(first.size());
     inputs.resize(first.size());
     for (size_t i = 0; i < first.size(); ++i) {
+      if (IsAbsent(first[i])) {  // absent from every task: they share the shape key
+        inputs[i] = first[i];
+        continue;
+      }
       size_t total = 0;
       for (const Queued& queued : batch.tasks) total += queued.task.inputs[i].byte_size;
       buffers[i].Reserve(total);

@@ -82,6 +82,12 @@ absl::StatusOr<ValidatedInputs> Validate(const ModelSignature& signature,
   for (size_t i = 0; i < signature.inputs.size(); ++i) {
     const TensorSpec& spec = signature.inputs[i];
     const RequestTensor* tensor = by_spec[i];
+    if (tensor == nullptr && spec.optional) {
+      TensorView& absent = result.inputs[i];
+      absent.dtype = spec.dtype;  // no shape: IsAbsent
+      absl::StrAppend(&result.shape_key, "absent;");
+      continue;
+    }
     if (tensor == nullptr) {
       return absl::InvalidArgumentError(absl::StrCat("missing input '", spec.name,
                                                      "'; the model's inputs are ",
@@ -129,7 +135,10 @@ absl::StatusOr<ValidatedInputs> Validate(const ModelSignature& signature,
     absl::StrAppend(&result.shape_key, ShapeToString(absl::MakeSpan(view.shape).subspan(1)), ";");
   }
   if (rows == -1) {
-    return absl::InvalidArgumentError("the model declares no inputs");
+    return absl::InvalidArgumentError(signature.inputs.empty()
+                                          ? std::string("the model declares no inputs")
+                                          : absl::StrCat("the request gives none of the model's inputs ",
+                                                         InputNames(signature), "; send at least one"));
   }
   if (max_rows > 0 && rows > max_rows) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -20,6 +20,8 @@ struct TensorSpec {
   std::string name;
   DType dtype = DType::kInvalid;
   std::vector<int64_t> dims;
+  // Inputs only: a request may leave it out (see IsAbsent).
+  bool optional = false;
 
   // [-1, dims...]
   std::vector<int64_t> BatchedShape() const;
@@ -49,6 +51,10 @@ struct RequestTensor {
   absl::string_view data;
 };
 
+// Whether `input` (a validated input) stands for an optional input the
+// request left out: no shape, no bytes. The model gets None for it.
+inline bool IsAbsent(const TensorView& input) { return input.shape.empty(); }
+
 // Inputs that passed validation, in the order of ModelSignature::inputs.
 struct ValidatedInputs {
   std::vector<TensorView> inputs;
@@ -59,7 +65,8 @@ struct ValidatedInputs {
 };
 
 // Checks `request`, whose tensors have a leading batch dimension, against
-// `signature`: every input present once and no other, dtype, rank, fixed
+// `signature`: every input present once (optional ones at most once; a left
+// out one is an IsAbsent view) and no other, dtype, rank, fixed
 // dims, non-negative dims without overflow, byte length, same row count on
 // every input, 1 <= rows <= max_rows (no upper limit when max_rows <= 0).
 // Errors are INVALID_ARGUMENT and name the input with expected and received

@@ -87,6 +87,8 @@ absl::Status RunWarmUpSamples(ModelInstance& instance, const ModelSignature& sig
     for (size_t i = 0; i < sample.inputs.size(); ++i) {
       const WarmUpSample::Input& in = sample.inputs[i];
       const DType dtype = signature.inputs[i].dtype;
+      inputs[i].dtype = dtype;
+      if (in.fill == WarmUpSample::Fill::kAbsent) continue;  // no shape: IsAbsent
       const std::optional<int64_t> elements = ElementCount(in.dims);
       if (!elements) {
         return absl::InvalidArgumentError(absl::StrCat(what, ": input '", signature.inputs[i].name,
@@ -98,6 +100,7 @@ absl::Status RunWarmUpSamples(ModelInstance& instance, const ModelSignature& sig
         case WarmUpSample::Fill::kZero: row.assign(row_bytes, '\0'); break;
         case WarmUpSample::Fill::kRandom: row = RandomRow(dtype, *elements, random); break;
         case WarmUpSample::Fill::kData: row = in.data; break;
+        case WarmUpSample::Fill::kAbsent: break;
       }
       if (row.size() != row_bytes) {
         return absl::InvalidArgumentError(absl::StrCat(what, ": input '", signature.inputs[i].name, "' needs ",

@@ -34,6 +34,7 @@ struct WarmUpSample {
     kZero,    // all bytes 0
     kRandom,  // floating types uniform in [0, 1), integers in [0, 127], bool 0 or 1
     kData,    // `data`: one row's bytes (row-major, little-endian)
+    kAbsent,  // left out (an optional input): no dims, no data
   };
   struct Input {
     // One row's shape (no batch dimension), every dim >= 0.

@@ -97,6 +97,10 @@ absl::Status CheckTensors(const google::protobuf::RepeatedPtrField<v1::TensorCon
                                                        "': dims must be positive or -1, got ", d));
       }
     }
+    if (t.optional() && std::string(kind) == "output") {
+      return absl::InvalidArgumentError(absl::StrCat(source, ": output '", t.name(),
+                                                     "': only inputs can be optional"));
+    }
     if (t.has_reshape()) {
       if (absl::Status s = CheckReshape(t); !s.ok()) {
         return absl::InvalidArgumentError(absl::StrCat(source, ": ", kind, " '", t.name(), "': ", s.message()));
@@ -107,7 +111,7 @@ absl::Status CheckTensors(const google::protobuf::RepeatedPtrField<v1::TensorCon
 }
 
 TensorSpec ToSpec(const v1::TensorConfig& t) {
-  return TensorSpec{t.name(), FromProtoDType(t.dtype()), {t.dims().begin(), t.dims().end()}};
+  return TensorSpec{t.name(), FromProtoDType(t.dtype()), {t.dims().begin(), t.dims().end()}, t.optional()};
 }
 
 // Whether the file at `path` ends with a zip end-of-central-directory

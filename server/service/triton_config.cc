@@ -167,7 +167,7 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const tr::ModelConfig& c, co
   for (const tr::ModelInput& t : c.input()) {
     v1::TensorConfig* in = out.add_input();
     if (absl::Status s = ConvertTensor(t, "input", in); !s.ok()) return error(s.message());
-    if (t.optional()) return error("input '", t.name(), "': optional inputs are not supported");
+    in->set_optional(t.optional());
     if (t.allow_ragged_batch()) return error("input '", t.name(), "': ragged batches are not supported");
     if (inputs_indexed) {
       in->set_forward_arg(*IndexSuffix(t.name()));
@@ -308,7 +308,11 @@ tr::ModelConfig ToTritonConfig(const v1::ModelConfig& c) {
     out->mutable_dims()->CopyFrom(t.dims());
     if (t.has_reshape()) out->mutable_reshape()->mutable_shape()->CopyFrom(t.reshape().shape());
   };
-  for (const v1::TensorConfig& t : c.input()) describe(t, out.add_input());
+  for (const v1::TensorConfig& t : c.input()) {
+    tr::ModelInput* input = out.add_input();
+    describe(t, input);
+    input->set_optional(t.optional());
+  }
   for (const v1::TensorConfig& t : c.output()) describe(t, out.add_output());
   // Every model with a batch dimension batches dynamically.
   if (!c.no_batch_dimension()) {

@@ -4,7 +4,7 @@
 // v1::ModelConfig, so that such a repository is served unchanged.
 //
 // Honoured: name, platform/backend, max_batch_size (0: no_batch_dimension),
-// input/output (name, data_type, dims, reshape), dynamic_batching.max_queue_delay_microseconds and
+// input/output (name, data_type, dims, reshape; input optional), dynamic_batching.max_queue_delay_microseconds and
 // .default_queue_policy (max_queue_size; default_timeout_microseconds,
 // allow_timeout_override and timeout_action as request_timeout: DELAY
 // refuses nothing for a timeout), instance_group (count, kind, gpus:
@@ -16,7 +16,7 @@
 // outputs named <name>__<i> are element i of the tuple or list forward
 // returns, otherwise the outputs are its elements in the order listed.
 // Refused with INVALID_ARGUMENT naming the field:
-// optional/shape/ragged inputs, TYPE_STRING and unsigned types wider than 8
+// shape-tensor and ragged inputs, TYPE_STRING and unsigned types wider than 8
 // bits, sequence batching, ensembles, batch inputs/outputs, decoupled models,
 // several GPUs per model, another platform or file name.
 // Ignored (they tune Triton itself): everything else, e.g. optimization,

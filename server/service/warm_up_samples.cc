@@ -56,7 +56,10 @@ absl::Status CheckWarmUpSamples(v1::ModelConfig* config, const std::string& sour
     }
     for (const v1::TensorConfig& t : config->input()) {
       auto it = sample->mutable_inputs()->find(t.name());
-      if (it == sample->mutable_inputs()->end()) return error("gives no data for input '", t.name(), "'");
+      if (it == sample->mutable_inputs()->end()) {
+        if (t.optional()) continue;  // left out, as a request may
+        return error("gives no data for input '", t.name(), "'");
+      }
       v1::WarmUpInput& in = it->second;
       if (in.dims().empty() && !t.dims().empty()) {
         for (int64_t d : t.dims()) {
@@ -104,8 +107,13 @@ absl::StatusOr<std::vector<WarmUpSample>> ReadWarmUpSamples(const v1::ModelConfi
     sample.rows = given.batch_size();
     sample.count = given.count();
     for (const TensorSpec& spec : signature.inputs) {
-      const v1::WarmUpInput& in = given.inputs().at(spec.name);  // CheckWarmUpSamples: present
       WarmUpSample::Input& out = sample.inputs.emplace_back();
+      const auto it = given.inputs().find(spec.name);
+      if (it == given.inputs().end()) {  // an optional input (CheckWarmUpSamples)
+        out.fill = WarmUpSample::Fill::kAbsent;
+        continue;
+      }
+      const v1::WarmUpInput& in = it->second;
       out.dims.assign(in.dims().begin(), in.dims().end());
       switch (in.data_case()) {
         case v1::WarmUpInput::kRandomData: out.fill = WarmUpSample::Fill::kRandom; break;

@@ -7,6 +7,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "server/core/signature.h"
 #include "tests/core/fake_instance.h"
 
 namespace microbatch {
@@ -525,6 +526,81 @@ TEST(DynamicBatcherTest, BatchesOnlyRequestsWithTheSameShape) {
   calls.WaitFinished(4);
   // Oldest head first: the [1,3] group (1 and 3), then the [1,5] group.
   EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(0), ElementsAre(1, 3), ElementsAre(2)));
+}
+
+// A two-input model whose second input is optional: answers x + (y or 100).
+class OptionalInputInstance : public ModelInstance {
+ public:
+  explicit OptionalInputInstance(std::vector<std::vector<bool>>* seen) : seen_(seen) {}
+  absl::StatusOr<std::vector<TensorView>> Run(absl::Span<const TensorView> inputs) override {
+    const int64_t rows = inputs[0].rows();
+    const bool absent = IsAbsent(inputs[1]);
+    if (!absent && inputs[1].rows() != rows) return absl::InternalError("rows differ");
+    std::vector<bool> batch;
+    auto out = std::make_shared<std::vector<float>>(static_cast<size_t>(rows));
+    for (int64_t r = 0; r < rows; ++r) {
+      const float y = absent ? 100.0f : static_cast<const float*>(inputs[1].data)[r];
+      (*out)[r] = static_cast<const float*>(inputs[0].data)[r] + y;
+      batch.push_back(absent);
+    }
+    seen_->push_back(batch);
+    TensorView view;
+    view.dtype = DType::kFloat32;
+    view.shape = {rows, 1};
+    view.data = out->data();
+    view.byte_size = out->size() * sizeof(float);
+    view.owner = out;
+    return std::vector<TensorView>{view};
+  }
+
+ private:
+  std::vector<std::vector<bool>>* seen_;
+};
+
+TEST(DynamicBatcherTest, RequestsWithAndWithoutAnOptionalInputNeverShareABatch) {
+  std::vector<std::vector<bool>> seen;  // written by the one executor, read after Shutdown
+  std::vector<std::unique_ptr<ModelInstance>> instances;
+  instances.push_back(std::make_unique<OptionalInputInstance>(&seen));
+  BatcherOptions options;
+  options.max_batch_size = 16;
+  options.max_queue_delay = absl::Milliseconds(50);  // lets the queue gather both kinds
+  DynamicBatcher batcher(options, std::move(instances));
+  ModelSignature signature;
+  signature.inputs = {{"x", DType::kFloat32, {1}}, {"y", DType::kFloat32, {1}, /*optional=*/true}};
+  std::vector<float> xs(8), ys(8);
+  std::vector<float> answers(8, -1);
+  std::vector<std::string> keys(8);
+  for (int i = 0; i < 8; ++i) {
+    xs[i] = static_cast<float>(i);
+    ys[i] = static_cast<float>(10 * i);
+    const std::vector<int64_t> shape = {1, 1};
+    std::vector<RequestTensor> request = {
+        {"x", DType::kFloat32, shape, absl::string_view(reinterpret_cast<const char*>(&xs[i]), sizeof(float))}};
+    if (i % 2 == 1) {
+      request.push_back(
+          {"y", DType::kFloat32, shape, absl::string_view(reinterpret_cast<const char*>(&ys[i]), sizeof(float))});
+    }
+    absl::StatusOr<ValidatedInputs> valid = ValidateInputs(signature, request, 16);
+    ASSERT_TRUE(valid.ok()) << valid.status();
+    BatchTask task;
+    task.inputs = valid->inputs;
+    task.rows = valid->rows;
+    task.shape_key = valid->shape_key;
+    task.done = [&answers, i](const absl::Status& status, const TaskOutputs& outputs, const BatchInfo&) {
+      ASSERT_TRUE(status.ok()) << status;
+      answers[i] = *reinterpret_cast<const float*>(outputs.data(0).data());
+    };
+    ASSERT_TRUE(batcher.Enqueue(std::move(task)).ok());
+  }
+  batcher.Shutdown();
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(answers[i], i % 2 == 1 ? 11.0f * i : i + 100.0f) << i;
+  size_t rows = 0;
+  for (const std::vector<bool>& batch : seen) {
+    rows += batch.size();
+    for (bool absent : batch) EXPECT_EQ(absent, batch[0]);  // one kind per batch
+  }
+  EXPECT_EQ(rows, 8u);
+  EXPECT_GE(seen.size(), 2u);
 }
 
 TEST(DynamicBatcherTest, InteractiveGoesBeforeBulk) {

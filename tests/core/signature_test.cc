@@ -125,6 +125,38 @@ TEST(ValidateCallTest, WithoutABatchDimensionTheShapeIsTheDeclaredOne) {
   EXPECT_EQ(sig.ToClientShape({1, 4}), (std::vector<int64_t>{1, 4}));
 }
 
+TEST(ValidateInputsTest, AnOptionalInputMayBeLeftOutAndIsThenAbsent) {
+  ModelSignature sig = TwoInputs();
+  sig.inputs[1].optional = true;
+  auto validate = [&](const std::vector<Input>& inputs) {
+    std::vector<RequestTensor> views;
+    for (const auto& in : inputs) views.push_back(in.view());
+    return ValidateInputs(sig, views, 8);
+  };
+  absl::StatusOr<ValidatedInputs> without = validate({Make("x", DType::kFloat32, {2, 16})});
+  ASSERT_TRUE(without.ok()) << without.status();
+  EXPECT_EQ(without->rows, 2);
+  EXPECT_FALSE(IsAbsent(without->inputs[0]));
+  EXPECT_TRUE(IsAbsent(without->inputs[1]));
+  EXPECT_EQ(without->inputs[1].dtype, DType::kInt64);
+  EXPECT_EQ(without->inputs[1].byte_size, 0u);
+  absl::StatusOr<ValidatedInputs> with =
+      validate({Make("x", DType::kFloat32, {2, 16}), Make("ids", DType::kInt64, {2, 1})});
+  ASSERT_TRUE(with.ok()) << with.status();
+  EXPECT_FALSE(IsAbsent(with->inputs[1]));
+  EXPECT_NE(with->shape_key, without->shape_key);  // never batched together
+  // A required input is still required; an optional one given is checked.
+  absl::StatusOr<ValidatedInputs> missing = validate({Make("ids", DType::kInt64, {2, 1})});
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("missing input 'x'"));
+  absl::StatusOr<ValidatedInputs> bad =
+      validate({Make("x", DType::kFloat32, {2, 16}), Make("ids", DType::kInt64, {3, 1})});
+  EXPECT_THAT(std::string(bad.status().message()), HasSubstr("input 'ids' has 3 rows but input 'x' has 2"));
+  sig.inputs[0].optional = true;
+  absl::StatusOr<ValidatedInputs> none = validate({});
+  EXPECT_EQ(none.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(none.status().message()), HasSubstr("the request gives none of the model's inputs"));
+}
+
 TEST(ResolveOutputsTest, SelectsNamedOutputs) {
   auto all = ResolveOutputs(TwoInputs(), {});
   ASSERT_TRUE(all.ok());

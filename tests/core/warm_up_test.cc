@@ -104,7 +104,7 @@ class RecordingInstance : public ModelInstance {
     Batch batch;
     for (const TensorView& in : inputs) {
       batch.shapes.push_back(in.shape);
-      batch.bytes.emplace_back(static_cast<const char*>(in.data), in.byte_size);
+      batch.bytes.push_back(in.data == nullptr ? std::string() : std::string(static_cast<const char*>(in.data), in.byte_size));
     }
     runs.push_back(batch);
     if (!batch.bytes[0].empty() && static_cast<unsigned char>(batch.bytes[0][0]) == 0xFF) {
@@ -170,6 +170,22 @@ TEST(RunWarmUpSamplesTest, EachSampleRunsCountTimesWithItsRowRepeated) {
     EXPECT_GE(ids[i], 0);
     EXPECT_LE(ids[i], 127);
   }
+}
+
+TEST(RunWarmUpSamplesTest, AnOptionalInputLeftOutIsAbsent) {
+  ModelSignature signature;
+  signature.inputs = {{"x", DType::kFloat32, {2}}, {"mask", DType::kFloat32, {2}, /*optional=*/true}};
+  signature.outputs = {{"y", DType::kFloat32, {1}}};
+  WarmUpSample sample;
+  sample.name = "no_mask";
+  sample.rows = 2;
+  sample.inputs = {{{2}, WarmUpSample::Fill::kZero, ""}, {{}, WarmUpSample::Fill::kAbsent, ""}};
+  RecordingInstance instance;
+  absl::Status status = RunWarmUpSamples(instance, signature, {sample});
+  ASSERT_TRUE(status.ok()) << status;
+  ASSERT_EQ(instance.runs.size(), 1u);
+  EXPECT_THAT(instance.runs[0].shapes, ElementsAre(std::vector<int64_t>{2, 2}, std::vector<int64_t>{}));
+  EXPECT_TRUE(instance.runs[0].bytes[1].empty());
 }
 
 TEST(RunWarmUpSamplesTest, AFailingSampleFailsNamingItAndStops) {

@@ -42,10 +42,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(!sample.name().empty());
       FUZZ_CHECK(sample.batch_size() >= 1 && sample.batch_size() <= c.max_batch_size());
       FUZZ_CHECK(sample.count() >= 1);
-      FUZZ_CHECK(sample.inputs_size() == c.input_size());
+      FUZZ_CHECK(sample.inputs_size() <= c.input_size());
       for (const v1::TensorConfig& t : c.input()) {
         const auto it = sample.inputs().find(t.name());
-        FUZZ_CHECK(it != sample.inputs().end());
+        FUZZ_CHECK(it != sample.inputs().end() || t.optional());
+        if (it == sample.inputs().end()) continue;
         FUZZ_CHECK(it->second.dims_size() == t.dims_size());
         for (int d = 0; d < t.dims_size(); ++d) {
           FUZZ_CHECK(it->second.dims(d) >= 0);
@@ -90,6 +91,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     for (const auto* list : {&spec.signature.inputs, &spec.signature.outputs}) {
       for (const TensorSpec& t : *list) {
         FUZZ_CHECK(t.dtype != DType::kInvalid && !t.name.empty());
+        if (list == &spec.signature.outputs) FUZZ_CHECK(!t.optional);
         for (int64_t d : t.dims) FUZZ_CHECK(d >= 1 || d == -1);
       }
     }

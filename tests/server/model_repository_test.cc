@@ -110,6 +110,8 @@ TEST(PlanModelTest, RejectsBadConfigsNamingTheProblem) {
       {"input { name: \"x\" dtype: FP32 dims: [4] }\n"
        "output { name: \"y\" dtype: FP32 dims: [-1, -1] reshape { shape: [-1] } }",
        "output 'y': reshape [-1] and dims [-1,-1]"},
+      {"input { name: \"x\" dtype: FP32 dims: [4] }\noutput { name: \"y\" dtype: FP32 dims: [2] optional: true }",
+       "output 'y': only inputs can be optional"},
       {"input { name: \"x\" dtype: FP32 dims: [4] reshape { shape: [0] } }\n"
        "output { name: \"y\" dtype: FP32 dims: [2] }",
        "input 'x': reshape dims must be positive or -1, got 0"},
@@ -147,6 +149,14 @@ warmup { inputs { key: "x" value { dims: [5] } } inputs { key: "ids" value {} } 
                    "m", "m/config.pbtxt", 0);
   ASSERT_TRUE(plan.ok()) << plan.status();
   EXPECT_THAT(plan->warmup_batch_sizes, ::testing::ElementsAre(2));  // both, when both are listed
+  // An optional input may be left out of a sample, as out of a request.
+  v1::ModelConfig optional = ParseText(std::string(kTwoInputs) + R"(warmup { inputs { key: "x" value { dims: [5] } } })");
+  optional.mutable_input(1)->set_optional(true);
+  plan = PlanModel(optional, "m", "m/config.pbtxt", 0);
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  absl::StatusOr<std::vector<WarmUpSample>> samples = ReadWarmUpSamples(plan->config, plan->spec.signature, "/nonexistent");
+  ASSERT_TRUE(samples.ok()) << samples.status();
+  EXPECT_EQ((*samples)[0].inputs[1].fill, WarmUpSample::Fill::kAbsent);
 }
 
 TEST(PlanModelTest, BadWarmUpSamplesAreRefusedNamingTheSample) {

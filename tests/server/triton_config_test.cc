@@ -237,8 +237,6 @@ TEST(TritonConfigTest, WhatCannotBeServedAsTritonWouldIsRefusedNamingIt) {
       {head + "max_batch_size: 2\ninput [ { name: \"x\" data_type: TYPE_UINT32 dims: [ 1 ] } ]\n" + out,
        "input 'x' data_type TYPE_UINT32 is not supported"},
       {head + "max_batch_size: 2\ninput [ { name: \"x\" dims: [ 1 ] } ]\n" + out, "input 'x' has no data_type"},
-      {head + "max_batch_size: 2\ninput [ { name: \"x\" data_type: TYPE_FP32 dims: [ 4 ] optional: true } ]\n" + out,
-       "input 'x': optional inputs are not supported"},
       {head + "max_batch_size: 2\n" + in + out +
            "sequence_batching { control_input [ { name: \"START\" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] } ] } ] }\n",
        "sequence_batching is not supported"},
@@ -353,6 +351,21 @@ TEST(RequestDeadlineTest, TheEarlierOfTheDeadlineAndTheTimeoutThePolicyAllows) {
   EXPECT_EQ(RequestDeadline(request, policy), absl::InfiniteFuture());  // DELAY: nothing
   request.deadline = received + absl::Seconds(1);
   EXPECT_EQ(RequestDeadline(request, policy), received + absl::Seconds(1));  // the transport's stays
+}
+
+TEST(TritonConfigTest, OptionalInputsAreKept) {
+  absl::StatusOr<ModelPlan> plan = Plan(R"(
+platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "ids" data_type: TYPE_INT64 dims: [ -1 ] }, { name: "mask" data_type: TYPE_INT64 dims: [ -1 ] optional: true } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ]
+)");
+  ASSERT_TRUE(plan.ok()) << plan.status();
+  EXPECT_FALSE(plan->spec.signature.inputs[0].optional);
+  EXPECT_TRUE(plan->spec.signature.inputs[1].optional);
+  triton::ModelConfig back = ToTritonConfig(plan->config);
+  EXPECT_FALSE(back.input(0).optional());
+  EXPECT_TRUE(back.input(1).optional());
 }
 
 TEST(TritonConfigTest, ReshapeIsKeptForTheBackend) {

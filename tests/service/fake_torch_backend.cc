@@ -10,6 +10,7 @@
 // model file whose content is "fail" gives instances whose Run() returns
 // INTERNAL; one whose content is "sleep:N" gives instances that take N ms
 // per Run() (a slow model, e.g. a slow shadow candidate).
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -34,7 +35,8 @@ class FakeTorchInstance final : public ModelInstance {
     if (inputs.size() != signature_.inputs.size()) {
       return absl::InternalError("fake model: wrong number of inputs");
     }
-    const int64_t rows = inputs[0].rows();
+    int64_t rows = 0;  // the rows of the inputs given (optional ones may be absent)
+    for (const TensorView& in : inputs) rows = std::max(rows, in.rows());
     const float* x = nullptr;
     size_t x_row_elements = 0;
     if (inputs[0].dtype == DType::kFloat32 && rows > 0) {

@@ -2,6 +2,8 @@
 // front end: what `forward` may return (a tensor, a tuple, a list, a dict),
 // and repositories written for Triton's PyTorch backend.
 #include <cstring>
+#include <thread>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -415,6 +417,89 @@ dynamic_batching { default_queue_policy { )" + policy + R"( } }
   EXPECT_EQ(policy["timeout_action"], "REJECT") << policy;
   const json delay = json::parse(repository.Get("/v2/models/delay/config").body)["dynamic_batching"]["default_queue_policy"];
   EXPECT_EQ(delay["timeout_action"], "DELAY") << delay;
+}
+
+// Triton's optional inputs, as Hugging Face style models take an
+// attention mask: forward gets None for a left-out input, and requests with
+// and without it are answered each by its own rule, also when they arrive
+// together (they never share a batch).
+TEST(TritonRepositoryTest, AnOptionalInputMayBeLeftOut) {
+  Repository repository("triton_optional");
+  const std::string config = R"(platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] },
+        { name: "mask" data_type: TYPE_FP32 dims: [ 2 ] optional: true } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ]
+dynamic_batching { max_queue_delay_microseconds: 20000 }
+)";
+  repository.Add("masked", R"(
+def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
+    if mask is None:
+        return x * 10.0
+    return x * mask
+)", config);
+  absl::Status started = repository.Start();
+  ASSERT_TRUE(started.ok()) << started;
+  HttpResult without =
+      repository.Infer("masked", R"({"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]}]})");
+  ASSERT_EQ(without.status, 200) << without.body;
+  EXPECT_EQ(OutputsByName(without), json({{"y", {{"shape", {1, 2}}, {"data", {10, 20}}}}})) << without.body;
+  HttpResult with = repository.Infer("masked", R"({"inputs":[{"name":"x","shape":[1,2],"datatype":"FP32","data":[1,2]},
+      {"name":"mask","shape":[1,2],"datatype":"FP32","data":[0,1]}]})");
+  ASSERT_EQ(with.status, 200) << with.body;
+  EXPECT_EQ(OutputsByName(with), json({{"y", {{"shape", {1, 2}}, {"data", {0, 2}}}}})) << with.body;
+  HttpResult config_json = repository.Get("/v2/models/masked/config");
+  EXPECT_EQ(json::parse(config_json.body)["input"][1]["optional"], true) << config_json.body;
+
+  // Over gRPC, both kinds at once (the 20 ms queue delay lets them meet).
+  auto stub = testing::V2Stub(repository.grpc_port());
+  std::vector<std::thread> callers;
+  std::atomic<int> right{0};
+  for (int i = 0; i < 16; ++i) {
+    callers.emplace_back([&, i] {
+      inference::ModelInferRequest request;
+      request.set_model_name("masked");
+      const float x[] = {static_cast<float>(i), 1};
+      const float mask[] = {2, 3};
+      auto add = [&](const char* name, const float* values) {
+        auto* input = request.add_inputs();
+        input->set_name(name);
+        input->set_datatype("FP32");
+        input->add_shape(1);
+        input->add_shape(2);
+        request.add_raw_input_contents(reinterpret_cast<const char*>(values), 2 * sizeof(float));
+      };
+      add("x", x);
+      if (i % 2 == 1) add("mask", mask);
+      inference::ModelInferResponse response;
+      grpc::ClientContext context;
+      grpc::Status status = stub->ModelInfer(&context, request, &response);
+      if (!status.ok() || response.raw_output_contents_size() != 1) return;
+      float y[2];
+      std::memcpy(y, response.raw_output_contents(0).data(), sizeof(y));
+      const bool ok = i % 2 == 1 ? (y[0] == 2.0f * i && y[1] == 3) : (y[0] == 10.0f * i && y[1] == 10);
+      right += ok;
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  EXPECT_EQ(right.load(), 16);
+}
+
+TEST(TritonRepositoryTest, AnOptionalInputWhoseArgumentTakesNoNoneFailsAtLoad) {
+  Repository repository("triton_optional_not_optional");
+  repository.Add("strict", R"(
+def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+    return x * mask
+)", R"(platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] },
+        { name: "mask" data_type: TYPE_FP32 dims: [ 2 ] optional: true } ]
+output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ]
+)");
+  absl::Status status = repository.Start();
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("input 'mask' is optional, but forward's argument 'mask' is Tensor; declare it "
+                        "Optional[Tensor]"));
 }
 
 TEST(TritonRepositoryTest, AnInputNamedAfterNoArgumentFailsAtLoadListingTheSignature) {
