@@ -14,6 +14,18 @@ namespace {
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
+// One FP32 zero per row: `rows` rows of shape [1].
+std::vector<TensorView> ZeroOutput(int64_t rows) {
+  auto owner = std::make_shared<std::vector<float>>(static_cast<size_t>(rows), 0.0f);
+  TensorView out;
+  out.dtype = DType::kFloat32;
+  out.shape = {rows, 1};
+  out.data = owner->data();
+  out.byte_size = owner->size() * sizeof(float);
+  out.owner = owner;
+  return {out};
+}
+
 // Runs only when the input's last dim is at least `min_length` (as a 3x3
 // convolution needs 3); answers one FP32 per row, `output_rows` rows (the
 // batch's when negative). Records the input shapes it was given.
@@ -28,14 +40,7 @@ class ShapeCheckingInstance : public ModelInstance {
       return absl::InternalError(absl::StrCat("input too short: ", inputs[0].shape.back()));
     }
     const int64_t rows = output_rows_ < 0 ? inputs[0].shape[0] : output_rows_;
-    auto owner = std::make_shared<std::vector<float>>(static_cast<size_t>(rows), 0.0f);
-    TensorView out;
-    out.dtype = DType::kFloat32;
-    out.shape = {rows, 1};
-    out.data = owner->data();
-    out.byte_size = owner->size() * sizeof(float);
-    out.owner = owner;
-    return std::vector<TensorView>{out};
+    return ZeroOutput(rows);
   }
 
   std::vector<std::vector<int64_t>> seen;
@@ -111,14 +116,7 @@ class RecordingInstance : public ModelInstance {
       return absl::InvalidArgumentError("bad first byte");
     }
     const int64_t rows = inputs[0].shape[0];
-    auto owner = std::make_shared<std::vector<float>>(static_cast<size_t>(rows), 0.0f);
-    TensorView out;
-    out.dtype = DType::kFloat32;
-    out.shape = {rows, 1};
-    out.data = owner->data();
-    out.byte_size = owner->size() * sizeof(float);
-    out.owner = owner;
-    return std::vector<TensorView>{out};
+    return ZeroOutput(rows);
   }
   struct Batch {
     std::vector<std::vector<int64_t>> shapes;
