@@ -270,8 +270,8 @@ absl::Status RpcError(const char* rpc, const grpc::Status& status) {
 struct BenchModel {
   ModelInfo signature;
   std::string version;         // the version that serves (for the /metrics labels)
-  int64_t max_batch_size = 0;  // 0: unknown (only v1 says)
-  bool batched = true;         // false: v1 says the model has no batch dimension
+  int64_t max_batch_size = 0;  // 0: unknown, or no batch dimension (`batched`)
+  bool batched = true;         // false: v1 metadata or Triton's config says max_batch_size 0
 };
 
 std::shared_ptr<grpc::Channel> MetadataChannel(const BenchOptions& options, const ChannelFactory& channels) {
@@ -281,7 +281,9 @@ std::shared_ptr<grpc::Channel> MetadataChannel(const BenchOptions& options, cons
 }
 
 // From v1 GetModelMetadata when v1 is measured, else from v2 ModelMetadata,
-// else from REST GET /v2/models/NAME.
+// else from REST GET /v2/models/NAME; with v2 and REST, whether the model
+// batches comes from Triton's model configuration (ModelConfig, GET
+// .../config) where the server has it, else it is assumed.
 absl::StatusOr<BenchModel> FetchModel(const BenchOptions& options, const ChannelFactory& channels) {
   const auto has = [&](Protocol p) {
     return std::find(options.protocols.begin(), options.protocols.end(), p) != options.protocols.end();
@@ -315,6 +317,16 @@ absl::StatusOr<BenchModel> FetchModel(const BenchOptions& options, const Channel
     grpc::Status status = stub->ModelMetadata(&context, request, &metadata);
     if (!status.ok()) return RpcError("ModelMetadata", status);
     model.signature = SignatureFromV2(metadata);
+    grpc::ClientContext config_context;
+    config_context.set_deadline(deadline);
+    inference::ModelConfigRequest config_request;
+    config_request.set_name(options.model);
+    config_request.set_version(V2Version(options.version));
+    inference::ModelConfigResponse config;
+    if (stub->ModelConfig(&config_context, config_request, &config).ok()) {
+      model.max_batch_size = config.config().max_batch_size();
+      model.batched = model.max_batch_size != 0;
+    }
   } else {
     HttpOptions http;
     http.address = options.http;
@@ -328,6 +340,13 @@ absl::StatusOr<BenchModel> FetchModel(const BenchOptions& options, const Channel
     if (!signature.ok()) return absl::Status(signature.status().code(),
                                              absl::StrCat("model metadata: ", signature.status().message()));
     model.signature = std::move(*signature);
+    absl::StatusOr<HttpReply> config = (*client)->Get(RestModelPath(options.model, V2Version(options.version)) + "/config");
+    if (config.ok()) {
+      if (std::optional<int64_t> max = ParseRestMaxBatchSize(config->status, config->body)) {
+        model.max_batch_size = *max;
+        model.batched = *max != 0;
+      }
+    }
   }
   // The served version: the one asked for, else the newest listed.
   int64_t newest = options.version;

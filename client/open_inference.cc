@@ -618,6 +618,15 @@ ModelInfo SignatureFromV1(const v1::ModelMetadata& metadata) {
   return signature;
 }
 
+std::optional<int64_t> ParseRestMaxBatchSize(long http_status, absl::string_view body) {
+  if (http_status < 200 || http_status >= 300) return std::nullopt;
+  const nlohmann::json config = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
+  if (!config.is_object() || !config.contains("max_batch_size")) return std::nullopt;
+  const nlohmann::json& value = config["max_batch_size"];
+  if (value.is_number_integer()) return value.get<int64_t>();
+  return std::nullopt;
+}
+
 ModelInfo SignatureFromV2(const inference::ModelMetadataResponse& metadata) {
   ModelInfo signature;
   signature.name = metadata.name();

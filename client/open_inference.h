@@ -12,6 +12,7 @@
 #define MICROBATCH_CLIENT_OPEN_INFERENCE_H_
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -140,6 +141,11 @@ absl::StatusOr<InferResult> ParseRestInferResponse(long http_status, absl::strin
 // "platform","inputs":[{"name","datatype","shape"}],"outputs":[...]};
 // RestError for other statuses, INTERNAL when the body does not decode.
 absl::StatusOr<ModelInfo> ParseRestModelMetadata(long http_status, absl::string_view body);
+
+// max_batch_size in a 2xx answer to GET RestModelPath + "/config" (Triton's
+// model configuration extension); nullopt for other statuses or a body
+// without it (a server without the extension).
+std::optional<int64_t> ParseRestMaxBatchSize(long http_status, absl::string_view body);
 
 // The status of a non-2xx answer: the code of HttpStatusToCode and the
 // message "HTTP <status>: <error>", where <error> is the body's "error"

@@ -37,6 +37,7 @@ class ClientE2EServer {
     for (const std::string& dtype : V2Datatypes()) {
       WriteIdentityModel(dir_.path(), "id_" + absl::AsciiStrToLower(dtype), dtype, "max_batch_size: 128\n");
     }
+    WriteIdentityModel(dir_.path(), "unbatched", "FP32", "no_batch_dimension: true\n");
     WriteIdentityModel(dir_.path(), "labelled", "FP32",
                        "max_batch_size: 128\nversion_policy { all: true }\n"
                        "version_labels { key: \"stable\" value: 1 }\n");
@@ -253,6 +254,23 @@ TEST_F(ClientE2ETest, BenchLoadsTheThreeFrontEndsInOneRun) {
     EXPECT_GT(level["server"]["requests"].get<double>(), 0) << order[i % 3];
     // request_ms from the front end's own method label (Predict, ModelInfer, RestInfer).
     EXPECT_TRUE(level["server"].contains("request_ms")) << order[i % 3] << " " << level["server"].dump();
+  }
+}
+
+// Regression: without v1 in the run, bench could not tell a model without a
+// batch dimension (max_batch_size 0) and sent [rows, ...] payloads, all
+// refused; it now reads Triton's model configuration (ModelConfig, GET
+// .../config).
+TEST_F(ClientE2ETest, BenchOverV2OrRestAloneSeesAModelWithoutABatchDimension) {
+  for (const char* protocol : {"v2", "rest"}) {
+    const CliRun run = RunCli(absl::StrCat("bench --protocol ", protocol, " --model unbatched --shape x=5",
+                                           " --concurrency 2 --format json --window-ms 300 --warmup-ms 100",
+                                           " --max-windows 2 --stable-windows 1", Endpoints()));
+    ASSERT_EQ(run.code, 0) << protocol << ": " << run.err;
+    const nlohmann::json report = nlohmann::json::parse(run.out);
+    ASSERT_EQ(report["levels"].size(), 1u) << protocol;
+    EXPECT_GT(report["levels"][0]["ok"].get<int64_t>(), 0) << protocol;
+    EXPECT_EQ(report["levels"][0]["errors"], 0) << protocol << " " << report["levels"][0]["errors_by_code"].dump();
   }
 }
 

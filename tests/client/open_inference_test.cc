@@ -529,4 +529,13 @@ TEST(PredictJsonTest, SameShapeForEveryProtocol) {
 }
 
 }  // namespace
+TEST(ParseRestMaxBatchSizeTest, ReadsTritonsConfigAndToleratesServersWithout) {
+  EXPECT_EQ(ParseRestMaxBatchSize(200, R"({"name":"m","max_batch_size":0})"), std::optional<int64_t>(0));
+  EXPECT_EQ(ParseRestMaxBatchSize(200, R"({"max_batch_size":64})"), std::optional<int64_t>(64));
+  EXPECT_EQ(ParseRestMaxBatchSize(404, R"({"error":"not found"})"), std::nullopt);
+  EXPECT_EQ(ParseRestMaxBatchSize(200, R"({"name":"m"})"), std::nullopt);
+  EXPECT_EQ(ParseRestMaxBatchSize(200, R"({"max_batch_size":"8"})"), std::nullopt);
+  EXPECT_EQ(ParseRestMaxBatchSize(200, "not json"), std::nullopt);
+}
+
 }  // namespace microbatch
