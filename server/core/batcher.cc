@@ -166,6 +166,19 @@ absl::Status DynamicBatcher::Admit(const BatchTask& task, absl::Time now, bool* 
   return overloaded;
 }
 
+absl::Time DynamicBatcher::LatestStart(const ShapeQueue& queue) const {
+  absl::Time latest = absl::InfiniteFuture();
+  for (const Queued& queued : queue.by_priority[0]) {
+    const absl::Time deadline = queued.task.deadline;
+    if (deadline != absl::InfiniteFuture()) latest = std::min(latest, deadline - MarginFor(deadline, queued.enqueued));
+  }
+  if (latest == absl::InfiniteFuture()) return latest;
+  // Early by the executor's wake-up latency (up to about a millisecond on a
+  // busy VM), so that the batch is not formed a hair too late for its task.
+  constexpr absl::Duration kWakeUpSlack = absl::Milliseconds(1);
+  return latest - EstimateCompute(std::min(queue.rows, options_.max_batch_size)) - kWakeUpSlack;
+}
+
 absl::Duration DynamicBatcher::MarginFor(absl::Time deadline, absl::Time now) const {
   return std::max(absl::ZeroDuration(), std::min(options_.deadline_margin, (deadline - now) / 4));
 }
@@ -238,11 +251,16 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
     if (priority == 0 && !queue.by_priority[1].empty()) {
       oldest = std::min(oldest, queue.by_priority[1].front().enqueued);
     }
-    const bool ready = stopping_ || queue.rows >= options_.max_batch_size ||
-                       now - oldest >= options_.max_queue_delay;
+    bool ready = stopping_ || queue.rows >= options_.max_batch_size || now - oldest >= options_.max_queue_delay;
     if (!ready) {
-      *wake_at = std::min(*wake_at, oldest + options_.max_queue_delay);
-      continue;
+      // Waiting for more rows must not make a queued request miss its
+      // deadline: the batch starts when the earliest one leaves no more room.
+      const absl::Time latest_start = LatestStart(queue);
+      ready = now >= latest_start;
+      if (!ready) {
+        *wake_at = std::min({*wake_at, oldest + options_.max_queue_delay, latest_start});
+        continue;
+      }
     }
     if (priority < best_priority || (priority == best_priority && head < best_time)) {
       best = &queue;

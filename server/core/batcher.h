@@ -121,8 +121,9 @@ struct BatchTask {
 struct BatcherOptions {
   // Largest number of rows in one batch. Default 32.
   int64_t max_batch_size = 32;
-  // How long a partial batch may wait for more rows while an instance is idle;
-  // zero (default) dispatches at once whenever an instance is free.
+  // How long a partial batch may wait for more rows while an instance is idle,
+  // but never so long that a queued task would miss its deadline; zero
+  // (default) dispatches at once whenever an instance is free.
   absl::Duration max_queue_delay = absl::ZeroDuration();
   // Interactive tasks waiting beyond which Enqueue fails. Bulk tasks are not
   // counted: their producers bound them. Default 1024.
@@ -313,6 +314,10 @@ class DynamicBatcher {
   absl::Duration EstimateCompute(int64_t rows) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The margin kept before `deadline` at `now` (BatcherOptions::deadline_margin).
   absl::Duration MarginFor(absl::Time deadline, absl::Time now) const;
+  // The last moment a batch of `queue` may start for its interactive tasks
+  // to meet their deadlines (each with the margin it had when queued, less
+  // 1 ms for the executor's wake-up); InfiniteFuture when none has a deadline.
+  absl::Time LatestStart(const ShapeQueue& queue) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Refreshes cost_points_ from cost_.
   void UpdateEstimates() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Places an interactive task in the plan, or returns why it cannot be

@@ -144,6 +144,34 @@ TEST(DynamicBatcherTest, ClosesPartialBatchWhenOldestWaitedMaxDelay) {
   EXPECT_THAT(calls[2].result, ElementsAre(6, 8));
 }
 
+// Regression: a partial batch waited its whole max_queue_delay (here 2 s)
+// although a queued request's deadline (100 ms) passed meanwhile; the request
+// was then dropped as late after 2 s. The batch now starts when the earliest
+// deadline leaves just the model's time and the margin.
+TEST(DynamicBatcherTest, APartialBatchStartsInTimeForItsEarliestDeadline) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Milliseconds(10));
+  Calls calls;
+  BatcherOptions options = Options(&clock, 8, absl::Seconds(2));
+  options.deadline_margin = absl::Milliseconds(5);
+  DynamicBatcher batcher(options, FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(calls.Task({1})).ok());  // teaches the batcher 10 ms per batch
+  clock.Advance(absl::Seconds(2));
+  calls.WaitFinished(1);
+  BatchTask due = calls.Task({2});
+  due.deadline = clock.Now() + absl::Milliseconds(100);
+  ASSERT_TRUE(batcher.Enqueue(std::move(due)).ok());
+  clock.Advance(absl::Milliseconds(83));  // the latest start is at +84 ms (100 - 10 - 5 - 1 of slack)
+  clock.Advance(absl::Milliseconds(2));
+  for (int i = 0; i < 2000 && batcher.Stats().tasks > 0; ++i) absl::SleepFor(absl::Milliseconds(1));
+  clock.Advance(absl::Seconds(2));  // what the old code waited for; harmless once the batch ran
+  calls.WaitFinished(2);
+  EXPECT_TRUE(calls[1].status.ok()) << calls[1].status;
+  EXPECT_GE(calls[1].info.queue_wait, absl::Milliseconds(84));
+  EXPECT_LE(calls[1].info.queue_wait, absl::Milliseconds(85));
+}
+
 TEST(DynamicBatcherTest, WorkConservingDispatchesAtOnceThenAccumulatesWhileBusy) {
   FakeClock clock;
   FakeModel model;
