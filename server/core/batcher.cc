@@ -293,14 +293,13 @@ bool DynamicBatcher::TakeBatch(Batch* batch, std::vector<std::pair<Queued, absl:
         drop = absl::DeadlineExceededError(
             absl::StrCat("deadline passed after ", absl::FormatDuration(now - head.enqueued),
                          " in the queue; the request was not run"));
-      } else if (!head.probe && now + EstimateCompute(take) + MarginFor(front.deadline, now) > front.deadline) {
-        drop = DeadlineTooShort(front.deadline - now, EstimateCompute(take), take, MarginFor(front.deadline, now));
+      } else if (const absl::Duration alone = EstimateCompute(take), margin = MarginFor(front.deadline, now);
+                 !head.probe && now + alone + margin > front.deadline) {
+        drop = DeadlineTooShort(front.deadline - now, alone, take, margin);
       } else if (front.is_cancelled && front.is_cancelled()) {
         drop = absl::CancelledError("the caller cancelled; the request was not run");
-      } else if (!batch->tasks.empty() &&
-                 now + EstimateCompute(batch->rows + take) +
-                         MarginFor(std::min(earliest_deadline, front.deadline), now) >
-                     std::min(earliest_deadline, front.deadline)) {
+      } else if (const absl::Time due = std::min(earliest_deadline, front.deadline);
+                 !batch->tasks.empty() && now + EstimateCompute(batch->rows + take) + MarginFor(due, now) > due) {
         closed = true;  // more rows would make a task of this batch late
         break;
       }

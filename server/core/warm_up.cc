@@ -108,7 +108,6 @@ absl::Status RunWarmUpSamples(ModelInstance& instance, const ModelSignature& sig
       }
       storage[i].reserve(row_bytes * static_cast<size_t>(sample.rows));
       for (int r = 0; r < sample.rows; ++r) storage[i] += row;
-      inputs[i].dtype = dtype;
       inputs[i].shape = {sample.rows};
       inputs[i].shape.insert(inputs[i].shape.end(), in.dims.begin(), in.dims.end());
       inputs[i].data = storage[i].data();

@@ -16,6 +16,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/clock.h"
 #include "server/core/log.h"
 #include "server/service/convert.h"
@@ -97,7 +98,7 @@ absl::Status CheckTensors(const google::protobuf::RepeatedPtrField<v1::TensorCon
                                                        "': dims must be positive or -1, got ", d));
       }
     }
-    if (t.optional() && std::string(kind) == "output") {
+    if (t.optional() && absl::string_view(kind) == "output") {
       return absl::InvalidArgumentError(absl::StrCat(source, ": output '", t.name(),
                                                      "': only inputs can be optional"));
     }

@@ -7,6 +7,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "absl/types/span.h"
 #include "common/tensor/tensor.h"
 #include "server/service/convert.h"
 
@@ -61,11 +62,11 @@ absl::Status CheckWarmUpSamples(v1::ModelConfig* config, const std::string& sour
         return error("gives no data for input '", t.name(), "'");
       }
       v1::WarmUpInput& in = it->second;
+      const absl::Span<const int64_t> declared(t.dims().data(), t.dims().size());
       if (in.dims().empty() && !t.dims().empty()) {
         for (int64_t d : t.dims()) {
           if (d < 0) {
-            return error("input '", t.name(), "' has variable dims ",
-                         ShapeToString(std::vector<int64_t>(t.dims().begin(), t.dims().end())),
+            return error("input '", t.name(), "' has variable dims ", ShapeToString(declared),
                          "; give the sample's dims");
           }
         }
@@ -78,7 +79,7 @@ absl::Status CheckWarmUpSamples(v1::ModelConfig* config, const std::string& sour
       }
       if (!fits) {
         return error("input '", t.name(), "': dims ", ShapeToString(dims), " do not fit the input's ",
-                     ShapeToString(std::vector<int64_t>(t.dims().begin(), t.dims().end())));
+                     ShapeToString(declared));
       }
       std::vector<int64_t> batch = dims;
       batch.insert(batch.begin(), sample->batch_size());
