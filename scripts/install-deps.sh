@@ -17,12 +17,12 @@ BUILD_PACKAGES=(
   libtorch-dev libopenblas0-openmp
   libgtest-dev libgmock-dev libbenchmark-dev libxxhash-dev rapidjson-dev
   libmicrohttpd-dev libgnutls28-dev zlib1g-dev prometheus-cpp-dev nlohmann-json3-dev
-  libcli11-dev libcurl4-openssl-dev
+  libcli11-dev libcurl4-openssl-dev libgoogle-perftools-dev
   libssl-dev prometheus curl procps openssl ccache
 )
 RUNTIME_PACKAGES=(
   libgrpc++1.51 libprotobuf32 libabsl20220623 libtorch1.13 libopenblas0-openmp
-  libmicrohttpd12 libprometheus-cpp-core1.0 curl libcurl4
+  libmicrohttpd12 libprometheus-cpp-core1.0 curl libcurl4 libtcmalloc-minimal4
 )
 
 TEST_PACKAGES=(clang-14 libfuzzer-14-dev libclang-rt-14-dev llvm-14 shellcheck)

@@ -41,17 +41,66 @@ absl::Status DeadlineTooShort(absl::Duration left, absl::Duration model_time, in
 
 DynamicBatcher::DynamicBatcher(const BatcherOptions& options,
                                std::vector<std::unique_ptr<ModelInstance>> instances)
-    : options_(options), instances_(std::move(instances)) {
+    : DynamicBatcher(options, std::move(instances), nullptr) {}
+
+DynamicBatcher::DynamicBatcher(const BatcherOptions& options,
+                               std::vector<std::unique_ptr<ModelInstance>> instances,
+                               InstanceWarmUp warm_up)
+    : options_(options), instances_(std::move(instances)), warm_up_(std::move(warm_up)) {
   clock_listener_ = options_.clock->AddListener([this] { Wake(); });
   {
     MutexLock lock(&mu_);
     plan_.free_at.assign(std::max<size_t>(1, instances_.size()), absl::InfinitePast());
     instance_running_.assign(instances_.size(), 0);
+    warm_up_status_.assign(instances_.size(), absl::OkStatus());
   }
   MutexLock lock(&join_mu_);
   for (size_t i = 0; i < instances_.size(); ++i) {
-    threads_.emplace_back([this, i] { ExecutorLoop(i); });
+    threads_.emplace_back([this, i] {
+      if (warm_up_) WarmUpOnThisThread(i);
+      ExecutorLoop(i);
+    });
   }
+}
+
+absl::StatusOr<std::unique_ptr<DynamicBatcher>> DynamicBatcher::Create(
+    const BatcherOptions& options, std::vector<std::unique_ptr<ModelInstance>> instances,
+    InstanceWarmUp warm_up) {
+  std::unique_ptr<DynamicBatcher> batcher(
+      new DynamicBatcher(options, std::move(instances), std::move(warm_up)));
+  if (!batcher->warm_up_) return batcher;
+  absl::Status first_error;
+  {
+    MutexLock lock(&batcher->mu_);
+    while (batcher->warmed_up_ < batcher->instances_.size()) {
+      batcher->warmed_up_cv_.Wait(&batcher->mu_);
+    }
+    for (const absl::Status& status : batcher->warm_up_status_) {
+      if (!status.ok()) {
+        first_error = status;
+        break;
+      }
+    }
+  }
+  batcher->warm_up_ = nullptr;  // it may refer to the caller's locals
+  if (!first_error.ok()) {
+    batcher->Shutdown();
+    return first_error;
+  }
+  return batcher;
+}
+
+void DynamicBatcher::WarmUpOnThisThread(size_t index) {
+  absl::Status status;
+  try {
+    status = warm_up_(index, *instances_[index]);
+  } catch (const std::exception& e) {
+    status = absl::InternalError(absl::StrCat("warm-up failed: ", e.what()));
+  }
+  MutexLock lock(&mu_);
+  warm_up_status_[index] = std::move(status);
+  ++warmed_up_;
+  warmed_up_cv_.NotifyAll();
 }
 
 DynamicBatcher::~DynamicBatcher() {

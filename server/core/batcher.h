@@ -211,8 +211,23 @@ class DynamicBatcher {
   // to a full queue).
   static constexpr const char* kOverloadPayload = "type.microbatch.dev/overloaded";
 
+  // Run on an executor thread with its instance (and the instance's index)
+  // before the thread takes any batch; see Create.
+  using InstanceWarmUp = std::function<absl::Status(size_t index, ModelInstance& instance)>;
+
+  // Starts the executors at once, with no warm-up.
   DynamicBatcher(const BatcherOptions& options,
                  std::vector<std::unique_ptr<ModelInstance>> instances);
+  // Starts a batcher whose executors each first run `warm_up` on their own
+  // instance, on their own thread, all at the same time, and returns once
+  // every one has finished. A model's first runs on a thread are slow (thread
+  // pools and per-thread caches are set up by them), so a warm-up run on
+  // another thread would leave the threads that serve cold. On the first
+  // error (in instance order; an exception becomes INTERNAL) the batcher is
+  // shut down and the error returned.
+  static absl::StatusOr<std::unique_ptr<DynamicBatcher>> Create(
+      const BatcherOptions& options, std::vector<std::unique_ptr<ModelInstance>> instances,
+      InstanceWarmUp warm_up);
   ~DynamicBatcher();
   DynamicBatcher(const DynamicBatcher&) = delete;
   DynamicBatcher& operator=(const DynamicBatcher&) = delete;
@@ -337,8 +352,16 @@ class DynamicBatcher {
   // Wakes an executor for newly queued work.
   void NotifyWork() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
+  DynamicBatcher(const BatcherOptions& options,
+                 std::vector<std::unique_ptr<ModelInstance>> instances, InstanceWarmUp warm_up);
+  // Runs warm_up_ for instance `index` (on its executor) and records the result.
+  void WarmUpOnThisThread(size_t index);
+
   const BatcherOptions options_;
   std::vector<std::unique_ptr<ModelInstance>> instances_;
+  // Set before the executors start (may be empty); Create clears it once
+  // every executor has run it (the executors read it only before that).
+  InstanceWarmUp warm_up_;
   int clock_listener_ = 0;
 
   // Tasks enqueued so far; polled without mu_ by spinning executors.
@@ -354,6 +377,10 @@ class DynamicBatcher {
   // busy_ is how many do. Both change only through SetRunning.
   std::vector<char> instance_running_ ABSL_GUARDED_BY(mu_);
   int64_t busy_ ABSL_GUARDED_BY(mu_) = 0;
+  // Per instance, the result of its warm-up; warmed_up_ counts those done.
+  std::vector<absl::Status> warm_up_status_ ABSL_GUARDED_BY(mu_);
+  size_t warmed_up_ ABSL_GUARDED_BY(mu_) = 0;
+  CondVar warmed_up_cv_;
   // Inline runs not yet finished (Shutdown waits for them).
   int64_t inline_runs_ ABSL_GUARDED_BY(mu_) = 0;
   // When the last interactive task was enqueued.

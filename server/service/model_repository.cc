@@ -396,25 +396,30 @@ absl::StatusOr<std::shared_ptr<ServedModel>> LoadServedModel(const ModelPlan& pl
     return absl::Status(samples.status().code(),
                         absl::StrCat(model->plan.spec.path, ": ", samples.status().message()));
   }
-  bool guessed_shapes_failed = false;
-  for (auto& instance : instances) {
-    absl::Status warm = RunWarmUpSamples(*instance, model->signature, *samples);
-    std::string skipped;
-    if (warm.ok() && !guessed_shapes_failed) {
-      warm = WarmUp(*instance, model->signature, model->plan.warmup_batch_sizes, &skipped);
-    }
-    if (!warm.ok()) {
-      return absl::Status(warm.code(), absl::StrCat(model->plan.spec.path, ": ", warm.message()));
-    }
-    if (!skipped.empty()) {
-      guessed_shapes_failed = true;  // the other instances would guess the same shapes
-      Log(LogLevel::kWarning, "warm_up_skipped",
-          {{"model", name}, {"version", version}, {"reason", skipped}});
-    }
+  // Each instance is warmed up on the executor thread that will run it (see
+  // DynamicBatcher::Create), all instances at once.
+  std::vector<std::string> skipped(instances.size());
+  const ModelSignature& signature = model->signature;
+  const std::vector<int>& batch_sizes = model->plan.warmup_batch_sizes;
+  auto warm_up = [&](size_t index, ModelInstance& instance) {
+    absl::Status warm = RunWarmUpSamples(instance, signature, *samples);
+    if (warm.ok()) warm = WarmUp(instance, signature, batch_sizes, &skipped[index]);
+    return warm;
+  };
+  absl::StatusOr<std::unique_ptr<DynamicBatcher>> batcher =
+      DynamicBatcher::Create(model->plan.batcher, std::move(instances), warm_up);
+  if (!batcher.ok()) {
+    return absl::Status(batcher.status().code(),
+                        absl::StrCat(model->plan.spec.path, ": ", batcher.status().message()));
+  }
+  model->batcher = std::move(*batcher);
+  if (!skipped[0].empty()) {
+    // Every instance guesses the same shapes: one warning says it.
+    Log(LogLevel::kWarning, "warm_up_skipped",
+        {{"model", name}, {"version", version}, {"reason", skipped[0]}});
   }
   model->warmup_time = absl::Now() - warm_start;
   metrics->RecordLoad(name, version, model->load_time, model->warmup_time);
-  model->batcher = std::make_unique<DynamicBatcher>(model->plan.batcher, std::move(instances));
   if (model->plan.config.response_cache().max_bytes() > 0) {
     ResponseCacheOptions cache;
     cache.max_bytes = model->plan.config.response_cache().max_bytes();

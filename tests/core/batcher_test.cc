@@ -3,8 +3,11 @@
 #include <atomic>
 #include <deque>
 #include <memory>
+#include <set>
+#include <stdexcept>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/core/signature.h"
@@ -13,10 +16,12 @@
 namespace microbatch {
 namespace {
 
+using ::microbatch::testing::FakeInstance;
 using ::microbatch::testing::FakeInstances;
 using ::microbatch::testing::FakeModel;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::SizeIs;
 using ::testing::UnorderedElementsAre;
 
 // The outcome of one task, written by the batcher and read by the test.
@@ -1197,6 +1202,122 @@ TEST(DynamicBatcherStressTest, LiveAndSplitBulkRowsEachReachTheirOwnCaller) {
   for (const auto& rows : seen) {
     for (int count : rows) ASSERT_EQ(count, 1);
   }
+}
+
+// Records the threads that run it; otherwise a FakeInstance.
+class ThreadRecordingInstance : public ModelInstance {
+ public:
+  explicit ThreadRecordingInstance(FakeModel* model) : instance_(model) {}
+  absl::StatusOr<std::vector<TensorView>> Run(absl::Span<const TensorView> inputs) override {
+    {
+      MutexLock lock(&mu_);
+      threads_.insert(std::this_thread::get_id());
+    }
+    return instance_.Run(inputs);
+  }
+  std::set<std::thread::id> threads() {
+    MutexLock lock(&mu_);
+    return threads_;
+  }
+
+ private:
+  FakeInstance instance_;
+  Mutex mu_;
+  std::set<std::thread::id> threads_ ABSL_GUARDED_BY(mu_);
+};
+
+// Runs `instance` once on one row holding `value`.
+absl::Status RunOneRow(ModelInstance& instance, float value) {
+  TensorView in;
+  in.dtype = DType::kFloat32;
+  in.shape = {1, 1};
+  in.data = &value;
+  in.byte_size = sizeof(float);
+  return instance.Run({in}).status();
+}
+
+TEST(DynamicBatcherCreateTest, EachInstanceIsWarmedUpOnTheThreadThatServesIt) {
+  FakeModel model;
+  std::vector<ThreadRecordingInstance*> recorders;
+  std::vector<std::unique_ptr<ModelInstance>> instances;
+  for (int i = 0; i < 2; ++i) {
+    auto instance = std::make_unique<ThreadRecordingInstance>(&model);
+    recorders.push_back(instance.get());
+    instances.push_back(std::move(instance));
+  }
+  BatcherOptions options;
+  options.max_batch_size = 4;
+  absl::StatusOr<std::unique_ptr<DynamicBatcher>> batcher = DynamicBatcher::Create(
+      options, std::move(instances), [&](size_t index, ModelInstance& instance) {
+        EXPECT_EQ(&instance, recorders[index]);
+        return RunOneRow(instance, 100.0f + static_cast<float>(index));
+      });
+  ASSERT_TRUE(batcher.ok()) << batcher.status();
+  // Both warm-ups ran before Create returned, each on a thread of its own.
+  EXPECT_THAT(model.batches(), UnorderedElementsAre(ElementsAre(100), ElementsAre(101)));
+  const std::set<std::thread::id> warm0 = recorders[0]->threads();
+  const std::set<std::thread::id> warm1 = recorders[1]->threads();
+  ASSERT_THAT(warm0, SizeIs(1));
+  ASSERT_THAT(warm1, SizeIs(1));
+  EXPECT_NE(*warm0.begin(), std::this_thread::get_id());
+  EXPECT_NE(*warm0.begin(), *warm1.begin());
+
+  // Both instances serve (the first is held while the second runs): each on
+  // the thread that warmed it up.
+  Calls calls;
+  model.Hold();
+  ASSERT_TRUE((*batcher)->Enqueue(calls.Task({1})).ok());
+  model.WaitForBatches(3);
+  ASSERT_TRUE((*batcher)->Enqueue(calls.Task({2})).ok());
+  model.WaitForBatches(4);
+  model.Release();
+  calls.WaitFinished(2);
+  EXPECT_THAT(calls[0].result, ElementsAre(2));
+  EXPECT_THAT(calls[1].result, ElementsAre(4));
+  EXPECT_EQ(recorders[0]->threads(), warm0);
+  EXPECT_EQ(recorders[1]->threads(), warm1);
+}
+
+TEST(DynamicBatcherCreateTest, InstancesWarmUpAtTheSameTime) {
+  FakeModel model;
+  Mutex mu;
+  CondVar cv;
+  int started = 0;
+  absl::StatusOr<std::unique_ptr<DynamicBatcher>> batcher = DynamicBatcher::Create(
+      BatcherOptions(), FakeInstances(&model, 3), [&](size_t, ModelInstance&) {
+        // Each warm-up waits for all three to have started: warm-ups run one
+        // after another would never get there.
+        MutexLock lock(&mu);
+        ++started;
+        cv.NotifyAll();
+        const absl::Time give_up = absl::Now() + absl::Seconds(30);
+        while (started < 3 && absl::Now() < give_up) cv.WaitFor(&mu, std::chrono::milliseconds(10));
+        return started == 3 ? absl::OkStatus() : absl::DeadlineExceededError("alone");
+      });
+  EXPECT_TRUE(batcher.ok()) << batcher.status();
+}
+
+TEST(DynamicBatcherCreateTest, AFailedWarmUpFailsCreateWithTheFirstInstancesError) {
+  FakeModel model;
+  absl::StatusOr<std::unique_ptr<DynamicBatcher>> batcher = DynamicBatcher::Create(
+      BatcherOptions(), FakeInstances(&model, 3), [&](size_t index, ModelInstance&) {
+        if (index == 0) return absl::OkStatus();
+        return absl::FailedPreconditionError(absl::StrCat("instance ", index, " is broken"));
+      });
+  ASSERT_FALSE(batcher.ok());
+  EXPECT_EQ(batcher.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(batcher.status().message(), "instance 1 is broken");
+}
+
+TEST(DynamicBatcherCreateTest, AWarmUpThatThrowsFailsCreate) {
+  FakeModel model;
+  absl::StatusOr<std::unique_ptr<DynamicBatcher>> batcher = DynamicBatcher::Create(
+      BatcherOptions(), FakeInstances(&model, 1), [&](size_t, ModelInstance&) -> absl::Status {
+        throw std::runtime_error("out of memory");
+      });
+  ASSERT_FALSE(batcher.ok());
+  EXPECT_EQ(batcher.status().code(), absl::StatusCode::kInternal);
+  EXPECT_EQ(batcher.status().message(), "warm-up failed: out of memory");
 }
 
 TEST(DynamicBatcherStressTest, PollingExecutorsLoseNothingAndShutDown) {
