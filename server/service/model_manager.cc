@@ -1,6 +1,10 @@
 #include "server/service/model_manager.h"
 
+#if defined(MICROBATCH_TCMALLOC)
+#include <gperftools/malloc_extension_c.h>
+#elif defined(__GLIBC__)
 #include <malloc.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -63,15 +67,19 @@ std::optional<ControlMode> ParseControlMode(absl::string_view text) {
 namespace {
 
 // Owns a loaded version; destroying it destroys the version (its batcher,
-// instances and weights), then returns the freed heap pages to the system:
-// weights below glibc's mmap threshold (up to 32 MiB) live in malloc arenas,
-// which otherwise keep them, so RSS would not drop after an unload and
-// load/unload cycles would spread copies over the arenas of new threads.
+// instances and weights), then returns the freed heap pages to the system,
+// which the allocator would otherwise keep, so that RSS drops after an
+// unload: tcmalloc's page heap (the server's allocator, MICROBATCH_TCMALLOC),
+// or with glibc's malloc the arenas, where weights below its mmap threshold
+// (up to 32 MiB) live. glibc's malloc_trim must not run beside tcmalloc: it
+// walks arenas that glibc never set up (a crash on unload).
 struct TrimOnRelease {
   explicit TrimOnRelease(std::shared_ptr<ServedModel> m) : model(std::move(m)) {}
   ~TrimOnRelease() {
     model.reset();
-#if defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
+#if defined(MICROBATCH_TCMALLOC)
+    MallocExtension_ReleaseFreeMemory();
+#elif defined(__GLIBC__) && !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
     malloc_trim(0);  // under a sanitizer, its allocator holds the memory
 #endif
   }
