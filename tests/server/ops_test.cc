@@ -204,7 +204,11 @@ TEST(DeadlineTest, RequestWhoseDeadlineCannotBeMetIsRefusedAtOnceAndCounted) {
                                     Labels("heavy", "reason=\"deadline_exceeded\"")),
             1);
   EXPECT_EQ(Sample(scrape.body, "microbatch_inference_rows_total" + Labels("heavy")), 2);
-  EXPECT_EQ(Sample(scrape.body, "microbatch_inference_rows_total" + Labels("mlp")), 1 + served);
+  // A 3 ms request the server ran may still reach the client after its
+  // deadline (seen under ASan): every served one ran, and at most all five.
+  const double mlp_rows = Sample(scrape.body, "microbatch_inference_rows_total" + Labels("mlp"));
+  EXPECT_GE(mlp_rows, 1 + served);
+  EXPECT_LE(mlp_rows, 1 + 5);
   server.Shutdown(absl::Seconds(5));
 }
 
