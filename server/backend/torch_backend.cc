@@ -210,14 +210,23 @@ class TorchInstance : public ModelInstance {
   const torch::Device device_;
 };
 
+// The arguments of the module's forward method (self first); nullptr when it
+// has none.
+const std::vector<c10::Argument>* ForwardArguments(torch::jit::Module& module) {
+  auto forward = module.find_method("forward");  // an optional Method
+  if (!forward) return nullptr;
+  return &forward->function().getSchema().arguments();
+}
+
 // The positions among forward's arguments (self excluded) of the arguments
 // spec.forward_arg_names name; they must cover every argument without a
 // default value.
 absl::StatusOr<std::vector<int>> ForwardPositions(torch::jit::Module& module, const TorchModelSpec& spec) {
-  if (!module.find_method("forward")) {
+  const std::vector<c10::Argument>* forward = ForwardArguments(module);
+  if (forward == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(spec.path, ": the model has no forward method"));
   }
-  const std::vector<c10::Argument>& arguments = module.get_method("forward").function().getSchema().arguments();
+  const std::vector<c10::Argument>& arguments = *forward;
   std::vector<std::string> names;  // forward's arguments, self excluded
   for (size_t a = 1; a < arguments.size(); ++a) names.push_back(arguments[a].name());
   const std::string listed = absl::StrCat("forward(", absl::StrJoin(names, ", "), ")");
@@ -250,8 +259,9 @@ absl::StatusOr<std::vector<int>> ForwardPositions(torch::jit::Module& module, co
 
 // Each optional input's argument of forward takes None (is Optional[...]).
 absl::Status CheckOptionalArguments(torch::jit::Module& module, const TorchModelSpec& spec) {
-  if (!module.find_method("forward")) return absl::OkStatus();  // reported when it runs
-  const std::vector<c10::Argument>& arguments = module.get_method("forward").function().getSchema().arguments();
+  const std::vector<c10::Argument>* forward = ForwardArguments(module);
+  if (forward == nullptr) return absl::OkStatus();  // reported when it runs
+  const std::vector<c10::Argument>& arguments = *forward;
   for (size_t i = 0; i < spec.signature.inputs.size() && i < spec.forward_arg.size(); ++i) {
     const TensorSpec& input = spec.signature.inputs[i];
     const size_t a = static_cast<size_t>(spec.forward_arg[i]) + 1;  // self first

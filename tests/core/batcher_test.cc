@@ -17,6 +17,7 @@ namespace microbatch {
 namespace {
 
 using ::microbatch::testing::FakeInstance;
+using ::microbatch::testing::FloatColumn;
 using ::microbatch::testing::FakeInstances;
 using ::microbatch::testing::FakeModel;
 using ::testing::ElementsAre;
@@ -577,13 +578,7 @@ class OptionalInputInstance : public ModelInstance {
       batch.push_back(absent);
     }
     seen_->push_back(batch);
-    TensorView view;
-    view.dtype = DType::kFloat32;
-    view.shape = {rows, 1};
-    view.data = out->data();
-    view.byte_size = out->size() * sizeof(float);
-    view.owner = out;
-    return std::vector<TensorView>{view};
+    return std::vector<TensorView>{FloatColumn(std::move(out))};
   }
 
  private:

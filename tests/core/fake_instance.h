@@ -16,6 +16,17 @@
 
 namespace microbatch::testing {
 
+// An FP32 output of shape [values->size(), 1] that keeps `values` alive.
+inline TensorView FloatColumn(std::shared_ptr<std::vector<float>> values) {
+  TensorView out;
+  out.dtype = DType::kFloat32;
+  out.shape = {static_cast<int64_t>(values->size()), 1};
+  out.data = values->data();
+  out.byte_size = values->size() * sizeof(float);
+  out.owner = std::move(values);
+  return out;
+}
+
 // Shared by the test and the instances it creates. Thread-safe.
 class FakeModel {
  public:
@@ -95,13 +106,7 @@ class FakeModel {
     if (!fail.ok()) return fail;
     auto doubled = std::make_shared<std::vector<float>>(seen);
     for (float& v : *doubled) v *= 2;
-    TensorView out;
-    out.dtype = DType::kFloat32;
-    out.shape = {in.rows(), 1};
-    out.data = doubled->data();
-    out.byte_size = doubled->size() * sizeof(float);
-    out.owner = doubled;
-    return std::vector<TensorView>{out};
+    return std::vector<TensorView>{FloatColumn(std::move(doubled))};
   }
 
  private:

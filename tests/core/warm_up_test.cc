@@ -7,23 +7,18 @@
 #include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "tests/core/fake_instance.h"
 
 namespace microbatch {
 namespace {
 
+using ::microbatch::testing::FloatColumn;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
 
 // One FP32 zero per row: `rows` rows of shape [1].
 std::vector<TensorView> ZeroOutput(int64_t rows) {
-  auto owner = std::make_shared<std::vector<float>>(static_cast<size_t>(rows), 0.0f);
-  TensorView out;
-  out.dtype = DType::kFloat32;
-  out.shape = {rows, 1};
-  out.data = owner->data();
-  out.byte_size = owner->size() * sizeof(float);
-  out.owner = owner;
-  return {out};
+  return {FloatColumn(std::make_shared<std::vector<float>>(static_cast<size_t>(rows), 0.0f))};
 }
 
 // Runs only when the input's last dim is at least `min_length` (as a 3x3
