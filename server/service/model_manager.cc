@@ -156,8 +156,12 @@ absl::StatusOr<std::unique_ptr<ModelManager>> ModelManager::Start(
     }
   }
   if (scan->empty()) {
-    return absl::NotFoundError(absl::StrCat(
-        repository.root, ": no model directories found (a model is a directory with a config.pbtxt)"));
+    // Like Triton and TF Serving, an empty repository is served (nothing
+    // yet): models a sidecar or volume sync writes later are loaded by the
+    // poller (kPoll) or by a load request (kExplicit).
+    Log(LogLevel::kWarning, "repository_empty",
+        {{"root", repository.root},
+         {"message", "no model directories yet (a model is a directory with a config.pbtxt)"}});
   }
   std::vector<std::pair<std::string, int64_t>> loading;
   for (const ModelOnDisk* model : startup) {

@@ -93,7 +93,8 @@ class ModelManager {
   // Loads the startup models (every model in kPoll mode) and waits until
   // they are READY. Any version failing to load fails startup with that
   // version's error (the server does not start half-configured), as does a
-  // bad config; NOT_FOUND when the repository holds no model.
+  // bad config; NOT_FOUND when the repository is not a directory. An empty
+  // repository starts with nothing served (a warning is logged).
   static absl::StatusOr<std::unique_ptr<ModelManager>> Start(const RepositoryOptions& repository,
                                                              const ModelControlOptions& control = {});
   // Shutdown().

@@ -333,10 +333,51 @@ TEST_F(RepositoryLoadTest, NonModelEntriesAreSkipped) {
   (*repository)->Shutdown();
 }
 
-TEST_F(RepositoryLoadTest, EmptyRepositoryFails) {
+TEST_F(RepositoryLoadTest, MissingRepositoryFails) {
+  options_.root = dir_.path() + "/no_such_directory";
+  absl::StatusOr<std::unique_ptr<ModelManager>> repository = ModelManager::Start(options_);
+  EXPECT_EQ(repository.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(repository.status().message()), HasSubstr("is not a directory"));
+}
+
+// Regression: an empty repository (a volume a sidecar fills after the pod
+// starts) made the server exit; Triton and TF Serving start and wait.
+TEST_F(RepositoryLoadTest, EmptyRepositoryStartsAndLoadsModelsWrittenLater) {
   TempDir empty("empty_repository");
   options_.root = empty.path();
-  EXPECT_EQ(ModelManager::Start(options_).status().code(), absl::StatusCode::kNotFound);
+  ModelControlOptions poll;
+  poll.mode = ControlMode::kPoll;
+  poll.poll_interval = absl::Hours(1);  // scanned by PollNow below
+  absl::StatusOr<std::unique_ptr<ModelManager>> repository = ModelManager::Start(options_, poll);
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  EXPECT_TRUE((*repository)->All().empty());
+  EXPECT_EQ((*repository)->Find("mlp", 0).status().code(), absl::StatusCode::kNotFound);
+
+  std::filesystem::copy(dir_.path() + "/mlp", empty.path() + "/mlp",
+                        std::filesystem::copy_options::recursive);
+  // A version is taken once two scans see it unchanged.
+  for (int i = 0; i < 2; ++i) (*repository)->PollNow();
+  const absl::Time deadline = absl::Now() + absl::Seconds(30);
+  while ((*repository)->Versions("mlp").empty() && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  EXPECT_THAT((*repository)->Versions("mlp"), ::testing::ElementsAre(3));
+  (*repository)->Shutdown();
+}
+
+TEST_F(RepositoryLoadTest, EmptyRepositoryStartsInExplicitMode) {
+  TempDir empty("empty_repository");
+  options_.root = empty.path();
+  ModelControlOptions control;
+  control.mode = ControlMode::kExplicit;
+  absl::StatusOr<std::unique_ptr<ModelManager>> repository = ModelManager::Start(options_, control);
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  std::filesystem::copy(dir_.path() + "/mlp", empty.path() + "/mlp",
+                        std::filesystem::copy_options::recursive);
+  absl::Status loaded = (*repository)->LoadModel("mlp", absl::Now() + absl::Seconds(30));
+  ASSERT_TRUE(loaded.ok()) << loaded;
+  EXPECT_THAT((*repository)->Versions("mlp"), ::testing::ElementsAre(3));
+  (*repository)->Shutdown();
 }
 
 }  // namespace
