@@ -98,6 +98,20 @@ absl::Status CheckTensors(const google::protobuf::RepeatedPtrField<v1::TensorCon
                                                        "': dims must be positive or -1, got ", d));
       }
     }
+    if (!t.label_filename().empty()) {
+      if (absl::string_view(kind) != "output") {
+        return absl::InvalidArgumentError(absl::StrCat(source, ": input '", t.name(),
+                                                       "': only outputs have a label_filename"));
+      }
+      const fs::path label_path(t.label_filename());
+      const bool escapes = std::any_of(label_path.begin(), label_path.end(),
+                                       [](const fs::path& part) { return part == ".."; });
+      if (label_path.is_absolute() || escapes) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            source, ": output '", t.name(), "': label_filename '", t.label_filename(),
+            "' must be a path inside the model's directory"));
+      }
+    }
     if (t.optional() && absl::string_view(kind) == "output") {
       return absl::InvalidArgumentError(absl::StrCat(source, ": output '", t.name(),
                                                      "': only inputs can be optional"));
@@ -165,6 +179,22 @@ absl::StatusOr<std::string> ReadText(const std::string& path) {
   std::stringstream text;
   text << in.rdbuf();
   return text.str();
+}
+
+// The labels of a label_filename: one per line (a trailing CR dropped).
+absl::StatusOr<std::vector<std::string>> ReadLabels(const fs::path& path, const std::string& output) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat(path.string(), ": cannot read the label_filename of output '",
+                                            output, "'"));
+  }
+  std::vector<std::string> labels;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line.back() == '\r') line.pop_back();
+    labels.push_back(std::move(line));
+  }
+  return labels;
 }
 
 }  // namespace
@@ -381,6 +411,16 @@ absl::StatusOr<std::shared_ptr<ServedModel>> LoadServedModel(const ModelPlan& pl
     m->RecordBatch(info);
   };
   model->signature = model->plan.spec.signature;
+  model->output_labels.resize(model->signature.outputs.size());
+  for (const v1::TensorConfig& output : model->plan.config.output()) {
+    if (output.label_filename().empty()) continue;
+    absl::StatusOr<std::vector<std::string>> labels =
+        ReadLabels(fs::path(model_dir) / output.label_filename(), output.name());
+    if (!labels.ok()) return labels.status();
+    for (size_t i = 0; i < model->signature.outputs.size(); ++i) {
+      if (model->signature.outputs[i].name == output.name()) model->output_labels[i] = *labels;
+    }
+  }
   const absl::Time load_start = absl::Now();
   std::vector<std::unique_ptr<ModelInstance>> instances;
   for (int i = 0; i < model->plan.config.instance_count(); ++i) {

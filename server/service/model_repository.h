@@ -58,6 +58,9 @@ struct ServedModel final : public lifecycle::LoadedVersion {
   int64_t version = 0;
   ModelPlan plan;
   ModelSignature signature;
+  // By output (signature order): the class labels of its label_filename, by
+  // element index, for the classification extension; empty without one.
+  std::vector<std::vector<std::string>> output_labels;
   std::unique_ptr<DynamicBatcher> batcher;
   absl::Duration load_time;
   absl::Duration warmup_time;

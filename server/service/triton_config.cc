@@ -180,6 +180,7 @@ absl::StatusOr<v1::ModelConfig> ConvertTritonConfig(const tr::ModelConfig& c, co
     const tr::ModelOutput& t = c.output(i);
     v1::TensorConfig* o = out.add_output();
     if (absl::Status s = ConvertTensor(t, "output", o); !s.ok()) return error(s.message());
+    o->set_label_filename(t.label_filename());
     const int index = outputs_indexed ? *IndexSuffix(t.name()) : i;
     // A single output at position 0 is the tensor forward returns.
     if (c.output_size() > 1 || index != 0) o->set_tuple_index(index);
@@ -313,7 +314,11 @@ tr::ModelConfig ToTritonConfig(const v1::ModelConfig& c) {
     describe(t, input);
     input->set_optional(t.optional());
   }
-  for (const v1::TensorConfig& t : c.output()) describe(t, out.add_output());
+  for (const v1::TensorConfig& t : c.output()) {
+    tr::ModelOutput* output = out.add_output();
+    describe(t, output);
+    output->set_label_filename(t.label_filename());
+  }
   // Every model with a batch dimension batches dynamically.
   if (!c.no_batch_dimension()) {
     tr::ModelDynamicBatching* batching = out.mutable_dynamic_batching();

@@ -10,7 +10,8 @@
 // refuses nothing for a timeout), instance_group (count, kind, gpus:
 // one device per model), version_policy, default_model_filename "model.pt",
 // parameters INTRA_OP_THREAD_COUNT, response_cache.enable, model_warmup (as
-// v1 `warmup`; an input's data_type, when set, must be the model input's).
+// v1 `warmup`; an input's data_type, when set, must be the model input's),
+// an output's label_filename (the classification extension's labels).
 // Tensor binding follows the PyTorch backend: inputs named <name>__<i> are
 // forward's argument i, other input names are forward's argument names;
 // outputs named <name>__<i> are element i of the tuple or list forward
@@ -20,8 +21,7 @@
 // bits, sequence batching, ensembles, batch inputs/outputs, decoupled models,
 // several GPUs per model, another platform or file name.
 // Ignored (they tune Triton itself): everything else, e.g. optimization,
-// preferred_batch_size,
-// label_filename, metric_tags, other parameters.
+// preferred_batch_size, metric_tags, other parameters.
 //
 // Thread-safe: pure functions.
 #ifndef MICROBATCH_SERVER_SERVICE_TRITON_CONFIG_H_

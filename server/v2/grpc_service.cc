@@ -67,6 +67,7 @@ grpc::ServerUnaryReactor* GrpcService::ServerMetadata(grpc::CallbackServerContex
                                                       inference::ServerMetadataResponse* response) {
   response->set_name(kServerName);
   response->set_version(ServerVersion());
+  response->add_extensions("classification");
   response->add_extensions("model_repository");
   response->add_extensions("model_configuration");
   response->add_extensions("statistics");
@@ -141,7 +142,7 @@ grpc::ServerUnaryReactor* GrpcService::ModelInfer(grpc::CallbackServerContext* c
   InferCall* raw_call = call.release();
   InferenceCallbacks callbacks;
   callbacks.on_outputs = [raw_call, response_body](const InferenceResult& result) {
-    FillInferResponse(result, raw_call->request.id(), &raw_call->response);
+    if (absl::Status s = FillInferResponse(result, *raw_call, &raw_call->response); !s.ok()) return s;
     return SerializeBody(raw_call->response, response_body);
   };
   callbacks.on_done = [this, raw_call, reactor](const absl::Status& status) {

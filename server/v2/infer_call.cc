@@ -2,6 +2,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "server/core/text.h"
+#include "server/v2/classify_output.h"
 #include "server/v2/datatype.h"
 #include "server/v2/typed_contents.h"
 
@@ -71,10 +72,19 @@ absl::StatusOr<InferenceRequest> ToInferenceRequest(InferCall* call, absl::Time 
       inference.timeout = absl::Microseconds(value.int64_param());
     }
   }
-  for (const auto& output : request.outputs()) {
-    if (output.parameters().count("classification") > 0) {
-      inference.input_error = absl::InvalidArgumentError(absl::StrCat(
-          "output '", ClientText(output.name()), "': the classification extension is not supported"));
+  call->classification.assign(static_cast<size_t>(request.outputs_size()), 0);
+  for (int k = 0; k < request.outputs_size(); ++k) {
+    const auto& output = request.outputs(k);
+    if (auto it = output.parameters().find("classification"); it != output.parameters().end()) {
+      // Triton's clients send an int64_param.
+      if (it->second.parameter_choice_case() != inference::InferParameter::kInt64Param ||
+          it->second.int64_param() < 1) {
+        inference.input_error = absl::InvalidArgumentError(absl::StrCat(
+            "output '", ClientText(output.name()),
+            "': parameter 'classification' must be an int64_param >= 1 (the number of classes)"));
+      } else {
+        call->classification[static_cast<size_t>(k)] = it->second.int64_param();
+      }
     }
     if (output.parameters().count("shared_memory_region") > 0) {
       inference.input_error = absl::InvalidArgumentError(absl::StrCat(
@@ -88,14 +98,25 @@ absl::StatusOr<InferenceRequest> ToInferenceRequest(InferCall* call, absl::Time 
   return inference;
 }
 
-void FillInferResponse(const InferenceResult& result, const std::string& id,
-                       inference::ModelInferResponse* response) {
+absl::Status FillInferResponse(const InferenceResult& result, const InferCall& call,
+                               inference::ModelInferResponse* response) {
   response->set_model_name(result.model.name);
   response->set_model_version(absl::StrCat(result.model.version));
-  response->set_id(id);
-  for (int index : result.selected) {
+  response->set_id(call.request.id());
+  for (size_t k = 0; k < result.selected.size(); ++k) {
+    const int index = result.selected[k];
     auto* out = response->add_outputs();
     out->set_name(result.model.signature.outputs[static_cast<size_t>(index)].name);
+    const int64_t class_count = k < call.classification.size() ? call.classification[k] : 0;
+    if (class_count > 0) {
+      absl::StatusOr<Classification> classes =
+          ClassifyOutput(result, static_cast<size_t>(index), class_count);
+      if (!classes.ok()) return classes.status();
+      out->set_datatype("BYTES");
+      for (int64_t d : classes->shape) out->add_shape(d);
+      *response->add_raw_output_contents() = SerializeBytesTensor(classes->classes);
+      continue;
+    }
     out->set_datatype(DatatypeName(result.outputs.dtype(static_cast<size_t>(index))));
     for (int64_t d : result.model.signature.ToClientShape(result.outputs.shape(static_cast<size_t>(index)))) {
       out->add_shape(d);
@@ -103,6 +124,7 @@ void FillInferResponse(const InferenceResult& result, const std::string& id,
     const absl::string_view data = result.outputs.data(static_cast<size_t>(index));
     response->add_raw_output_contents()->assign(data.data(), data.size());
   }
+  return absl::OkStatus();
 }
 
 }  // namespace microbatch::v2

@@ -20,6 +20,9 @@ struct InferCall {
   inference::ModelInferResponse response;
   // One per input, sized once: the views point into them.
   std::vector<std::string> typed;
+  // Per requested output: the classification extension's class count (the
+  // output parameter "classification"), 0 for the output's values.
+  std::vector<int64_t> classification;
 };
 
 // Views of the request's inputs (into `call`, which must outlive them).
@@ -34,9 +37,11 @@ absl::Status ToRequestTensors(InferCall* call, std::vector<RequestTensor>* tenso
 absl::StatusOr<InferenceRequest> ToInferenceRequest(InferCall* call, absl::Time received);
 
 // Fills `response` with `result` (model, version, the request's id and the
-// selected outputs as raw_output_contents).
-void FillInferResponse(const InferenceResult& result, const std::string& id,
-                       inference::ModelInferResponse* response);
+// selected outputs as raw_output_contents; an output the request asked to
+// classify as a BYTES tensor of its top classes). Errors: those of
+// ClassifyOutput.
+absl::Status FillInferResponse(const InferenceResult& result, const InferCall& call,
+                               inference::ModelInferResponse* response);
 
 }  // namespace microbatch::v2
 

@@ -401,11 +401,15 @@ absl::Status ParseInferRequest(absl::string_view body, size_t json_bytes, JsonIn
       out->outputs.emplace_back(name->GetString(), name->GetStringLength());
       auto params = output.FindMember("parameters");
       bool binary_output = out->binary_by_default;
+      int64_t class_count = 0;
       if (params != output.MemberEnd() && params->value.IsObject()) {
-        if (params->value.HasMember("classification")) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              "output '", ClientText(out->outputs.back()),
-              "': the classification extension is not supported"));
+        auto classification = params->value.FindMember("classification");
+        if (classification != params->value.MemberEnd()) {
+          if (!ParseCount(classification->value, &class_count) || class_count < 1) {
+            return absl::InvalidArgumentError(absl::StrCat(
+                "output '", ClientText(out->outputs.back()),
+                "': parameters.classification must be an integer >= 1 (the number of classes)"));
+          }
         }
         if (params->value.HasMember("shared_memory_region")) {
           return absl::InvalidArgumentError(absl::StrCat(
@@ -417,6 +421,7 @@ absl::Status ParseInferRequest(absl::string_view body, size_t json_bytes, JsonIn
         if (b != params->value.MemberEnd() && b->value.IsBool()) binary_output = b->value.GetBool();
       }
       out->binary_outputs.push_back(binary_output);
+      out->classification.push_back(class_count);
     }
   }
   return absl::OkStatus();
@@ -444,7 +449,7 @@ EncodedResponse EncodeInferResponse(absl::string_view model, int64_t version, co
     writer.Key("name");
     writer.String(output.name.data(), static_cast<rapidjson::SizeType>(output.name.size()));
     writer.Key("datatype");
-    const std::string datatype = DatatypeName(output.dtype);
+    const std::string datatype = output.strings != nullptr ? "BYTES" : DatatypeName(output.dtype);
     writer.String(datatype.data(), static_cast<rapidjson::SizeType>(datatype.size()));
     writer.Key("shape");
     writer.StartArray();
@@ -459,7 +464,15 @@ EncodedResponse EncodeInferResponse(absl::string_view model, int64_t version, co
       encoded.has_binary = true;
     } else {
       writer.Key("data");
-      WriteData(writer, output);
+      if (output.strings != nullptr) {
+        writer.StartArray();
+        for (const std::string& element : *output.strings) {
+          writer.String(element.data(), static_cast<rapidjson::SizeType>(element.size()));
+        }
+        writer.EndArray();
+      } else {
+        WriteData(writer, output);
+      }
     }
     writer.EndObject();
   }

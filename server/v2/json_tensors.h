@@ -25,6 +25,9 @@ struct JsonInferRequest {
   // Requested outputs (empty: all) and whether each goes back as binary.
   std::vector<std::string> outputs;
   std::vector<bool> binary_outputs;
+  // Per requested output: the classification extension's class count, 0
+  // when the output goes back as its values.
+  std::vector<int64_t> classification;
   // Request parameter binary_data_output: outputs not named go back binary.
   bool binary_by_default = false;
   // Request parameter timeout (Triton's): microseconds the request may take;
@@ -51,6 +54,10 @@ struct JsonOutput {
   std::vector<int64_t> shape;
   absl::string_view data;  // dense little-endian bytes
   bool binary = false;
+  // A BYTES output (the classification extension's): its elements. When
+  // set, `dtype` is ignored, and `data` must hold the elements serialized
+  // (SerializeBytesTensor) if `binary`.
+  const std::vector<std::string>* strings = nullptr;
 };
 
 // The response: JSON, followed by the binary outputs' bytes in order.

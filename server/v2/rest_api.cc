@@ -17,6 +17,7 @@
 #include "rapidjson/stringbuffer.h"
 #include "rapidjson/writer.h"
 #include "server/core/text.h"
+#include "server/v2/classify_output.h"
 #include "server/v2/datatype.h"
 #include "server/v2/grpc_service.h"
 #include "server/v2/json_tensors.h"
@@ -91,6 +92,7 @@ std::string ServerMetadataJson() {
   writer.Key("extensions");
   writer.StartArray();
   WriteString(writer, "binary_tensor_data");
+  WriteString(writer, "classification");
   WriteString(writer, "model_repository");
   WriteString(writer, "model_configuration");
   WriteString(writer, "statistics");
@@ -449,14 +451,31 @@ void RestApi::Infer(HttpRequest request, ModelSpec spec, HttpResponder respond) 
     const JsonInferRequest& parsed = call->parsed;
     std::vector<JsonOutput> outputs;
     outputs.reserve(result.selected.size());
+    // The classification extension's answers (and their binary form), by
+    // output; sized once, as `outputs` points into them.
+    std::vector<Classification> classified(result.selected.size());
+    std::vector<std::string> serialized(result.selected.size());
     for (size_t k = 0; k < result.selected.size(); ++k) {
       const size_t index = static_cast<size_t>(result.selected[k]);
+      const TensorSpec& spec = result.model.signature.outputs[index];
       JsonOutput output;
-      output.name = result.model.signature.outputs[index].name;
+      output.name = spec.name;
       output.dtype = result.outputs.dtype(index);
       output.shape = result.model.signature.ToClientShape(result.outputs.shape(index));
       output.data = result.outputs.data(index);
       output.binary = parsed.outputs.empty() ? parsed.binary_by_default : parsed.binary_outputs[k];
+      const int64_t class_count = parsed.outputs.empty() ? 0 : parsed.classification[k];
+      if (class_count > 0) {
+        absl::StatusOr<Classification> classes = ClassifyOutput(result, index, class_count);
+        if (!classes.ok()) return classes.status();
+        classified[k] = *std::move(classes);
+        output.strings = &classified[k].classes;
+        output.shape = classified[k].shape;
+        if (output.binary) {
+          serialized[k] = SerializeBytesTensor(classified[k].classes);
+          output.data = serialized[k];
+        }
+      }
       outputs.push_back(std::move(output));
     }
     EncodedResponse encoded = EncodeInferResponse(result.model.name, result.model.version,

@@ -91,8 +91,7 @@ void StreamInferReactor::Submit(const grpc::ByteBuffer& body) {
   auto response = std::make_shared<inference::ModelStreamInferResponse>();
   InferenceCallbacks callbacks;
   callbacks.on_outputs = [raw_call, response](const InferenceResult& result) {
-    FillInferResponse(result, raw_call->request.id(), response->mutable_infer_response());
-    return absl::OkStatus();
+    return FillInferResponse(result, *raw_call, response->mutable_infer_response());
   };
   callbacks.on_done = [this, raw_call, response](const absl::Status& status) {
     if (!status.ok()) *response = ErrorResponse(raw_call->request, status);

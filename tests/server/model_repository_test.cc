@@ -18,6 +18,11 @@ using ::microbatch::testing::TempDir;
 using ::testing::HasSubstr;
 
 void WriteFile(const std::string& path, const std::string& text) { std::ofstream(path) << text; }
+std::string ReadFileOrDie(const std::string& path) {
+  std::ifstream in(path);
+  EXPECT_TRUE(in.good()) << path;
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
 
 absl::Status PlanText(const std::string& text) {
   TempDir dir("plan");
@@ -112,6 +117,15 @@ TEST(PlanModelTest, RejectsBadConfigsNamingTheProblem) {
        "output 'y': reshape [-1] and dims [-1,-1]"},
       {"input { name: \"x\" dtype: FP32 dims: [4] }\noutput { name: \"y\" dtype: FP32 dims: [2] optional: true }",
        "output 'y': only inputs can be optional"},
+      {"input { name: \"x\" dtype: FP32 dims: [4] label_filename: \"l.txt\" }\n"
+       "output { name: \"y\" dtype: FP32 dims: [2] }",
+       "input 'x': only outputs have a label_filename"},
+      {"input { name: \"x\" dtype: FP32 dims: [4] }\n"
+       "output { name: \"y\" dtype: FP32 dims: [2] label_filename: \"../other/labels.txt\" }",
+       "output 'y': label_filename '../other/labels.txt' must be a path inside the model's directory"},
+      {"input { name: \"x\" dtype: FP32 dims: [4] }\n"
+       "output { name: \"y\" dtype: FP32 dims: [2] label_filename: \"/etc/passwd\" }",
+       "output 'y': label_filename '/etc/passwd' must be a path inside the model's directory"},
       {"input { name: \"x\" dtype: FP32 dims: [4] reshape { shape: [0] } }\n"
        "output { name: \"y\" dtype: FP32 dims: [2] }",
        "input 'x': reshape dims must be positive or -1, got 0"},
@@ -296,6 +310,33 @@ TEST_F(RepositoryLoadTest, MissingModelFileNamesTheFile) {
   auto repository = ModelManager::Start(options_);
   EXPECT_EQ(repository.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(std::string(repository.status().message()), HasSubstr("mlp/3/model.pt"));
+}
+
+TEST_F(RepositoryLoadTest, LabelFilesAreReadPerOutputAtLoad) {
+  std::string config = ReadFileOrDie(dir_.path() + "/mlp/config.pbtxt");
+  const std::string probs = "output { name: \"probs\" dtype: FP32 dims: [4] tuple_index: 1 }";
+  ASSERT_NE(config.find(probs), std::string::npos) << config;
+  config.replace(config.find(probs), probs.size(),
+                 "output { name: \"probs\" dtype: FP32 dims: [4] tuple_index: 1 "
+                 "label_filename: \"meta/classes.txt\" }");
+  WriteFile(dir_.path() + "/mlp/config.pbtxt", config);
+  std::filesystem::create_directories(dir_.path() + "/mlp/meta");
+  WriteFile(dir_.path() + "/mlp/meta/classes.txt", "low\r\nmid\n\nhigh");
+  auto repository = ModelManager::Start(options_);
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  absl::StatusOr<std::shared_ptr<ServedModel>> model = (*repository)->Find("mlp", 0);
+  ASSERT_TRUE(model.ok()) << model.status();
+  ASSERT_EQ((*model)->signature.outputs[1].name, "probs");
+  EXPECT_THAT((*model)->output_labels,
+              ::testing::ElementsAre(::testing::IsEmpty(), ::testing::ElementsAre("low", "mid", "", "high")));
+  (*repository)->Shutdown();
+
+  // A label file that is not there fails the load, naming it.
+  std::filesystem::remove(dir_.path() + "/mlp/meta/classes.txt");
+  repository = ModelManager::Start(options_);
+  EXPECT_EQ(repository.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(repository.status().message()),
+              HasSubstr("mlp/meta/classes.txt: cannot read the label_filename of output 'probs'"));
 }
 
 TEST_F(RepositoryLoadTest, CudaOnCpuOnlyBuildFailsWithReason) {

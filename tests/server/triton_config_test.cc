@@ -100,6 +100,8 @@ TEST(TritonConfigTest, ATritonPytorchConfigBecomesTheSameServingPlan) {
   ASSERT_EQ(plan->spec.outputs.size(), 1u);
   EXPECT_EQ(plan->spec.outputs[0].kind, OutputBinding::Kind::kTensor);  // the tensor forward returns
   EXPECT_THAT(plan->spec.signature.outputs[0].dims, ElementsAre(1000));
+  EXPECT_EQ(c.output(0).label_filename(), "labels.txt");  // and reported back
+  EXPECT_EQ(ToTritonConfig(c).output(0).label_filename(), "labels.txt");
   // model_warmup replaces the guessed zero-filled warm-up.
   ASSERT_EQ(c.warmup_size(), 1);
   EXPECT_EQ(c.warmup(0).name(), "zeros");

@@ -184,7 +184,8 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 3 ] } ]
   EXPECT_EQ(c["dynamic_batching"]["max_queue_delay_microseconds"], 100);
   EXPECT_EQ(c["instance_group"][0]["count"], 2);
   EXPECT_EQ(c["output"][1],
-            json({{"name", "sum"}, {"data_type", "TYPE_FP32"}, {"dims", {2}}, {"is_shape_tensor", false}}));
+            json({{"name", "sum"}, {"data_type", "TYPE_FP32"}, {"dims", {2}}, {"label_filename", ""},
+                  {"is_shape_tensor", false}}));
 
   HttpResult meta = repository.Get("/v2/models/scaled");
   ASSERT_EQ(meta.status, 200) << meta.body;

@@ -129,7 +129,8 @@ TEST_F(V2GrpcTest, HealthAndServerMetadata) {
     EXPECT_EQ(response.name(), "microbatch");
     EXPECT_FALSE(response.version().empty());
     EXPECT_THAT(response.extensions(),
-                ::testing::UnorderedElementsAre("model_repository", "model_configuration", "statistics"));
+                ::testing::UnorderedElementsAre("classification", "model_repository", "model_configuration",
+                                                "statistics"));
   }
 }
 
@@ -398,6 +399,82 @@ TEST_F(V2GrpcTest, StreamInferCancelledByTheClientLeavesTheServerServing) {
   EXPECT_TRUE(Infer(MlpRequest(std::vector<float>(16, 0.5f), 1), &unary).ok());
 }
 
+// The BYTES elements of a raw_output_contents buffer (4-byte little-endian
+// length, then the bytes, per element).
+std::vector<std::string> BytesElements(const std::string& raw) {
+  std::vector<std::string> elements;
+  size_t at = 0;
+  while (at + 4 <= raw.size()) {
+    const auto* p = reinterpret_cast<const unsigned char*>(raw.data() + at);
+    const size_t n = p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<size_t>(p[3]) << 24);
+    elements.push_back(raw.substr(at + 4, n));
+    at += 4 + n;
+  }
+  EXPECT_EQ(at, raw.size()) << "trailing bytes";
+  return elements;
+}
+
+// Triton's classification extension over gRPC, unary and streamed: a BYTES
+// output in raw_output_contents, as Triton's clients read it.
+TEST_F(V2GrpcTest, ClassificationAnswersTheTopClassesAsBytes) {
+  inference::ServerMetadataResponse metadata;
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(V2Stub(server_->grpc_port())->ServerMetadata(&context, {}, &metadata).ok());
+  }
+  EXPECT_THAT(metadata.extensions(), ::testing::Contains("classification"));
+
+  inference::ModelInferRequest request;
+  request.set_model_name("labelled");
+  request.set_id("c1");
+  auto* input = request.add_inputs();
+  input->set_name("x");
+  input->set_datatype("FP32");
+  input->add_shape(2);
+  input->add_shape(4);
+  const std::vector<float> values = {0.5f, 2.0f, -1.0f, 0.25f, 3.0f, 1.0f, 2.5f, 0.0f};
+  request.add_raw_input_contents(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
+  auto* output = request.add_outputs();
+  output->set_name("y");
+  (*output->mutable_parameters())["classification"].set_int64_param(2);
+
+  inference::ModelInferResponse response;
+  grpc::Status status = Infer(request, &response);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.id(), "c1");
+  ASSERT_EQ(response.outputs_size(), 1);
+  EXPECT_EQ(response.outputs(0).datatype(), "BYTES");
+  EXPECT_THAT(response.outputs(0).shape(), ElementsAre(2, 2));
+  ASSERT_EQ(response.raw_output_contents_size(), 1);
+  const std::vector<std::string> expected = {"2.000000:1:dog", "0.500000:0:cat", "3.000000:0:cat",
+                                             "2.500000:2:bird"};
+  EXPECT_EQ(BytesElements(response.raw_output_contents(0)), expected);
+
+  // The same through ModelStreamInfer.
+  {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
+    auto stream = V2Stub(server_->grpc_port())->ModelStreamInfer(&context);
+    ASSERT_TRUE(stream->Write(request));
+    ASSERT_TRUE(stream->WritesDone());
+    inference::ModelStreamInferResponse streamed;
+    ASSERT_TRUE(stream->Read(&streamed));
+    EXPECT_EQ(streamed.error_message(), "");
+    EXPECT_EQ(streamed.infer_response().outputs(0).datatype(), "BYTES");
+    EXPECT_EQ(BytesElements(streamed.infer_response().raw_output_contents(0)), expected);
+    EXPECT_TRUE(stream->Finish().ok());
+  }
+
+  // A count that is not an int64_param >= 1: INVALID_ARGUMENT naming it.
+  inference::ModelInferRequest bad = request;
+  (*bad.mutable_outputs(0)->mutable_parameters())["classification"].set_int64_param(0);
+  ExpectError(bad, grpc::StatusCode::INVALID_ARGUMENT,
+              "output 'y': parameter 'classification' must be an int64_param >= 1");
+  (*bad.mutable_outputs(0)->mutable_parameters())["classification"].set_string_param("2");
+  ExpectError(bad, grpc::StatusCode::INVALID_ARGUMENT,
+              "output 'y': parameter 'classification' must be an int64_param >= 1");
+}
+
 TEST_F(V2GrpcTest, ModelInferMatchesPredictExactlyAndEchoesId) {
   const std::vector<float> values = Values(3 * 16, 0.37f);
   inference::ModelInferRequest request = MlpRequest(values, 3);
@@ -608,13 +685,7 @@ TEST_F(V2GrpcTest, BadInputsGetClearErrors) {
   ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "'y'");
 
   // Extensions not served are refused, never ignored (an ignored
-  // classification or shared-memory output would be a wrong answer).
-  r = good;
-  auto* classified = r.add_outputs();
-  classified->set_name("logits");
-  (*classified->mutable_parameters())["classification"].set_int64_param(3);
-  ExpectError(r, grpc::StatusCode::INVALID_ARGUMENT, "output 'logits': the classification extension is not supported");
-
+  // shared-memory output would be a wrong answer).
   r = good;
   auto* to_shm = r.add_outputs();
   to_shm->set_name("logits");

@@ -340,9 +340,6 @@ TEST_F(V2RestTest, BadRequestsGetStatusAndMessage) {
               400, "nope");
   // Extensions not served are refused, never ignored.
   ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" + kMlpRow +
-                             R"(}],"outputs":[{"name":"logits","parameters":{"classification":3}}]})"),
-              400, "output 'logits': the classification extension is not supported");
-  ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" + kMlpRow +
                              R"(}],"outputs":[{"name":"logits","parameters":{"shared_memory_region":"out0"}}]})"),
               400, "output 'logits': shared memory (parameters.shared_memory_region) is not supported");
   ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32",)"
@@ -367,6 +364,63 @@ TEST_F(V2RestTest, BadRequestsGetStatusAndMessage) {
 }
 
 // Triton's request parameter timeout (microseconds): REST's only deadline.
+// Triton's classification extension: "<value>:<index>[:<label>]", highest
+// first, as a BYTES tensor [rows, count], labels from label_filename.
+TEST_F(V2RestTest, ClassificationAnswersTheTopClassesWithTheirLabels) {
+  EXPECT_THAT(json::parse(Get("/v2").body)["extensions"].get<std::vector<std::string>>(),
+              ::testing::Contains("classification"));
+  const std::string two_rows =
+      R"({"inputs":[{"name":"x","shape":[2,4],"datatype":"FP32","data":[[0.5,2,-1,0.25],[3,1,2.5,0]]}],)";
+  HttpResult result = Post("/v2/models/labelled/infer",
+                           two_rows + R"("outputs":[{"name":"y","parameters":{"classification":3}}]})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  json output = json::parse(result.body)["outputs"][0];
+  EXPECT_EQ(output["name"], "y");
+  EXPECT_EQ(output["datatype"], "BYTES");
+  EXPECT_EQ(output["shape"], json::array({2, 3}));
+  // Line 2 of labels.txt ends in CRLF; element 3 has no label.
+  EXPECT_EQ(output["data"], json::array({"2.000000:1:dog", "0.500000:0:cat", "0.250000:3",
+                                         "3.000000:0:cat", "2.500000:2:bird", "1.000000:1:dog"}));
+
+  // Binary: each element as a 4-byte little-endian length and its bytes.
+  result = Post("/v2/models/labelled/infer",
+                two_rows + R"("outputs":[{"name":"y","parameters":{"classification":1,"binary_data":true}}]})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  const size_t json_bytes = std::stoul(result.headers["inference-header-content-length"]);
+  json header = json::parse(result.body.substr(0, json_bytes));
+  EXPECT_EQ(header["outputs"][0]["datatype"], "BYTES");
+  EXPECT_EQ(header["outputs"][0]["shape"], json::array({2, 1}));
+  const std::string expected = std::string("\x0e\x00\x00\x00" "2.000000:1:dog", 18) +
+                               std::string("\x0e\x00\x00\x00" "3.000000:0:cat", 18);
+  EXPECT_EQ(header["outputs"][0]["parameters"]["binary_data_size"], expected.size());
+  EXPECT_EQ(result.body.substr(json_bytes), expected);
+
+  // More classes than a row has: the whole row. Integers print exactly.
+  result = Post("/v2/models/id_int64/infer",
+                R"({"inputs":[{"name":"x","shape":[1,3],"datatype":"INT64","data":[7,-2,9007199254740993]}],)"
+                R"("outputs":[{"name":"y","parameters":{"classification":10}}]})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  output = json::parse(result.body)["outputs"][0];
+  EXPECT_EQ(output["shape"], json::array({1, 3}));
+  EXPECT_EQ(output["data"], json::array({"9007199254740993:2", "7:0", "-2:1"}));
+
+  // Bad counts and an output with no order: a clear error for that request.
+  const std::string one_row = R"({"inputs":[{"name":"x","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}],)";
+  for (const char* count : {"0", "-1", "1.5", "true", "[2]"}) {
+    ExpectError(Post("/v2/models/labelled/infer",
+                     one_row + R"("outputs":[{"name":"y","parameters":{"classification":)" + count + "}}]}"),
+                400, "output 'y': parameters.classification must be an integer >= 1");
+  }
+  ExpectError(Post("/v2/models/id_bool/infer",
+                   R"({"inputs":[{"name":"x","shape":[1,2],"datatype":"BOOL","data":[true,false]}],)"
+                   R"("outputs":[{"name":"y","parameters":{"classification":1}}]})"),
+              400, "output 'y': a BOOL output cannot be classified");
+  // The same model still answers values to requests that do not classify.
+  result = Post("/v2/models/labelled/infer", one_row + R"("outputs":[{"name":"y"}]})");
+  ASSERT_EQ(result.status, 200) << result.body;
+  EXPECT_EQ(json::parse(result.body)["outputs"][0]["data"], json::array({1.0, 2.0, 3.0, 4.0}));
+}
+
 TEST_F(V2RestTest, TimeoutParameterBoundsTheRequest) {
   const std::string path = "/v2/models/mlp/infer";
   auto body = [](const std::string& timeout) {

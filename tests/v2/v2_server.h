@@ -26,14 +26,15 @@ inline const std::vector<std::string>& V2Datatypes() {
 }
 
 inline void WriteIdentityModel(const std::string& root, const std::string& name,
-                               const std::string& dtype, const std::string& batching) {
+                               const std::string& dtype, const std::string& batching,
+                               const std::string& output_extra = "") {
   namespace fs = std::filesystem;
   fs::create_directories(fs::path(root) / name / "1");
   fs::copy_file(fs::path(root) / "identity" / "1" / "model.pt", fs::path(root) / name / "1" / "model.pt",
                 fs::copy_options::overwrite_existing);
   std::ofstream(fs::path(root) / name / "config.pbtxt")
       << "input { name: \"x\" dtype: " << dtype << " dims: [-1] forward_arg: 0 }\n"
-      << "output { name: \"y\" dtype: " << dtype << " dims: [-1] }\n"
+      << "output { name: \"y\" dtype: " << dtype << " dims: [-1] " << output_extra << "}\n"
       << "instance_count: 1\nintra_op_threads: 1\n"
       << batching;
 }
@@ -50,6 +51,10 @@ class V2Server {
     }
     WriteIdentityModel(dir_.path(), "mixed", "FP32",
                        "max_batch_size: 2\nmax_queue_delay_microseconds: 5000000\n");
+    // Classification: element i of a row is labelled by line i (3 lines).
+    WriteIdentityModel(dir_.path(), "labelled", "FP32", "max_batch_size: 8\n",
+                       "label_filename: \"labels.txt\" ");
+    std::ofstream(std::filesystem::path(dir_.path()) / "labelled" / "labels.txt") << "cat\ndog\r\nbird\n";
     WriteIdentityModel(dir_.path(), "slow", "FP32",
                        "max_batch_size: 64\nmax_queue_delay_microseconds: 1000000\n");
     ServerOptions options = LoopbackOptions(dir_.path());
