@@ -49,6 +49,28 @@ DType FromScalarType(at::ScalarType type) {
 // A LibTorch error without its C++ backtrace; for TorchScript interpreter
 // errors, only the final line (e.g. "RuntimeError: ...") without the
 // script traceback.
+// The row shape `declared` (-1: any size) with its sizes taken from
+// `returned` when the two differ only by dimensions of size 1 (a model
+// that returns [batch] for dims [1], or [batch, 4] for dims [1, 4]):
+// dropping or adding unit dimensions keeps every element where it is, so
+// the rows can be viewed in the declared shape. nullopt otherwise.
+std::optional<std::vector<int64_t>> UnitDimsApart(c10::IntArrayRef returned,
+                                                  const std::vector<int64_t>& declared) {
+  std::vector<int64_t> kept_returned;
+  for (int64_t d : returned) {
+    if (d != 1) kept_returned.push_back(d);
+  }
+  std::vector<int64_t> resolved = declared;
+  size_t next = 0;
+  for (int64_t& d : resolved) {
+    if (d == 1) continue;
+    if (next == kept_returned.size() || (d != -1 && d != kept_returned[next])) return std::nullopt;
+    d = kept_returned[next++];
+  }
+  if (next != kept_returned.size()) return std::nullopt;
+  return resolved;
+}
+
 std::string Summarize(std::string message) {
   const size_t cut = message.find("\nException raised from");
   if (cut != std::string::npos) message.resize(cut);
@@ -74,9 +96,11 @@ class TorchInstance : public ModelInstance {
     c10::InferenceMode inference_mode;
     try {
       std::vector<c10::IValue> args(inputs.size());
+      int64_t batch_rows = -1;
       for (size_t i = 0; i < inputs.size(); ++i) {
         const TensorView& in = inputs[i];
         if (IsAbsent(in)) continue;  // an optional input left out: None
+        batch_rows = in.rows();
         at::Tensor t = torch::from_blob(const_cast<void*>(in.data), in.shape,
                                         torch::TensorOptions().dtype(*ToScalarType(in.dtype)));
         t = ToModelShape(t, Reshape(spec_.input_reshape, i));
@@ -104,6 +128,21 @@ class TorchInstance : public ModelInstance {
         bool shape_ok = t.dim() == static_cast<int64_t>(row.size()) + (batched ? 1 : 0);
         for (size_t d = 0; shape_ok && d < row.size(); ++d) {
           shape_ok = row[d] < 0 || row[d] == t.size(static_cast<int64_t>(d) + (batched ? 1 : 0));
+        }
+        if (!shape_ok) {
+          // Rows that differ from the declared row only by unit dimensions
+          // are viewed in the declared shape (as Triton answers them).
+          const int64_t rows = batched ? (t.dim() > 0 ? t.size(0) : -1) : 1;
+          std::optional<std::vector<int64_t>> as_declared;
+          if (rows == batch_rows) {
+            as_declared = UnitDimsApart(batched ? t.sizes().slice(1) : t.sizes(), row);
+          }
+          if (as_declared) {
+            std::vector<int64_t> shape = batched ? std::vector<int64_t>{rows} : std::vector<int64_t>{};
+            shape.insert(shape.end(), as_declared->begin(), as_declared->end());
+            t = t.reshape(shape);
+            shape_ok = true;
+          }
         }
         if (!shape_ok) {
           std::vector<int64_t> expected = batched ? std::vector<int64_t>{-1} : std::vector<int64_t>{};

@@ -38,7 +38,9 @@ struct TorchModelSpec {
   std::vector<OutputBinding> outputs;
   // One per signature.inputs / signature.outputs entry, or empty for none:
   // the shape of one row as forward takes or returns it, when it differs
-  // from the declared dims (same elements; at most one -1).
+  // from the declared dims (same elements; at most one -1). An output row
+  // forward returns that differs from its (reshaped) row only by dimensions
+  // of size 1 is viewed in the declared shape; another shape is INTERNAL.
   std::vector<std::optional<std::vector<int64_t>>> input_reshape;
   std::vector<std::optional<std::vector<int64_t>>> output_reshape;
   // "cpu" or "cuda:N".

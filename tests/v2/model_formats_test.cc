@@ -315,6 +315,69 @@ max_batch_size: 4
   EXPECT_TRUE(json::parse(config.body)["input"][0].contains("reshape")) << config.body;
 }
 
+// Regression: a model returning [batch] for an output declared dims: [1]
+// (the common Triton config of a per-row score, without a reshape) failed
+// its warm-up ("the model returned shape [1], the config declares [-1,1]"),
+// so the server did not start. Rows that differ from the declared shape only
+// by unit dimensions are answered in the declared shape; anything else is
+// still refused.
+TEST(TritonRepositoryTest, OutputsThatDifferOnlyByUnitDimensionsTakeTheDeclaredShape) {
+  Repository repository("triton_unit_dims");
+  repository.Add("row_sum", R"(
+def forward(self, x: Tensor) -> Tensor:
+    return x.sum(1)
+)", R"(platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 3 ] } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1 ] } ]
+)");
+  repository.Add("unsqueezed", R"(
+def forward(self, x: Tensor) -> Tensor:
+    return (x * 2.0).unsqueeze(1).unsqueeze(3)
+)", R"(input { name: "x" dtype: FP32 dims: [-1] }
+output { name: "y" dtype: FP32 dims: [-1] }
+max_batch_size: 8
+)");
+  repository.Add("unbatched", R"(
+def forward(self, x: Tensor) -> Tensor:
+    return x.sum()
+)", R"(platform: "pytorch_libtorch"
+max_batch_size: 0
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 4 ] } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1 ] } ]
+)");
+  absl::Status started = repository.Start();
+  ASSERT_TRUE(started.ok()) << started;
+  HttpResult sums = repository.Infer(
+      "row_sum", R"({"inputs":[{"name":"INPUT__0","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,6]}]})");
+  ASSERT_EQ(sums.status, 200) << sums.body;
+  EXPECT_EQ(OutputsByName(sums), json({{"OUTPUT__0", {{"shape", {2, 1}}, {"data", {6, 15}}}}})) << sums.body;
+  HttpResult doubled = repository.Infer(
+      "unsqueezed", R"({"inputs":[{"name":"x","shape":[2,3],"datatype":"FP32","data":[1,2,3,4,5,6]}]})");
+  ASSERT_EQ(doubled.status, 200) << doubled.body;
+  EXPECT_EQ(OutputsByName(doubled), json({{"y", {{"shape", {2, 3}}, {"data", {2, 4, 6, 8, 10, 12}}}}}))
+      << doubled.body;
+  HttpResult total = repository.Infer(
+      "unbatched", R"({"inputs":[{"name":"INPUT__0","shape":[4],"datatype":"FP32","data":[1,2,3,4]}]})");
+  ASSERT_EQ(total.status, 200) << total.body;
+  EXPECT_EQ(OutputsByName(total), json({{"OUTPUT__0", {{"shape", {1}}, {"data", {10}}}}})) << total.body;
+}
+
+TEST(TritonRepositoryTest, AnOutputOfAnotherShapeStillFailsTheLoadNamingIt) {
+  Repository repository("triton_wrong_shape");
+  repository.Add("transposed", R"(
+def forward(self, x: Tensor) -> Tensor:
+    return x.reshape(x.size(0), 3, 2)
+)", R"(platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 6 ] } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 2, 3 ] } ]
+)");
+  absl::Status status = repository.Start();
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("output 'OUTPUT__0': the model returned shape [1,3,2], the config declares [-1,2,3]"));
+}
+
 std::string FloatBytes(std::vector<float> values) {
   return std::string(reinterpret_cast<const char*>(values.data()), values.size() * sizeof(float));
 }
