@@ -206,9 +206,13 @@ class TorchInstance : public ModelInstance {
       case OutputBinding::Kind::kTupleIndex: {
         // A Tuple[...] or a List[Tensor] return: both index by position.
         if (!result.isTuple() && !result.isList()) {
-          return absl::InternalError(absl::StrCat("output '", name, "' is bound to tuple_index ",
-                                                  binding.tuple_index, " but forward returned ",
-                                                  result.tagKind()));
+          return absl::InternalError(absl::StrCat(
+              "output '", name, "' is bound to tuple_index ", binding.tuple_index, " but forward returned ",
+              result.tagKind(),
+              result.isGenericDict()
+                  ? " (bind each output to its key with dict_key, in microbatch's config format; "
+                    "Triton's binds outputs by position only)"
+                  : ""));
         }
         const c10::ArrayRef<c10::IValue> elements =
             result.isTuple() ? c10::ArrayRef<c10::IValue>(result.toTupleRef().elements())

@@ -363,6 +363,22 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1 ] } ]
   EXPECT_EQ(OutputsByName(total), json({{"OUTPUT__0", {{"shape", {1}}, {"data", {10}}}}})) << total.body;
 }
 
+TEST(TritonRepositoryTest, ADictReturnedToPositionalOutputsFailsTheLoadSayingHowToBindIt) {
+  Repository repository("triton_dict");
+  repository.Add("dict", R"(
+def forward(self, x: Tensor) -> Dict[str, Tensor]:
+    return {"neg": -x, "double": x * 2.0}
+)", R"(platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] } ]
+output [ { name: "neg" data_type: TYPE_FP32 dims: [ 2 ] }, { name: "double" data_type: TYPE_FP32 dims: [ 2 ] } ]
+)");
+  absl::Status status = repository.Start();
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr("output 'neg' is bound to tuple_index 0 but forward returned GenericDict (bind each "
+                        "output to its key with dict_key"));
+}
+
 TEST(TritonRepositoryTest, AnOutputOfAnotherShapeStillFailsTheLoadNamingIt) {
   Repository repository("triton_wrong_shape");
   repository.Add("transposed", R"(
