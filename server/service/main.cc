@@ -100,7 +100,7 @@ ABSL_FLAG(int, unload_grace_seconds, 10,
           "Seconds a served version may be missing from disk or from its version policy before "
           "it is unloaded");
 ABSL_FLAG(std::vector<std::string>, load_model, {},
-          "explicit mode: models to load at startup (comma-separated); empty loads every model");
+          "explicit mode: models to load at startup (comma-separated); empty or * loads every model");
 ABSL_FLAG(int, model_load_threads, 2, "Threads loading model versions (models load concurrently)");
 ABSL_FLAG(int64_t, http_max_body_mb, 64,
           "Largest KServe v2 REST request body in MiB; larger ones are answered 413 unread");

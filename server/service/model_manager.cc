@@ -140,15 +140,22 @@ absl::StatusOr<std::unique_ptr<ModelManager>> ModelManager::Start(
 
   absl::StatusOr<std::vector<ModelOnDisk>> scan = ScanRepository(repository.root, /*log_skipped=*/true);
   if (!scan.ok()) return scan.status();
+  std::vector<std::string> wanted = control.startup_models;
+  if (std::find(wanted.begin(), wanted.end(), "*") != wanted.end()) {
+    // Triton's --load-model=*: every model; only as the one value.
+    if (wanted.size() != 1) {
+      return absl::InvalidArgumentError("--load_model: '*' (every model) must be the only value");
+    }
+    wanted.clear();
+  }
   std::vector<const ModelOnDisk*> startup;
   for (const ModelOnDisk& model : *scan) {
-    if (control.mode == ControlMode::kPoll || control.startup_models.empty() ||
-        std::find(control.startup_models.begin(), control.startup_models.end(), model.name) !=
-            control.startup_models.end()) {
+    if (control.mode == ControlMode::kPoll || wanted.empty() ||
+        std::find(wanted.begin(), wanted.end(), model.name) != wanted.end()) {
       startup.push_back(&model);
     }
   }
-  for (const std::string& name : control.startup_models) {
+  for (const std::string& name : wanted) {
     if (control.mode == ControlMode::kExplicit &&
         std::none_of(scan->begin(), scan->end(), [&](const ModelOnDisk& m) { return m.name == name; })) {
       return absl::NotFoundError(absl::StrCat(repository.root, ": startup model '", name,

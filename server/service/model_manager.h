@@ -51,7 +51,8 @@ struct ModelControlOptions {
   // version policy's choice) before it is unloaded; back within it, nothing
   // happens. Default 10 s.
   absl::Duration unload_grace = absl::Seconds(10);
-  // kExplicit: the models loaded at startup; empty loads every model.
+  // kExplicit: the models loaded at startup; empty, or "*" alone (Triton's
+  // --load-model=*), loads every model.
   std::vector<std::string> startup_models;
   // Threads loading versions (different models load concurrently). Default 2.
   int load_threads = 2;

@@ -406,6 +406,32 @@ TEST_F(RepositoryLoadTest, EmptyRepositoryStartsAndLoadsModelsWrittenLater) {
   (*repository)->Shutdown();
 }
 
+// Triton's --load-model=*: every model, in explicit mode; only alone.
+TEST_F(RepositoryLoadTest, AStarLoadsEveryModelInExplicitMode) {
+  DemoModelOptions pair;
+  pair.models = {"pair"};
+  ASSERT_TRUE(WriteModelRepository(dir_.path(), pair).ok());
+  ModelControlOptions control;
+  control.mode = ControlMode::kExplicit;
+  control.startup_models = {"*"};
+  absl::StatusOr<std::unique_ptr<ModelManager>> repository = ModelManager::Start(options_, control);
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  EXPECT_EQ((*repository)->All().size(), 2u);
+  (*repository)->Shutdown();
+
+  control.startup_models = {"pair"};
+  repository = ModelManager::Start(options_, control);
+  ASSERT_TRUE(repository.ok()) << repository.status();
+  ASSERT_EQ((*repository)->All().size(), 1u);
+  EXPECT_EQ((*repository)->All()[0]->name, "pair");
+  (*repository)->Shutdown();
+
+  control.startup_models = {"*", "pair"};
+  repository = ModelManager::Start(options_, control);
+  EXPECT_EQ(repository.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(repository.status().message()), HasSubstr("'*' (every model) must be the only value"));
+}
+
 TEST_F(RepositoryLoadTest, EmptyRepositoryStartsInExplicitMode) {
   TempDir empty("empty_repository");
   options_.root = empty.path();
