@@ -28,18 +28,6 @@ bool IsFloat(DType dtype) {
          dtype == DType::kBFloat16;
 }
 
-template <typename T>
-T Load(const char* data, size_t index) {
-  T v;
-  std::memcpy(&v, data + index * sizeof(T), sizeof(T));
-  return v;
-}
-
-template <typename T>
-void Put(T v, char* data, size_t index) {
-  std::memcpy(data + index * sizeof(T), &v, sizeof(T));
-}
-
 // The smallest and largest value of an integer dtype.
 void IntegerBounds(DType dtype, int64_t* lo, int64_t* hi) {
   switch (dtype) {
@@ -55,12 +43,12 @@ void IntegerBounds(DType dtype, int64_t* lo, int64_t* hi) {
 // Stores integer `v` (known to be in the dtype's bounds) as element `index`.
 void PutInteger(DType dtype, int64_t v, char* data, size_t index) {
   switch (dtype) {
-    case DType::kInt64: return Put<int64_t>(v, data, index);
-    case DType::kInt32: return Put<int32_t>(static_cast<int32_t>(v), data, index);
-    case DType::kInt16: return Put<int16_t>(static_cast<int16_t>(v), data, index);
-    case DType::kInt8: return Put<int8_t>(static_cast<int8_t>(v), data, index);
+    case DType::kInt64: return StoreElement<int64_t>(v, data, index);
+    case DType::kInt32: return StoreElement<int32_t>(static_cast<int32_t>(v), data, index);
+    case DType::kInt16: return StoreElement<int16_t>(static_cast<int16_t>(v), data, index);
+    case DType::kInt8: return StoreElement<int8_t>(static_cast<int8_t>(v), data, index);
     case DType::kUInt8:
-    case DType::kBool: return Put<uint8_t>(static_cast<uint8_t>(v), data, index);
+    case DType::kBool: return StoreElement<uint8_t>(static_cast<uint8_t>(v), data, index);
     default: return;
   }
 }
@@ -68,12 +56,12 @@ void PutInteger(DType dtype, int64_t v, char* data, size_t index) {
 // Element `index` of an integer (or BOOL) buffer, exactly.
 int64_t LoadInteger(DType dtype, const char* data, size_t index) {
   switch (dtype) {
-    case DType::kInt64: return Load<int64_t>(data, index);
-    case DType::kInt32: return Load<int32_t>(data, index);
-    case DType::kInt16: return Load<int16_t>(data, index);
-    case DType::kInt8: return Load<int8_t>(data, index);
+    case DType::kInt64: return LoadElement<int64_t>(data, index);
+    case DType::kInt32: return LoadElement<int32_t>(data, index);
+    case DType::kInt16: return LoadElement<int16_t>(data, index);
+    case DType::kInt8: return LoadElement<int8_t>(data, index);
     case DType::kUInt8:
-    case DType::kBool: return Load<uint8_t>(data, index);
+    case DType::kBool: return LoadElement<uint8_t>(data, index);
     default: return 0;
   }
 }
@@ -237,7 +225,7 @@ absl::Status FromContents(DType dtype, const inference::InferTensorContents& con
     case DType::kBool: {
       if (absl::Status s = check_count(contents.bool_contents_size(), "bool_contents"); !s.ok()) return s;
       for (int i = 0; i < contents.bool_contents_size(); ++i) {
-        Put<uint8_t>(contents.bool_contents(i) ? 1 : 0, data->data(), static_cast<size_t>(i));
+        StoreElement<uint8_t>(contents.bool_contents(i) ? 1 : 0, data->data(), static_cast<size_t>(i));
       }
       return absl::OkStatus();
     }
@@ -314,8 +302,8 @@ void AppendShortest(std::string* out, T v) {
 // tokens NaN, Infinity and -Infinity.
 void AppendElement(std::string* out, DType dtype, const char* data, size_t index) {
   switch (dtype) {
-    case DType::kBool: out->append(Load<uint8_t>(data, index) != 0 ? "true" : "false"); return;
-    case DType::kFloat64: return AppendShortest(out, Load<double>(data, index));
+    case DType::kBool: out->append(LoadElement<uint8_t>(data, index) != 0 ? "true" : "false"); return;
+    case DType::kFloat64: return AppendShortest(out, LoadElement<double>(data, index));
     case DType::kFloat32:
     case DType::kFloat16:
     case DType::kBFloat16: return AppendShortest(out, static_cast<float>(ElementAsDouble(dtype, data, index)));
@@ -388,7 +376,7 @@ bool StoreJson(DType dtype, const nlohmann::json& value, char* data, size_t inde
     return false;
   }
   if (dtype == DType::kBool && value.is_boolean()) {
-    Put<uint8_t>(value.get<bool>() ? 1 : 0, data, index);
+    StoreElement<uint8_t>(value.get<bool>() ? 1 : 0, data, index);
     return true;
   }
   int64_t lo, hi;

@@ -10,17 +10,6 @@
 namespace microbatch {
 namespace {
 
-template <typename T>
-T Load(const char* data, size_t index) {
-  T v;
-  std::memcpy(&v, data + index * sizeof(T), sizeof(T));
-  return v;
-}
-template <typename T>
-void Put(T v, char* data, size_t index) {
-  std::memcpy(data + index * sizeof(T), &v, sizeof(T));
-}
-
 absl::Status InferShape(const nlohmann::json& value, size_t depth, std::vector<int64_t>* shape,
                         const std::string& name) {
   if (!value.is_array()) {
@@ -57,7 +46,7 @@ nlohmann::json Nest(DType dtype, const char* data, const std::vector<int64_t>& s
   for (int64_t i = 0; i < shape[dim]; ++i) {
     if (dim + 1 == shape.size()) {
       if (dtype == DType::kInt64) {  // exactly: not every int64 is a double
-        array.push_back(Load<int64_t>(data, (*index)++));
+        array.push_back(LoadElement<int64_t>(data, (*index)++));
         continue;
       }
       const double v = ElementAsDouble(dtype, data, (*index)++);
@@ -80,16 +69,16 @@ nlohmann::json Nest(DType dtype, const char* data, const std::vector<int64_t>& s
 
 double ElementAsDouble(DType dtype, const char* data, size_t index) {
   switch (dtype) {
-    case DType::kFloat32: return Load<float>(data, index);
-    case DType::kFloat64: return Load<double>(data, index);
-    case DType::kFloat16: return HalfToFloat(Load<uint16_t>(data, index));
-    case DType::kBFloat16: return BFloat16ToFloat(Load<uint16_t>(data, index));
-    case DType::kInt64: return static_cast<double>(Load<int64_t>(data, index));
-    case DType::kInt32: return Load<int32_t>(data, index);
-    case DType::kInt16: return Load<int16_t>(data, index);
-    case DType::kInt8: return Load<int8_t>(data, index);
-    case DType::kUInt8: return Load<uint8_t>(data, index);
-    case DType::kBool: return Load<uint8_t>(data, index) ? 1 : 0;
+    case DType::kFloat32: return LoadElement<float>(data, index);
+    case DType::kFloat64: return LoadElement<double>(data, index);
+    case DType::kFloat16: return HalfToFloat(LoadElement<uint16_t>(data, index));
+    case DType::kBFloat16: return BFloat16ToFloat(LoadElement<uint16_t>(data, index));
+    case DType::kInt64: return static_cast<double>(LoadElement<int64_t>(data, index));
+    case DType::kInt32: return LoadElement<int32_t>(data, index);
+    case DType::kInt16: return LoadElement<int16_t>(data, index);
+    case DType::kInt8: return LoadElement<int8_t>(data, index);
+    case DType::kUInt8: return LoadElement<uint8_t>(data, index);
+    case DType::kBool: return LoadElement<uint8_t>(data, index) ? 1 : 0;
     case DType::kInvalid: break;
   }
   return 0;
@@ -133,22 +122,22 @@ bool FitsDType(DType dtype, double value) {
 
 void StoreElement(DType dtype, double value, char* data, size_t index) {
   switch (dtype) {
-    case DType::kFloat32: return Put<float>(static_cast<float>(value), data, index);
-    case DType::kFloat64: return Put<double>(value, data, index);
-    case DType::kFloat16: return Put<uint16_t>(FloatToHalf(static_cast<float>(value)), data, index);
+    case DType::kFloat32: return StoreElement<float>(static_cast<float>(value), data, index);
+    case DType::kFloat64: return StoreElement<double>(value, data, index);
+    case DType::kFloat16: return StoreElement<uint16_t>(FloatToHalf(static_cast<float>(value)), data, index);
     case DType::kBFloat16: {
       const float f = static_cast<float>(value);
       uint32_t bits;
       std::memcpy(&bits, &f, 4);
       bits += 0x7fff + ((bits >> 16) & 1);  // round to nearest even
-      return Put<uint16_t>(static_cast<uint16_t>(bits >> 16), data, index);
+      return StoreElement<uint16_t>(static_cast<uint16_t>(bits >> 16), data, index);
     }
-    case DType::kInt64: return Put<int64_t>(Saturate<int64_t>(dtype, value), data, index);
-    case DType::kInt32: return Put<int32_t>(Saturate<int32_t>(dtype, value), data, index);
-    case DType::kInt16: return Put<int16_t>(Saturate<int16_t>(dtype, value), data, index);
-    case DType::kInt8: return Put<int8_t>(Saturate<int8_t>(dtype, value), data, index);
-    case DType::kUInt8: return Put<uint8_t>(Saturate<uint8_t>(dtype, value), data, index);
-    case DType::kBool: return Put<uint8_t>(value != 0 ? 1 : 0, data, index);
+    case DType::kInt64: return StoreElement<int64_t>(Saturate<int64_t>(dtype, value), data, index);
+    case DType::kInt32: return StoreElement<int32_t>(Saturate<int32_t>(dtype, value), data, index);
+    case DType::kInt16: return StoreElement<int16_t>(Saturate<int16_t>(dtype, value), data, index);
+    case DType::kInt8: return StoreElement<int8_t>(Saturate<int8_t>(dtype, value), data, index);
+    case DType::kUInt8: return StoreElement<uint8_t>(Saturate<uint8_t>(dtype, value), data, index);
+    case DType::kBool: return StoreElement<uint8_t>(value != 0 ? 1 : 0, data, index);
     case DType::kInvalid: break;
   }
 }

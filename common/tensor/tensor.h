@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
@@ -39,6 +40,21 @@ std::optional<DType> DTypeFromName(absl::string_view name);
 
 // "[-1,16]"
 std::string ShapeToString(absl::Span<const int64_t> shape);
+
+// Element `index` of a dense array of T at `data`, which need not be
+// aligned for T.
+template <typename T>
+T LoadElement(const void* data, size_t index) {
+  T value;
+  std::memcpy(&value, static_cast<const char*>(data) + index * sizeof(T), sizeof(T));
+  return value;
+}
+// Writes `value` as element `index` of a dense array of T at `data` (any
+// alignment).
+template <typename T>
+void StoreElement(T value, void* data, size_t index) {
+  std::memcpy(static_cast<char*>(data) + index * sizeof(T), &value, sizeof(T));
+}
 
 // Number of elements of `shape`, or nullopt when a dimension is negative or
 // the product overflows int64.

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
@@ -11,14 +10,6 @@
 
 namespace microbatch {
 namespace {
-
-// The value of element `i` of `data`, widened for comparison and printing.
-template <typename T>
-T Load(const char* data, size_t i) {
-  T value;
-  std::memcpy(&value, data + i * sizeof(T), sizeof(T));
-  return value;
-}
 
 // Ranks one row's elements (values widened to V) and appends the top `k`.
 template <typename V>
@@ -52,7 +43,7 @@ void ClassifyRows(const char* data, size_t rows, size_t row_elements, size_t k,
   std::vector<V> values(row_elements);
   std::vector<size_t> order;
   for (size_t r = 0; r < rows; ++r) {
-    for (size_t i = 0; i < row_elements; ++i) values[i] = widen(Load<T>(data, r * row_elements + i));
+    for (size_t i = 0; i < row_elements; ++i) values[i] = widen(LoadElement<T>(data, r * row_elements + i));
     TopK(values, k, labels, &order, out);
   }
 }

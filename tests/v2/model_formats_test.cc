@@ -68,6 +68,17 @@ class Repository {
   std::unique_ptr<InferenceServer> server_;
 };
 
+// Why a server on a repository holding only `model` (TorchScript `source`
+// with `config`) refused to start.
+std::string StartError(const std::string& repository_name, const std::string& model,
+                       const std::string& source, const std::string& config) {
+  Repository repository(repository_name);
+  repository.Add(model, source, config);
+  absl::Status status = repository.Start();
+  EXPECT_FALSE(status.ok());
+  return std::string(status.message());
+}
+
 // The outputs of an infer answer by name: {"y": {"shape": [...], "data": [...]}}.
 json OutputsByName(const HttpResult& result) {
   json body = json::parse(result.body, nullptr, false);
@@ -117,16 +128,14 @@ max_batch_size: 4
 }
 
 TEST(PytorchModelsTest, AListShorterThanTheConfigFailsAtLoadNamingTheOutput) {
-  Repository repository("pytorch_short_list");
-  repository.Add("short", R"(
+  EXPECT_THAT(StartError("pytorch_short_list", "short", R"(
 def forward(self, a: Tensor) -> List[Tensor]:
     return [a]
 )", R"(input { name: "a" dtype: FP32 dims: [2] }
 output { name: "one" dtype: FP32 dims: [2] tuple_index: 0 }
 output { name: "two" dtype: FP32 dims: [2] tuple_index: 1 }
-)");
-  absl::Status status = repository.Start();
-  EXPECT_THAT(std::string(status.message()), HasSubstr("output 'two': tuple_index 1 but forward returned 1 values"));
+)"),
+              HasSubstr("output 'two': tuple_index 1 but forward returned 1 values"));
 }
 
 // A repository written for Triton's PyTorch backend is served unchanged:
@@ -364,33 +373,27 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1 ] } ]
 }
 
 TEST(TritonRepositoryTest, ADictReturnedToPositionalOutputsFailsTheLoadSayingHowToBindIt) {
-  Repository repository("triton_dict");
-  repository.Add("dict", R"(
+  EXPECT_THAT(StartError("triton_dict", "dict", R"(
 def forward(self, x: Tensor) -> Dict[str, Tensor]:
     return {"neg": -x, "double": x * 2.0}
 )", R"(platform: "pytorch_libtorch"
 max_batch_size: 8
 input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] } ]
 output [ { name: "neg" data_type: TYPE_FP32 dims: [ 2 ] }, { name: "double" data_type: TYPE_FP32 dims: [ 2 ] } ]
-)");
-  absl::Status status = repository.Start();
-  EXPECT_THAT(std::string(status.message()),
+)"),
               HasSubstr("output 'neg' is bound to tuple_index 0 but forward returned GenericDict (bind each "
                         "output to its key with dict_key"));
 }
 
 TEST(TritonRepositoryTest, AnOutputOfAnotherShapeStillFailsTheLoadNamingIt) {
-  Repository repository("triton_wrong_shape");
-  repository.Add("transposed", R"(
+  EXPECT_THAT(StartError("triton_wrong_shape", "transposed", R"(
 def forward(self, x: Tensor) -> Tensor:
     return x.reshape(x.size(0), 3, 2)
 )", R"(platform: "pytorch_libtorch"
 max_batch_size: 8
 input [ { name: "INPUT__0" data_type: TYPE_FP32 dims: [ 6 ] } ]
 output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 2, 3 ] } ]
-)");
-  absl::Status status = repository.Start();
-  EXPECT_THAT(std::string(status.message()),
+)"),
               HasSubstr("output 'OUTPUT__0': the model returned shape [1,3,2], the config declares [-1,2,3]"));
 }
 
@@ -566,8 +569,7 @@ def forward(self, x: Tensor, mask: Optional[Tensor] = None) -> Tensor:
 }
 
 TEST(TritonRepositoryTest, AnOptionalInputWhoseArgumentTakesNoNoneFailsAtLoad) {
-  Repository repository("triton_optional_not_optional");
-  repository.Add("strict", R"(
+  EXPECT_THAT(StartError("triton_optional_not_optional", "strict", R"(
 def forward(self, x: Tensor, mask: Tensor) -> Tensor:
     return x * mask
 )", R"(platform: "pytorch_libtorch"
@@ -575,25 +577,20 @@ max_batch_size: 8
 input [ { name: "x" data_type: TYPE_FP32 dims: [ 2 ] },
         { name: "mask" data_type: TYPE_FP32 dims: [ 2 ] optional: true } ]
 output [ { name: "y" data_type: TYPE_FP32 dims: [ 2 ] } ]
-)");
-  absl::Status status = repository.Start();
-  EXPECT_THAT(std::string(status.message()),
+)"),
               HasSubstr("input 'mask' is optional, but forward's argument 'mask' is Tensor; declare it "
                         "Optional[Tensor]"));
 }
 
 TEST(TritonRepositoryTest, AnInputNamedAfterNoArgumentFailsAtLoadListingTheSignature) {
-  Repository repository("triton_bad_names");
-  repository.Add("m", R"(
+  EXPECT_THAT(StartError("triton_bad_names", "m", R"(
 def forward(self, scale: Tensor, x: Tensor) -> Tensor:
     return x * scale
 )", R"(platform: "pytorch_libtorch"
 max_batch_size: 8
 input [ { name: "x" data_type: TYPE_FP32 dims: [ 1 ] }, { name: "factor" data_type: TYPE_FP32 dims: [ 1 ] } ]
 output [ { name: "y" data_type: TYPE_FP32 dims: [ 1 ] } ]
-)");
-  absl::Status status = repository.Start();
-  EXPECT_THAT(std::string(status.message()),
+)"),
               HasSubstr("input 'factor' is passed as argument 'factor' but the model's signature is forward(scale, x)"));
 }
 
