@@ -18,6 +18,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     v2::JsonInferRequest request;
     if (v2::ParseInferRequest(body, json_bytes, &request).ok()) {
       FUZZ_CHECK(request.outputs.size() == request.binary_outputs.size());
+      FUZZ_CHECK(request.outputs.size() == request.classification.size());
+      for (int64_t count : request.classification) FUZZ_CHECK(count >= 0);
       for (const RequestTensor& input : request.inputs) {
         std::optional<int64_t> elements = ElementCount(input.shape);
         FUZZ_CHECK(elements.has_value());
