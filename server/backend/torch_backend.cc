@@ -84,8 +84,9 @@ std::string Summarize(std::string message) {
 
 class TorchInstance : public ModelInstance {
  public:
-  TorchInstance(TorchModelSpec spec, torch::jit::Module module, torch::Device device)
-      : spec_(std::move(spec)), module_(std::move(module)), device_(device) {}
+  // `inputs_as_dict`: forward takes one Dict[str, Tensor], the inputs by name.
+  TorchInstance(TorchModelSpec spec, torch::jit::Module module, torch::Device device, bool inputs_as_dict)
+      : spec_(std::move(spec)), module_(std::move(module)), device_(device), inputs_as_dict_(inputs_as_dict) {}
 
   absl::StatusOr<std::vector<TensorView>> Run(absl::Span<const TensorView> inputs) override {
     thread_local int configured_threads = -1;
@@ -95,18 +96,24 @@ class TorchInstance : public ModelInstance {
     }
     c10::InferenceMode inference_mode;
     try {
-      std::vector<c10::IValue> args(inputs.size());
+      std::vector<c10::IValue> args(inputs_as_dict_ ? 1 : inputs.size());
+      c10::Dict<std::string, at::Tensor> by_name;
       int64_t batch_rows = -1;
       for (size_t i = 0; i < inputs.size(); ++i) {
         const TensorView& in = inputs[i];
-        if (IsAbsent(in)) continue;  // an optional input left out: None
+        if (IsAbsent(in)) continue;  // an optional input left out: None, or not in the dict
         batch_rows = in.rows();
         at::Tensor t = torch::from_blob(const_cast<void*>(in.data), in.shape,
                                         torch::TensorOptions().dtype(*ToScalarType(in.dtype)));
         t = ToModelShape(t, Reshape(spec_.input_reshape, i));
         if (!device_.is_cpu()) t = t.to(device_, /*non_blocking=*/false);
-        args[spec_.forward_arg[i]] = std::move(t);
+        if (inputs_as_dict_) {
+          by_name.insert(spec_.signature.inputs[i].name, std::move(t));
+        } else {
+          args[spec_.forward_arg[i]] = std::move(t);
+        }
       }
+      if (inputs_as_dict_) args[0] = std::move(by_name);
       c10::IValue result = module_.forward(std::move(args));
       std::vector<TensorView> outputs;
       outputs.reserve(spec_.outputs.size());
@@ -251,6 +258,7 @@ class TorchInstance : public ModelInstance {
   const TorchModelSpec spec_;
   torch::jit::Module module_;
   const torch::Device device_;
+  const bool inputs_as_dict_;
 };
 
 // The arguments of the module's forward method (self first); nullptr when it
@@ -298,6 +306,18 @@ absl::StatusOr<std::vector<int>> ForwardPositions(torch::jit::Module& module, co
     }
   }
   return positions;
+}
+
+// Whether forward takes exactly one argument, a Dict[str, Tensor]: then the
+// inputs are passed in it by name (Triton's PyTorch backend convention).
+bool TakesInputsAsDict(torch::jit::Module& module) {
+  const std::vector<c10::Argument>* forward = ForwardArguments(module);
+  if (forward == nullptr || forward->size() != 2) return false;  // self and one more
+  const c10::TypePtr& type = (*forward)[1].type();
+  if (type->kind() != c10::TypeKind::DictType) return false;
+  const auto dict = type->expect<c10::DictType>();
+  return dict->getKeyType()->kind() == c10::TypeKind::StringType &&
+         dict->getValueType()->kind() == c10::TypeKind::TensorType;
 }
 
 // Each optional input's argument of forward takes None (is Optional[...]).
@@ -360,14 +380,18 @@ absl::StatusOr<std::unique_ptr<ModelInstance>> LoadTorchInstance(const TorchMode
     torch::jit::Module module = torch::jit::load(spec.path, *device);
     module.eval();
     TorchModelSpec resolved = spec;
-    if (!spec.forward_arg_names.empty()) {
-      absl::StatusOr<std::vector<int>> positions = ForwardPositions(module, spec);
-      if (!positions.ok()) return positions.status();
-      resolved.forward_arg = *std::move(positions);
+    const bool inputs_as_dict = TakesInputsAsDict(module);
+    if (!inputs_as_dict) {
+      if (!spec.forward_arg_names.empty()) {
+        absl::StatusOr<std::vector<int>> positions = ForwardPositions(module, spec);
+        if (!positions.ok()) return positions.status();
+        resolved.forward_arg = *std::move(positions);
+      }
+      if (absl::Status s = CheckOptionalArguments(module, resolved); !s.ok()) return s;
     }
-    if (absl::Status s = CheckOptionalArguments(module, resolved); !s.ok()) return s;
     if (spec.optimize_for_inference) module = torch::jit::optimize_for_inference(module);
-    return std::unique_ptr<ModelInstance>(new TorchInstance(std::move(resolved), std::move(module), *device));
+    return std::unique_ptr<ModelInstance>(
+        new TorchInstance(std::move(resolved), std::move(module), *device, inputs_as_dict));
   } catch (const c10::Error& e) {
     return absl::InvalidArgumentError(
         absl::StrCat(spec.path, ": not a loadable TorchScript model: ", Summarize(e.what_without_backtrace())));

@@ -52,7 +52,10 @@ struct TorchModelSpec {
   bool optimize_for_inference = false;
 };
 
-// Loads one instance of a TorchScript model. Errors: NOT_FOUND for a missing
+// Loads one instance of a TorchScript model. A model whose forward takes
+// exactly one argument of type Dict[str, Tensor] gets every input in it,
+// keyed by the input's name (an optional input left out is not in it), and
+// forward_arg / forward_arg_names are not used. Errors: NOT_FOUND for a missing
 // file, INVALID_ARGUMENT when LibTorch cannot load it or forward_arg_names
 // do not match forward's arguments, FAILED_PRECONDITION for
 // a CUDA device on a build or machine without CUDA. The instance's Run()

@@ -372,6 +372,38 @@ output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 1 ] } ]
   EXPECT_EQ(OutputsByName(total), json({{"OUTPUT__0", {{"shape", {1}}, {"data", {10}}}}})) << total.body;
 }
 
+// Triton's PyTorch convention: a forward taking one Dict[str, Tensor] gets
+// the inputs in it by name; an optional input left out is not in it.
+TEST(TritonRepositoryTest, AForwardTakingADictGetsTheInputsByName) {
+  Repository repository("triton_dict_input");
+  repository.Add("keyed", R"(
+def forward(self, inputs: Dict[str, Tensor]) -> Tensor:
+    y = inputs["a"] * 2.0 + inputs["b"]
+    if "mask" in inputs:
+        y = y * inputs["mask"]
+    return y
+)", R"(platform: "pytorch_libtorch"
+max_batch_size: 8
+input [ { name: "b" data_type: TYPE_FP32 dims: [ 2 ] },
+        { name: "a" data_type: TYPE_FP32 dims: [ 2 ] },
+        { name: "mask" data_type: TYPE_FP32 dims: [ 2 ] optional: true } ]
+output [ { name: "OUTPUT__0" data_type: TYPE_FP32 dims: [ 2 ] } ]
+)");
+  absl::Status started = repository.Start();
+  ASSERT_TRUE(started.ok()) << started;
+  HttpResult both = repository.Infer("keyed", R"({"inputs":[)"
+                                              R"({"name":"a","shape":[1,2],"datatype":"FP32","data":[1,2]},)"
+                                              R"({"name":"b","shape":[1,2],"datatype":"FP32","data":[10,20]}]})");
+  ASSERT_EQ(both.status, 200) << both.body;
+  EXPECT_EQ(OutputsByName(both), json({{"OUTPUT__0", {{"shape", {1, 2}}, {"data", {12, 24}}}}})) << both.body;
+  HttpResult masked = repository.Infer("keyed", R"({"inputs":[)"
+                                                R"({"name":"a","shape":[1,2],"datatype":"FP32","data":[1,2]},)"
+                                                R"({"name":"b","shape":[1,2],"datatype":"FP32","data":[10,20]},)"
+                                                R"({"name":"mask","shape":[1,2],"datatype":"FP32","data":[0,1]}]})");
+  ASSERT_EQ(masked.status, 200) << masked.body;
+  EXPECT_EQ(OutputsByName(masked), json({{"OUTPUT__0", {{"shape", {1, 2}}, {"data", {0, 24}}}}})) << masked.body;
+}
+
 TEST(TritonRepositoryTest, ADictReturnedToPositionalOutputsFailsTheLoadSayingHowToBindIt) {
   EXPECT_THAT(StartError("triton_dict", "dict", R"(
 def forward(self, x: Tensor) -> Dict[str, Tensor]:
