@@ -1,8 +1,9 @@
 #include "server/core/classification.h"
 
-#include <cmath>
 #include <cstring>
+#include <algorithm>
 #include <limits>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -96,6 +97,39 @@ TEST(ClassificationTest, BoolOutputsAndCountsBelowOneAreRefusedNamingTheOutput) 
   c = Classify("y", DType::kFloat32, {1, 2}, true, Bytes(row), 0, {});
   EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(c.status().message()), HasSubstr("count must be >= 1, got 0"));
+}
+
+// Against a plain reference (a stable sort of each row, highest first) on
+// random rows with many ties.
+TEST(ClassificationTest, MatchesAStableSortOfEachRow) {
+  std::mt19937 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    const int64_t rows = 1 + static_cast<int64_t>(rng() % 4);
+    const size_t width = 1 + rng() % 12;
+    const int64_t count = 1 + static_cast<int64_t>(rng() % 14);
+    std::vector<int32_t> values(static_cast<size_t>(rows) * width);
+    for (int32_t& v : values) v = static_cast<int32_t>(rng() % 5) - 2;
+    std::vector<std::string> labels(rng() % (width + 1));
+    for (size_t i = 0; i < labels.size(); ++i) labels[i] = "l" + std::to_string(i);
+
+    std::vector<std::string> expected;
+    for (int64_t r = 0; r < rows; ++r) {
+      std::vector<size_t> order(width);
+      for (size_t i = 0; i < width; ++i) order[i] = i;
+      const int32_t* row = values.data() + r * static_cast<int64_t>(width);
+      std::stable_sort(order.begin(), order.end(), [row](size_t a, size_t b) { return row[a] > row[b]; });
+      for (size_t j = 0; j < std::min<size_t>(static_cast<size_t>(count), width); ++j) {
+        std::string entry = std::to_string(row[order[j]]) + ":" + std::to_string(order[j]);
+        if (order[j] < labels.size()) entry += ":" + labels[order[j]];
+        expected.push_back(entry);
+      }
+    }
+    absl::StatusOr<Classification> c = Classify("y", DType::kInt32, {rows, static_cast<int64_t>(width)}, true,
+                                                Bytes(values), count, labels);
+    ASSERT_TRUE(c.ok()) << c.status();
+    EXPECT_THAT(c->shape, ElementsAre(rows, std::min<int64_t>(count, static_cast<int64_t>(width))));
+    ASSERT_EQ(c->classes, expected) << "round " << round;
+  }
 }
 
 TEST(ClassificationTest, BytesTensorsAreLengthPrefixedLittleEndian) {
