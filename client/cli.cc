@@ -261,6 +261,12 @@ CLI::App* AddPredict(CLI::App& app, PredictOptions* o, PredictFlags* flags) {
       ->type_name("NAME")
       ->allow_extra_args(false);
   command->add_option("--request_id", o->request_id, "Request id echoed back by the server")->type_name("ID");
+  command
+      ->add_option("--classification", o->classification,
+                   "v2 and rest: return each --output as its N highest classes, \"<value>:<index>[:<label>]\" "
+                   "(the classification extension); 0: the values")
+      ->type_name("N")
+      ->check(IntAtLeast(0));
   return command;
 }
 
@@ -614,6 +620,14 @@ absl::Status ConvertFlags(const PredictFlags& predict, const std::string& bench_
   absl::StatusOr<Protocol> protocol = ParseProtocol(predict.protocol);
   if (!protocol.ok()) return absl::InvalidArgumentError(absl::StrCat("--protocol: ", protocol.status().message()));
   options->predict.protocol = *protocol;
+  if (options->predict.classification > 0) {
+    if (*protocol == Protocol::kV1) {
+      return absl::InvalidArgumentError("--classification: needs --protocol v2 or rest");
+    }
+    if (options->predict.outputs.empty()) {
+      return absl::InvalidArgumentError("--classification: name the outputs to classify with --output");
+    }
+  }
   int64_t version = 0;
   if (absl::SimpleAtoi(predict.version, &version)) {
     if (version < 0) return absl::InvalidArgumentError(absl::StrCat("--version: must be >= 0, got ", version));

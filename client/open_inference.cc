@@ -436,6 +436,73 @@ bool ShapeMember(const nlohmann::json& object, bool allow_variable, std::vector<
   return true;
 }
 
+// A classification asks for named outputs.
+absl::Status CheckClassification(const InferRequestSpec& spec) {
+  if (spec.classification < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("classification: the class count must be >= 0, got ", spec.classification));
+  }
+  if (spec.classification > 0 && spec.outputs.empty()) {
+    return absl::InvalidArgumentError("classification: name the outputs to classify");
+  }
+  return absl::OkStatus();
+}
+
+// The elements of a BYTES tensor in the binary form (a 4-byte
+// little-endian length before each).
+absl::StatusOr<std::vector<std::string>> SplitBytesElements(absl::string_view raw, const std::string& name) {
+  std::vector<std::string> elements;
+  size_t at = 0;
+  while (at < raw.size()) {
+    if (raw.size() - at < 4) {
+      return absl::InternalError(absl::StrCat("output '", name, "': a BYTES element's length is cut off"));
+    }
+    const uint32_t n = static_cast<uint32_t>(static_cast<unsigned char>(raw[at])) |
+                       static_cast<uint32_t>(static_cast<unsigned char>(raw[at + 1])) << 8 |
+                       static_cast<uint32_t>(static_cast<unsigned char>(raw[at + 2])) << 16 |
+                       static_cast<uint32_t>(static_cast<unsigned char>(raw[at + 3])) << 24;
+    at += 4;
+    if (raw.size() - at < n) {
+      return absl::InternalError(absl::StrCat("output '", name, "': a BYTES element runs past the data"));
+    }
+    elements.emplace_back(raw.substr(at, n));
+    at += n;
+  }
+  return elements;
+}
+
+// `elements` as the BYTES output `name` of `shape`, checked against it.
+absl::StatusOr<BytesOutput> MakeBytesOutput(const std::string& name, std::vector<int64_t> shape,
+                                            std::vector<std::string> elements) {
+  std::optional<int64_t> count = ElementCount(shape);
+  if (!count || *count != static_cast<int64_t>(elements.size())) {
+    return absl::InternalError(absl::StrCat("output '", name, "': ", elements.size(),
+                                            " BYTES elements for shape ", ShapeToString(shape)));
+  }
+  return BytesOutput{name, std::move(shape), std::move(elements)};
+}
+
+// A BYTES output of a REST answer: its "data" strings.
+absl::StatusOr<BytesOutput> RestBytesOutput(const nlohmann::json& output) {
+  const std::string name = StringMember(output, "name");
+  std::vector<int64_t> shape;
+  if (!ShapeMember(output, /*allow_variable=*/false, &shape)) {
+    return absl::InternalError(absl::StrCat("output '", name, "': missing or bad shape"));
+  }
+  auto data = output.find("data");
+  if (data == output.end()) return absl::InternalError(absl::StrCat("output '", name, "': no data"));
+  std::vector<const nlohmann::json*> flat;
+  FlattenJson(*data, &flat);
+  std::vector<std::string> elements;
+  for (const nlohmann::json* element : flat) {
+    if (!element->is_string()) {
+      return absl::InternalError(absl::StrCat("output '", name, "': a BYTES element is not a string"));
+    }
+    elements.push_back(element->get<std::string>());
+  }
+  return MakeBytesOutput(name, std::move(shape), std::move(elements));
+}
+
 absl::StatusOr<v1::Tensor> RestOutput(const nlohmann::json& output, size_t position) {
   if (!output.is_object()) return absl::InternalError(absl::StrCat("outputs[", position, "] is not an object"));
   const std::string name = StringMember(output, "name");
@@ -549,7 +616,14 @@ absl::StatusOr<inference::ModelInferRequest> BuildModelInferRequest(const InferR
     *input->mutable_shape() = tensor.shape();
     request.add_raw_input_contents(tensor.data());
   }
-  for (const std::string& output : spec.outputs) request.add_outputs()->set_name(output);
+  if (absl::Status s = CheckClassification(spec); !s.ok()) return s;
+  for (const std::string& output : spec.outputs) {
+    auto* requested = request.add_outputs();
+    requested->set_name(output);
+    if (spec.classification > 0) {
+      (*requested->mutable_parameters())["classification"].set_int64_param(spec.classification);
+    }
+  }
   return request;
 }
 
@@ -566,6 +640,17 @@ absl::StatusOr<InferResult> ParseModelInferResponse(const inference::ModelInferR
   for (int i = 0; i < response.outputs_size(); ++i) {
     const auto& output = response.outputs(i);
     const std::vector<int64_t> shape(output.shape().begin(), output.shape().end());
+    if (output.datatype() == "BYTES") {
+      absl::StatusOr<std::vector<std::string>> elements =
+          raw ? SplitBytesElements(response.raw_output_contents(i), output.name())
+              : std::vector<std::string>(output.contents().bytes_contents().begin(),
+                                         output.contents().bytes_contents().end());
+      if (!elements.ok()) return elements.status();
+      absl::StatusOr<BytesOutput> bytes = MakeBytesOutput(output.name(), shape, *std::move(elements));
+      if (!bytes.ok()) return bytes.status();
+      result.bytes_outputs.push_back(*std::move(bytes));
+      continue;
+    }
     DType dtype;
     int64_t count;
     if (absl::Status s = OutputHeader(output.name(), output.datatype(), shape, &dtype, &count); !s.ok()) return s;
@@ -666,10 +751,15 @@ absl::StatusOr<std::string> BuildRestInferBody(const InferRequestSpec& spec) {
     body.append("]}");
   }
   body.push_back(']');
+  if (absl::Status s = CheckClassification(spec); !s.ok()) return s;
   if (!spec.outputs.empty()) {
     body.append(",\"outputs\":[");
     for (size_t o = 0; o < spec.outputs.size(); ++o) {
-      absl::StrAppend(&body, o ? "," : "", "{\"name\":", nlohmann::json(spec.outputs[o]).dump(), "}");
+      absl::StrAppend(&body, o ? "," : "", "{\"name\":", nlohmann::json(spec.outputs[o]).dump());
+      if (spec.classification > 0) {
+        absl::StrAppend(&body, ",\"parameters\":{\"classification\":", spec.classification, "}");
+      }
+      body.push_back('}');
     }
     body.push_back(']');
   }
@@ -725,7 +815,14 @@ absl::StatusOr<InferResult> ParseRestInferResponse(long http_status, absl::strin
     return absl::InternalError("infer: the answer has no \"outputs\" array");
   }
   for (size_t i = 0; i < outputs->size(); ++i) {
-    absl::StatusOr<v1::Tensor> tensor = RestOutput((*outputs)[i], i);
+    const nlohmann::json& output = (*outputs)[i];
+    if (output.is_object() && StringMember(output, "datatype") == "BYTES") {
+      absl::StatusOr<BytesOutput> bytes = RestBytesOutput(output);
+      if (!bytes.ok()) return absl::InternalError(absl::StrCat("infer: ", bytes.status().message()));
+      result.bytes_outputs.push_back(*std::move(bytes));
+      continue;
+    }
+    absl::StatusOr<v1::Tensor> tensor = RestOutput(output, i);
     if (!tensor.ok()) return absl::InternalError(absl::StrCat("infer: ", tensor.status().message()));
     result.outputs.push_back(std::move(*tensor));
   }

@@ -51,6 +51,17 @@ struct InferRequestSpec {
   std::string id;       // request id, echoed back; empty: none
   std::vector<v1::Tensor> inputs;
   std::vector<std::string> outputs;  // outputs to return; empty: all
+  // v2 and REST: each of `outputs` (which must not be empty) comes back as
+  // its `classification` highest classes (Triton's classification
+  // extension); 0: as its values.
+  int64_t classification = 0;
+};
+
+// An output that came back as a BYTES tensor (e.g. classified).
+struct BytesOutput {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<std::string> elements;  // row-major
 };
 
 // What came back, whatever the protocol.
@@ -59,6 +70,7 @@ struct InferResult {
   std::string version;  // the version that answered, as text ("3")
   std::string id;
   std::vector<v1::Tensor> outputs;  // in the server's order
+  std::vector<BytesOutput> bytes_outputs;  // BYTES outputs, in the server's order
 };
 
 // A declared input or output of a model. dtype is kInvalid for a datatype

@@ -36,13 +36,17 @@ struct PredictOptions {
   std::vector<std::string> inputs;
   std::vector<std::string> outputs;  // outputs to return; empty: all
   std::string request_id;            // echoed back by the server
+  // v2 and rest: each --output as its N highest classes (Triton's
+  // classification extension; needs `outputs`); 0: values.
+  int64_t classification = 0;
 };
 
 // The JSON that `predict` prints, whatever the protocol:
 //   {"protocol":"v2","model":"m","version":1,"request_id":"r",
 //    "latency_ms":0.4,"outputs":{"y":{"dtype":"FP32","shape":[1,2],
 //    "data":[[1.5,2.0]]}}}
-// "version" is a number when the server's version is numeric, else the
+// A BYTES output (e.g. classified) has "dtype":"BYTES" and strings in
+// "data". "version" is a number when the server's version is numeric, else the
 // string; "request_id" only when the server echoed one. Floats are written
 // so that they parse back to the same bits.
 nlohmann::json PredictResultJson(Protocol protocol, const InferResult& result, absl::Duration latency);

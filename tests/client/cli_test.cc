@@ -183,6 +183,12 @@ TEST(CliTest, BadValuesAreUsageErrorsNamingTheOption) {
   ExpectUsageError({"bench", "--model", "m", "--metrics-url", "ftp://h:1"}, "--metrics-url");
   ExpectUsageError({"bench", "--model", "m", "--metrics-url", "localhost"}, "--metrics-url");
   ExpectUsageError({"predict", "--model", "m", "--version", "-2"}, "--version");
+  ExpectUsageError({"predict", "--model", "m", "--protocol", "v2", "--output", "y", "--classification", "-1"},
+                   "--classification: must be >= 0, got -1");
+  ExpectUsageError({"predict", "--model", "m", "--output", "y", "--classification", "3"},
+                   "--classification: needs --protocol v2 or rest");
+  ExpectUsageError({"predict", "--model", "m", "--protocol", "rest", "--classification", "3"},
+                   "--classification: name the outputs to classify with --output");
   ExpectUsageError({"predict", "--model", "m", "--input", "[1,2]"}, "--input");
   ExpectUsageError({"predict", "--model", "m", "--input", "x=/no/such/file.npy"}, "does not exist");
   ExpectUsageError({"models", "--timeout_ms", "-1"}, "--timeout_ms");

@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <limits>
 #include <string>
 #include <vector>
@@ -41,6 +42,8 @@ class ClientE2EServer {
     WriteIdentityModel(dir_.path(), "labelled", "FP32",
                        "max_batch_size: 128\nversion_policy { all: true }\n"
                        "version_labels { key: \"stable\" value: 1 }\n");
+    WriteIdentityModel(dir_.path(), "classes", "FP32", "max_batch_size: 8\n", "label_filename: \"labels.txt\" ");
+    std::ofstream(fs::path(dir_.path()) / "classes" / "labels.txt") << "cat\ndog\nbird\n";
     fs::create_directories(fs::path(dir_.path()) / "labelled" / "2");
     fs::copy_file(fs::path(dir_.path()) / "identity" / "1" / "model.pt",
                   fs::path(dir_.path()) / "labelled" / "2" / "model.pt");
@@ -199,6 +202,23 @@ TEST_F(ClientE2ETest, VersionsByNumberOrLabel) {
   const CliRun run = RunCli("predict" + Flags() + " --model labelled --version nope --input 'x=[1,2]'");
   EXPECT_EQ(run.code, 1);
   EXPECT_THAT(run.err, HasSubstr("no version label 'nope'"));
+}
+
+// predict --classification: the classification extension through v2 and
+// rest, printed as BYTES strings nested by the shape.
+TEST_F(ClientE2ETest, ClassificationPrintsTheTopClassesThroughV2AndRest) {
+  const nlohmann::json expected = {
+      {"dtype", "BYTES"},
+      {"shape", {2, 2}},
+      {"data", nlohmann::json::array({nlohmann::json::array({"2.000000:1:dog", "0.500000:0:cat"}),
+                                      nlohmann::json::array({"3.000000:0:cat", "2.500000:2:bird"})})}};
+  for (const char* protocol : {"v2", "rest"}) {
+    const CliRun run = RunCli(std::string("predict --protocol ") + protocol + Flags() +
+                              " --model classes --input 'x=[[0.5,2,-1,0.25],[3,1,2.5,0]]' --output y"
+                              " --classification 2");
+    ASSERT_EQ(run.code, 0) << protocol << ": " << run.err;
+    EXPECT_EQ(Comparable(run.out)["outputs"]["y"], expected) << protocol << ": " << run.out;
+  }
 }
 
 TEST_F(ClientE2ETest, ErrorsCarryTheServersMessage) {

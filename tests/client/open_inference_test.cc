@@ -398,6 +398,62 @@ TEST(RestTest, AnswersDecodeNestedDataAndSpecialFloats) {
   EXPECT_EQ(result->outputs[2].data(), std::string("\x01\x00\x01", 3));
 }
 
+// The classification extension: the count goes out as each requested
+// output's parameter; BYTES answers come back as strings (REST JSON, gRPC
+// length-prefixed raw contents or bytes_contents).
+TEST(ClassificationTest, RequestsCarryTheCountAndBytesAnswersDecode) {
+  InferRequestSpec spec;
+  spec.model = "m";
+  spec.outputs = {"probs"};
+  spec.classification = 3;
+  absl::StatusOr<inference::ModelInferRequest> request = BuildModelInferRequest(spec);
+  ASSERT_TRUE(request.ok()) << request.status();
+  ASSERT_EQ(request->outputs_size(), 1);
+  EXPECT_EQ(request->outputs(0).parameters().at("classification").int64_param(), 3);
+  absl::StatusOr<std::string> body = BuildRestInferBody(spec);
+  ASSERT_TRUE(body.ok()) << body.status();
+  EXPECT_THAT(*body, HasSubstr(R"("outputs":[{"name":"probs","parameters":{"classification":3}}])"));
+  spec.outputs.clear();
+  EXPECT_EQ(BuildModelInferRequest(spec).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(BuildRestInferBody(spec).status().code(), absl::StatusCode::kInvalidArgument);
+
+  absl::StatusOr<InferResult> rest = ParseRestInferResponse(200, R"({"model_name":"m","model_version":"1",
+      "outputs":[{"name":"probs","datatype":"BYTES","shape":[1,2],"data":["0.9:1:dog","0.1:0:cat"]}]})");
+  ASSERT_TRUE(rest.ok()) << rest.status();
+  ASSERT_EQ(rest->bytes_outputs.size(), 1u);
+  EXPECT_TRUE(rest->outputs.empty());
+  EXPECT_EQ(rest->bytes_outputs[0].name, "probs");
+  EXPECT_THAT(rest->bytes_outputs[0].shape, ElementsAre(1, 2));
+  EXPECT_THAT(rest->bytes_outputs[0].elements, ElementsAre("0.9:1:dog", "0.1:0:cat"));
+  EXPECT_EQ(ParseRestInferResponse(200, R"({"outputs":[{"name":"p","datatype":"BYTES","shape":[1,2],"data":["a"]}]})")
+                .status()
+                .code(),
+            absl::StatusCode::kInternal);
+  EXPECT_EQ(ParseRestInferResponse(200, R"({"outputs":[{"name":"p","datatype":"BYTES","shape":[1],"data":[1]}]})")
+                .status()
+                .code(),
+            absl::StatusCode::kInternal);
+
+  inference::ModelInferResponse response;
+  auto* out = response.add_outputs();
+  out->set_name("probs");
+  out->set_datatype("BYTES");
+  out->add_shape(2);
+  response.add_raw_output_contents(std::string("\x03\x00\x00\x00" "1:0" "\x00\x00\x00\x00", 11));
+  absl::StatusOr<InferResult> raw = ParseModelInferResponse(response);
+  ASSERT_TRUE(raw.ok()) << raw.status();
+  EXPECT_THAT(raw->bytes_outputs[0].elements, ElementsAre("1:0", ""));
+  response.set_raw_output_contents(0, std::string("\x09\x00\x00\x00" "1:0", 7));  // runs past the data
+  EXPECT_THAT(std::string(ParseModelInferResponse(response).status().message()),
+              HasSubstr("output 'probs': a BYTES element runs past the data"));
+  response.clear_raw_output_contents();
+  out->mutable_contents()->add_bytes_contents("2:1");
+  out->mutable_contents()->add_bytes_contents("1:0");
+  absl::StatusOr<InferResult> typed = ParseModelInferResponse(response);
+  ASSERT_TRUE(typed.ok()) << typed.status();
+  EXPECT_THAT(typed->bytes_outputs[0].elements, ElementsAre("2:1", "1:0"));
+}
+
 TEST(RestTest, UndecodableAnswersNameTheOutput) {
   auto error = [](const std::string& outputs) {
     absl::StatusOr<InferResult> result = ParseRestInferResponse(200, R"({"outputs":)" + outputs + "}");
