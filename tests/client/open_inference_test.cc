@@ -472,8 +472,11 @@ TEST(RestTest, UndecodableAnswersNameTheOutput) {
   EXPECT_THAT(error(R"([{"name":"y","datatype":"FP32","shape":[1],"data":["x"]}])"), HasSubstr("is not a FP32"));
   EXPECT_THAT(error(R"([{"name":"y","datatype":"FP32","shape":[1],"data":[1e39]}])"), HasSubstr("is not a FP32"));
   EXPECT_THAT(error(R"([{"name":"y","datatype":"BOOL","shape":[1],"data":[2]}])"), HasSubstr("is not a BOOL"));
-  EXPECT_THAT(error(R"([{"name":"y","datatype":"BYTES","shape":[1],"data":["a"]}])"),
-              HasSubstr("unsupported datatype 'BYTES'"));
+  EXPECT_THAT(error(R"([{"name":"y","datatype":"UINT32","shape":[1],"data":[1]}])"),
+              HasSubstr("unsupported datatype 'UINT32'"));
+  // BYTES outputs decode as strings (see ClassificationTest); not from numbers.
+  EXPECT_THAT(error(R"([{"name":"y","datatype":"BYTES","shape":[1],"data":[1]}])"),
+              HasSubstr("output 'y': a BYTES element is not a string"));
   EXPECT_THAT(error(R"([{"name":"y","datatype":"FP32","data":[1]}])"), HasSubstr("output 'y': missing or bad shape"));
   EXPECT_THAT(error(R"([{"datatype":"FP32","shape":[1],"data":[1]}])"), HasSubstr("outputs[0] has no name"));
   EXPECT_THAT(error(R"([{"name":"y","datatype":"FP32","shape":[1]}])"), HasSubstr("output 'y': no data"));
