@@ -19,6 +19,12 @@ inline constexpr size_t kMaxEchoBytes = 128;
 // thread-safe.
 std::string ClientText(absl::string_view text, size_t max_bytes = kMaxEchoBytes);
 
+// The byte offset of the first byte of `text` that does not start or
+// continue a well-formed UTF-8 sequence (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or npos when it is all UTF-8. Pure;
+// thread-safe.
+size_t FirstInvalidUtf8(absl::string_view text);
+
 }  // namespace microbatch
 
 #endif  // MICROBATCH_SERVER_CORE_TEXT_H_

@@ -192,6 +192,11 @@ absl::StatusOr<std::vector<std::string>> ReadLabels(const fs::path& path, const 
   std::string line;
   while (std::getline(in, line)) {
     if (!line.empty() && line.back() == '\r') line.pop_back();
+    // Labels go out in JSON strings, which are UTF-8.
+    if (const size_t bad = FirstInvalidUtf8(line); bad != absl::string_view::npos) {
+      return absl::InvalidArgumentError(absl::StrCat(path.string(), " line ", labels.size() + 1, " byte ",
+                                                     bad + 1, ": not UTF-8 (labels are UTF-8 text)"));
+    }
     labels.push_back(std::move(line));
   }
   return labels;

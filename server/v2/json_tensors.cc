@@ -341,8 +341,11 @@ absl::Status ParseInferRequest(absl::string_view body, size_t json_bytes, JsonIn
                                                    " exceeds the body's ", body.size(), " bytes"));
   }
   rapidjson::Document document;
+  // JSON is UTF-8 (RFC 8259): a string that is not is refused, so that
+  // nothing echoed back (the id, a name in a message) is invalid JSON.
   document.Parse<rapidjson::kParseNanAndInfFlag | rapidjson::kParseIterativeFlag |
-                 rapidjson::kParseNumbersAsStringsFlag>(body.data(), json_bytes);
+                 rapidjson::kParseNumbersAsStringsFlag | rapidjson::kParseValidateEncodingFlag>(body.data(),
+                                                                                              json_bytes);
   if (document.HasParseError()) {
     return absl::InvalidArgumentError(absl::StrCat("malformed JSON at byte offset ",
                                                    document.GetErrorOffset(), ": ",

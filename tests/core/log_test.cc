@@ -70,6 +70,22 @@ TEST(ClientTextTest, BoundsAndMarksLongStrings) {
   EXPECT_EQ(cut, "\xc3\xa9\xc3\xa9...(196 more bytes)");
 }
 
+TEST(FirstInvalidUtf8Test, AcceptsUtf8AndPointsAtTheFirstBadByte) {
+  constexpr size_t kAll = absl::string_view::npos;
+  EXPECT_EQ(FirstInvalidUtf8(""), kAll);
+  EXPECT_EQ(FirstInvalidUtf8("plain ascii"), kAll);
+  EXPECT_EQ(FirstInvalidUtf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x90\x88 \xf4\x8f\xbf\xbf"), kAll);  // e-acute, euro, cat, U+10FFFF
+  EXPECT_EQ(FirstInvalidUtf8("a\xff" "b"), 1u);                       // never a UTF-8 byte
+  EXPECT_EQ(FirstInvalidUtf8("caf\xe9"), 3u);                      // Latin-1 e-acute
+  EXPECT_EQ(FirstInvalidUtf8("ab\xc3"), 2u);                       // cut short
+  EXPECT_EQ(FirstInvalidUtf8("\xc0\xaf"), 0u);                    // overlong '/'
+  EXPECT_EQ(FirstInvalidUtf8("\xe0\x80\xaf"), 0u);               // overlong
+  EXPECT_EQ(FirstInvalidUtf8("x\xed\xa0\x80"), 1u);              // a surrogate, U+D800
+  EXPECT_EQ(FirstInvalidUtf8("\xf4\x90\x80\x80"), 0u);          // above U+10FFFF
+  EXPECT_EQ(FirstInvalidUtf8("\xe2\x82\x28"), 0u);               // bad continuation
+  EXPECT_EQ(FirstInvalidUtf8("\x80"), 0u);                         // a lone continuation
+}
+
 TEST(RateLimitedLogTest, SuppressesBeyondTheRateAndCountsWhatItDropped) {
   RateLimitedLog limited(3);
   ::testing::internal::CaptureStderr();

@@ -331,6 +331,13 @@ TEST_F(RepositoryLoadTest, LabelFilesAreReadPerOutputAtLoad) {
               ::testing::ElementsAre(::testing::IsEmpty(), ::testing::ElementsAre("low", "mid", "", "high")));
   (*repository)->Shutdown();
 
+  // A label that is not UTF-8 (here Latin-1) fails the load, naming the line.
+  WriteFile(dir_.path() + "/mlp/meta/classes.txt", "low\ncaf\xe9\n");
+  repository = ModelManager::Start(options_);
+  EXPECT_EQ(repository.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(repository.status().message()),
+              HasSubstr("mlp/meta/classes.txt line 2 byte 4: not UTF-8"));
+
   // A label file that is not there fails the load, naming it.
   std::filesystem::remove(dir_.path() + "/mlp/meta/classes.txt");
   repository = ModelManager::Start(options_);

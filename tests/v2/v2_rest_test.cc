@@ -338,6 +338,11 @@ TEST_F(V2RestTest, BadRequestsGetStatusAndMessage) {
   ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" + kMlpRow +
                              R"(}],"outputs":[{"name":"nope"}]})"),
               400, "nope");
+  // JSON is UTF-8: a string that is not (here the id) is refused, never
+  // echoed back as invalid JSON.
+  ExpectError(Post(path, "{\"id\":\"a\xff\",\"inputs\":[{\"name\":\"x\",\"shape\":[1,16],\"datatype\":\"FP32\","
+                         "\"data\":" + kMlpRow + "}]}"),
+              400, "malformed JSON at byte offset 8: Invalid encoding in string.");
   // Extensions not served are refused, never ignored.
   ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" + kMlpRow +
                              R"(}],"outputs":[{"name":"logits","parameters":{"shared_memory_region":"out0"}}]})"),
