@@ -5,11 +5,26 @@
 namespace microbatch {
 
 std::string ClientText(absl::string_view text, size_t max_bytes) {
-  if (text.size() <= max_bytes) return std::string(text);
+  if (text.size() <= max_bytes) return ToValidUtf8(text);
   size_t cut = max_bytes;
   // Do not end inside a UTF-8 sequence: back off over continuation bytes.
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-  return absl::StrCat(text.substr(0, cut), "...(", text.size() - cut, " more bytes)");
+  return absl::StrCat(ToValidUtf8(text.substr(0, cut)), "...(", text.size() - cut, " more bytes)");
+}
+
+std::string ToValidUtf8(absl::string_view text) {
+  std::string out;
+  size_t bad = FirstInvalidUtf8(text);
+  if (bad == absl::string_view::npos) return std::string(text);
+  out.reserve(text.size() + 8);
+  while (bad != absl::string_view::npos) {
+    out.append(text.data(), bad);
+    out.append("\xEF\xBF\xBD");  // U+FFFD REPLACEMENT CHARACTER
+    text.remove_prefix(bad + 1);
+    bad = FirstInvalidUtf8(text);
+  }
+  out.append(text.data(), text.size());
+  return out;
 }
 
 size_t FirstInvalidUtf8(absl::string_view text) {

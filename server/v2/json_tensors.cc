@@ -495,7 +495,9 @@ std::string JsonErrorBody(absl::string_view message) {
   rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
   writer.StartObject();
   writer.Key("error");
-  writer.String(message.data(), static_cast<rapidjson::SizeType>(message.size()));
+  // JSON strings are UTF-8, whatever a message quotes.
+  const std::string text = ToValidUtf8(message);
+  writer.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
   writer.EndObject();
   return std::string(buffer.GetString(), buffer.GetSize());
 }

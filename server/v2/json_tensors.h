@@ -73,7 +73,7 @@ struct EncodedResponse {
 EncodedResponse EncodeInferResponse(absl::string_view model, int64_t version, const std::string* id,
                                     absl::Span<const JsonOutput> outputs);
 
-// {"error":"..."}
+// {"error":"..."}; bytes of `message` that are not UTF-8 become U+FFFD.
 std::string JsonErrorBody(absl::string_view message);
 
 }  // namespace microbatch::v2

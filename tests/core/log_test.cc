@@ -43,7 +43,8 @@ TEST(LogTest, JsonEscapesControlBytesAndInvalidUtf8) {
                     {{"request_id", kHostile}, {"model", std::string("\xff\xfe ok \xc3\xa9")}});
   EXPECT_TRUE(HasNoRawControlBytes(line)) << line;
   EXPECT_THAT(line, HasSubstr("\"request_id\":\"a\\r\\u001b[31mX\\u0000b\""));
-  EXPECT_THAT(line, HasSubstr("\"model\":\"\\ufffd\\ufffd ok \xc3\xa9\""));
+  // Bytes that are not UTF-8 become U+FFFD (ClientText).
+  EXPECT_THAT(line, HasSubstr("\"model\":\"\xef\xbf\xbd\xef\xbf\xbd ok \xc3\xa9\""));
 }
 
 TEST(LogTest, PlainValuesStayUnquoted) {
@@ -84,6 +85,18 @@ TEST(FirstInvalidUtf8Test, AcceptsUtf8AndPointsAtTheFirstBadByte) {
   EXPECT_EQ(FirstInvalidUtf8("\xf4\x90\x80\x80"), 0u);          // above U+10FFFF
   EXPECT_EQ(FirstInvalidUtf8("\xe2\x82\x28"), 0u);               // bad continuation
   EXPECT_EQ(FirstInvalidUtf8("\x80"), 0u);                         // a lone continuation
+}
+
+// Regression: a model name of a\xffb in a REST path came back raw inside
+// the JSON error body, which was then not JSON.
+TEST(ClientTextTest, BytesThatAreNotUtf8BecomeReplacementCharacters) {
+  EXPECT_EQ(ToValidUtf8("caf\xc3\xa9"), "caf\xc3\xa9");
+  EXPECT_EQ(ToValidUtf8("a\xff" "b"), "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(ToValidUtf8("\xc3"), "\xef\xbf\xbd");
+  EXPECT_EQ(ToValidUtf8("\xed\xa0\x80"), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+  EXPECT_EQ(ClientText("a\xff" "b"), "a\xef\xbf\xbd" "b");
+  EXPECT_EQ(ClientText(std::string(200, '\xff'), 3), "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd...(197 more bytes)");
+  EXPECT_EQ(FirstInvalidUtf8(ClientText(std::string("x\xe9", 2) + std::string(300, 'y'))), absl::string_view::npos);
 }
 
 TEST(RateLimitedLogTest, SuppressesBeyondTheRateAndCountsWhatItDropped) {

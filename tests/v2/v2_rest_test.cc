@@ -343,6 +343,9 @@ TEST_F(V2RestTest, BadRequestsGetStatusAndMessage) {
   ExpectError(Post(path, "{\"id\":\"a\xff\",\"inputs\":[{\"name\":\"x\",\"shape\":[1,16],\"datatype\":\"FP32\","
                          "\"data\":" + kMlpRow + "}]}"),
               400, "malformed JSON at byte offset 8: Invalid encoding in string.");
+  // A name in the path that is not UTF-8 comes back as U+FFFD, so that the
+  // error body is still JSON.
+  ExpectError(Get("/v2/models/a%FFb"), 404, "model 'a\xef\xbf\xbd" "b' (default version) is not served");
   // Extensions not served are refused, never ignored.
   ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" + kMlpRow +
                              R"(}],"outputs":[{"name":"logits","parameters":{"shared_memory_region":"out0"}}]})"),
