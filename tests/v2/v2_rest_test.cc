@@ -338,11 +338,11 @@ TEST_F(V2RestTest, BadRequestsGetStatusAndMessage) {
   ExpectError(Post(path, R"({"inputs":[{"name":"x","shape":[1,16],"datatype":"FP32","data":)" + kMlpRow +
                              R"(}],"outputs":[{"name":"nope"}]})"),
               400, "nope");
-  // JSON is UTF-8: a string that is not (here the id) is refused, never
-  // echoed back as invalid JSON.
+  // JSON is UTF-8: an id that is not is refused, never echoed back as
+  // invalid JSON.
   ExpectError(Post(path, "{\"id\":\"a\xff\",\"inputs\":[{\"name\":\"x\",\"shape\":[1,16],\"datatype\":\"FP32\","
                          "\"data\":" + kMlpRow + "}]}"),
-              400, "malformed JSON at byte offset 8: Invalid encoding in string.");
+              400, "\"id\" is not UTF-8 (byte 2); JSON text is UTF-8");
   // A name in the path that is not UTF-8 comes back as U+FFFD, so that the
   // error body is still JSON.
   ExpectError(Get("/v2/models/a%FFb"), 404, "model 'a\xef\xbf\xbd" "b' (default version) is not served");
