@@ -3,6 +3,7 @@
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/message.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -452,9 +453,14 @@ void RestApi::Infer(HttpRequest request, ModelSpec spec, HttpResponder respond) 
     std::vector<JsonOutput> outputs;
     outputs.reserve(result.selected.size());
     // The classification extension's answers (and their binary form), by
-    // output; sized once, as `outputs` points into them.
-    std::vector<Classification> classified(result.selected.size());
-    std::vector<std::string> serialized(result.selected.size());
+    // output; sized once (when asked for), as `outputs` points into them.
+    std::vector<Classification> classified;
+    std::vector<std::string> serialized;
+    if (std::any_of(parsed.classification.begin(), parsed.classification.end(),
+                    [](int64_t count) { return count > 0; })) {
+      classified.resize(result.selected.size());
+      serialized.resize(result.selected.size());
+    }
     for (size_t k = 0; k < result.selected.size(); ++k) {
       const size_t index = static_cast<size_t>(result.selected[k]);
       const TensorSpec& spec = result.model.signature.outputs[index];
