@@ -5,6 +5,9 @@
 #
 # Usage: scripts/ab_servers.sh A_SERVER_BIN B_SERVER_BIN [rounds] [bench flags...]
 #   default bench flags: --model identity --shape x=256 --concurrency 16
+#   any --protocol of `microbatch bench` (v1, v2, rest; the HTTP port is
+#   found like the gRPC one), e.g. ... 8 --model identity --shape x=256
+#   --concurrency 16 --protocol rest
 #   models: identity, mlp, mlp_bench, identity_cached (response cache on)
 # Example (before/after of a change):
 #   git worktree add /tmp/before <commit> && (cd /tmp/before && scripts/build.sh)
@@ -30,15 +33,16 @@ cp "$MODELS/identity/1/model.pt" "$MODELS/identity_cached/1/model.pt"
 round() {
   local bin=$1 log
   log=$(mktemp)
-  "$bin" --model_repository "$MODELS" --grpc_port 0 --metrics_port -1 --host 127.0.0.1 \
+  "$bin" --model_repository "$MODELS" --grpc_port 0 --metrics_port 0 --host 127.0.0.1 \
     --drain_seconds 0 >"$log" 2>&1 &
-  local pid=$! port=""
+  local pid=$! port="" http=""
   for _ in $(seq 1 300); do
     port=$(grep -o 'grpc_listening address=[^ ]*' "$log" | head -1 | sed 's/.*://') || true
-    grep -q server_ready "$log" && [[ -n "$port" ]] && break
+    http=$(grep -o 'metrics_listening address=[^ ]*' "$log" | head -1 | sed 's/.*://') || true
+    grep -q server_ready "$log" && [[ -n "$port" && -n "$http" ]] && break
     sleep 0.1
   done
-  "$CLI" bench --target "127.0.0.1:$port" --window-ms 3000 --warmup-ms 1000 --max-windows 3 \
+  "$CLI" bench --target "127.0.0.1:$port" --http "127.0.0.1:$http" --window-ms 3000 --warmup-ms 1000 --max-windows 3 \
     --stable-windows 2 --format json "${FLAGS[@]}" 2>/dev/null |
     python3 -c 'import json,sys; print(round(json.load(sys.stdin)["levels"][0]["throughput"], 1))'
   kill -TERM "$pid"; wait "$pid" 2>/dev/null || true
