@@ -257,22 +257,7 @@ nlohmann::json PredictResultJson(Protocol protocol, const InferResult& result, a
   out["outputs"] = nlohmann::json::object();
   for (const v1::Tensor& tensor : result.outputs) out["outputs"][tensor.name()] = TensorToJson(tensor);
   for (const BytesOutput& bytes : result.bytes_outputs) {
-    // Nested by the shape, as the values of other outputs are.
-    std::function<nlohmann::json(size_t, size_t*)> nest = [&](size_t dim, size_t* next) {
-      nlohmann::json level = nlohmann::json::array();
-      const int64_t n = bytes.shape.empty() ? 0 : bytes.shape[dim];
-      for (int64_t i = 0; i < n; ++i) {
-        if (dim + 1 == bytes.shape.size()) {
-          level.push_back(bytes.elements[(*next)++]);
-        } else {
-          level.push_back(nest(dim + 1, next));
-        }
-      }
-      return level;
-    };
-    size_t next = 0;
-    const nlohmann::json data = bytes.shape.empty() ? nlohmann::json(bytes.elements.at(0)) : nest(0, &next);
-    out["outputs"][bytes.name] = {{"dtype", "BYTES"}, {"shape", bytes.shape}, {"data", data}};
+    out["outputs"][bytes.name] = StringsToJson(bytes.shape, bytes.elements);
   }
   return out;
 }

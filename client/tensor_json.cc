@@ -40,27 +40,13 @@ void Flatten(const nlohmann::json& value, std::vector<double>* out) {
   }
 }
 
-nlohmann::json Nest(DType dtype, const char* data, const std::vector<int64_t>& shape, size_t dim,
-                    size_t* index) {
+// Arrays nested by `shape` (from dimension `dim` on) whose leaves are
+// leaf(0), leaf(1), ... in row-major order; `index` counts the leaves taken.
+template <typename Leaf>
+nlohmann::json Nest(const std::vector<int64_t>& shape, size_t dim, size_t* index, const Leaf& leaf) {
   nlohmann::json array = nlohmann::json::array();
   for (int64_t i = 0; i < shape[dim]; ++i) {
-    if (dim + 1 == shape.size()) {
-      if (dtype == DType::kInt64) {  // exactly: not every int64 is a double
-        array.push_back(LoadElement<int64_t>(data, (*index)++));
-        continue;
-      }
-      const double v = ElementAsDouble(dtype, data, (*index)++);
-      if (dtype == DType::kBool) {
-        array.push_back(v != 0);
-      } else if (dtype == DType::kFloat32 || dtype == DType::kFloat64 || dtype == DType::kFloat16 ||
-                 dtype == DType::kBFloat16) {
-        array.push_back(v);
-      } else {
-        array.push_back(static_cast<int64_t>(v));
-      }
-    } else {
-      array.push_back(Nest(dtype, data, shape, dim + 1, index));
-    }
+    array.push_back(dim + 1 == shape.size() ? leaf((*index)++) : Nest(shape, dim + 1, index, leaf));
   }
   return array;
 }
@@ -178,9 +164,27 @@ nlohmann::json TensorToJson(const v1::Tensor& tensor) {
   std::optional<int64_t> count = ElementCount(shape);
   if (shape.empty() || !count || tensor.data().size() != *count * DTypeSize(dtype)) {
     out["data"] = nullptr;
-  } else {
-    out["data"] = Nest(dtype, tensor.data().data(), shape, 0, &index);
+    return out;
   }
+  const char* data = tensor.data().data();
+  out["data"] = Nest(shape, 0, &index, [dtype, data](size_t i) -> nlohmann::json {
+    if (dtype == DType::kInt64) return LoadElement<int64_t>(data, i);  // exactly: not every int64 is a double
+    const double v = ElementAsDouble(dtype, data, i);
+    if (dtype == DType::kBool) return v != 0;
+    if (dtype == DType::kFloat32 || dtype == DType::kFloat64 || dtype == DType::kFloat16 ||
+        dtype == DType::kBFloat16) {
+      return v;
+    }
+    return static_cast<int64_t>(v);
+  });
+  return out;
+}
+
+nlohmann::json StringsToJson(const std::vector<int64_t>& shape, const std::vector<std::string>& elements) {
+  nlohmann::json out = {{"dtype", "BYTES"}, {"shape", shape}};
+  size_t index = 0;
+  out["data"] = shape.empty() ? nlohmann::json(elements.at(0))
+                              : Nest(shape, 0, &index, [&elements](size_t i) { return nlohmann::json(elements[i]); });
   return out;
 }
 

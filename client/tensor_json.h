@@ -22,6 +22,9 @@ absl::StatusOr<v1::Tensor> TensorFromJson(const std::string& name, const nlohman
 
 // {"dtype": "FP32", "shape": [...], "data": nested arrays}
 nlohmann::json TensorToJson(const v1::Tensor& tensor);
+// A BYTES tensor the same way: {"dtype": "BYTES", "shape": [...], "data":
+// strings nested by the shape}. `elements` holds as many as the shape.
+nlohmann::json StringsToJson(const std::vector<int64_t>& shape, const std::vector<std::string>& elements);
 
 // Element `index` of `data` (of `dtype`) as a double.
 double ElementAsDouble(DType dtype, const char* data, size_t index);

@@ -46,9 +46,6 @@ DType FromScalarType(at::ScalarType type) {
   }
 }
 
-// A LibTorch error without its C++ backtrace; for TorchScript interpreter
-// errors, only the final line (e.g. "RuntimeError: ...") without the
-// script traceback.
 // The row shape `declared` (-1: any size) with its sizes taken from
 // `returned` when the two differ only by dimensions of size 1 (a model
 // that returns [batch] for dims [1], or [batch, 4] for dims [1, 4]):
@@ -71,6 +68,9 @@ std::optional<std::vector<int64_t>> UnitDimsApart(c10::IntArrayRef returned,
   return resolved;
 }
 
+// A LibTorch error without its C++ backtrace; for TorchScript interpreter
+// errors, only the final line (e.g. "RuntimeError: ...") without the
+// script traceback.
 std::string Summarize(std::string message) {
   const size_t cut = message.find("\nException raised from");
   if (cut != std::string::npos) message.resize(cut);

@@ -48,12 +48,10 @@ void ClassifyRows(const char* data, size_t rows, size_t row_elements, size_t k,
   }
 }
 
-template <typename T>
-T Same(T v) { return v; }
-int64_t WidenSigned(int8_t v) { return v; }
-int64_t WidenSigned16(int16_t v) { return v; }
-int64_t WidenUnsigned(uint8_t v) { return v; }
-double WidenFloat(float v) { return v; }
+// Values compare and print as V: integers as int64 (int32 as itself), floats
+// as double.
+template <typename T, typename V>
+V Widen(T v) { return v; }
 double WidenHalf(uint16_t v) { return HalfToFloat(v); }
 double WidenBFloat16(uint16_t v) { return BFloat16ToFloat(v); }
 
@@ -83,17 +81,21 @@ absl::StatusOr<Classification> Classify(absl::string_view output, DType dtype,
   const size_t n = static_cast<size_t>(rows);
   std::vector<std::string>* out = &result.classes;
   switch (dtype) {
-    case DType::kFloat32: ClassifyRows<float, double>(p, n, row_elements, k, labels, WidenFloat, out); break;
-    case DType::kFloat64: ClassifyRows<double>(p, n, row_elements, k, labels, Same<double>, out); break;
+    case DType::kFloat32: ClassifyRows<float, double>(p, n, row_elements, k, labels, Widen<float, double>, out); break;
+    case DType::kFloat64: ClassifyRows<double>(p, n, row_elements, k, labels, Widen<double, double>, out); break;
     case DType::kFloat16: ClassifyRows<uint16_t, double>(p, n, row_elements, k, labels, WidenHalf, out); break;
     case DType::kBFloat16:
       ClassifyRows<uint16_t, double>(p, n, row_elements, k, labels, WidenBFloat16, out);
       break;
-    case DType::kInt64: ClassifyRows<int64_t>(p, n, row_elements, k, labels, Same<int64_t>, out); break;
-    case DType::kInt32: ClassifyRows<int32_t>(p, n, row_elements, k, labels, Same<int32_t>, out); break;
-    case DType::kInt16: ClassifyRows<int16_t, int64_t>(p, n, row_elements, k, labels, WidenSigned16, out); break;
-    case DType::kInt8: ClassifyRows<int8_t, int64_t>(p, n, row_elements, k, labels, WidenSigned, out); break;
-    case DType::kUInt8: ClassifyRows<uint8_t, int64_t>(p, n, row_elements, k, labels, WidenUnsigned, out); break;
+    case DType::kInt64: ClassifyRows<int64_t>(p, n, row_elements, k, labels, Widen<int64_t, int64_t>, out); break;
+    case DType::kInt32: ClassifyRows<int32_t>(p, n, row_elements, k, labels, Widen<int32_t, int32_t>, out); break;
+    case DType::kInt16:
+      ClassifyRows<int16_t, int64_t>(p, n, row_elements, k, labels, Widen<int16_t, int64_t>, out);
+      break;
+    case DType::kInt8: ClassifyRows<int8_t, int64_t>(p, n, row_elements, k, labels, Widen<int8_t, int64_t>, out); break;
+    case DType::kUInt8:
+      ClassifyRows<uint8_t, int64_t>(p, n, row_elements, k, labels, Widen<uint8_t, int64_t>, out);
+      break;
     case DType::kBool:
     case DType::kInvalid: break;  // refused above
   }

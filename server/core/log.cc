@@ -24,44 +24,27 @@ const char* LevelName(LogLevel level) {
   return "INFO";
 }
 
-// Length of the valid UTF-8 sequence starting at s[i], or 0.
-size_t Utf8Length(absl::string_view s, size_t i) {
-  const unsigned char c = static_cast<unsigned char>(s[i]);
-  size_t n = c < 0x80 ? 1 : (c >> 5) == 0x6 ? 2 : (c >> 4) == 0xE ? 3 : (c >> 3) == 0x1E ? 4 : 0;
-  if (n == 0 || i + n > s.size()) return 0;
-  for (size_t k = 1; k < n; ++k) {
-    if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return 0;
-  }
-  return n;
-}
-
+// `s` as a JSON string: control bytes escaped, bytes that are not UTF-8 as
+// U+FFFD (ToValidUtf8).
 std::string JsonString(absl::string_view s) {
+  const std::string valid = ToValidUtf8(s);
   std::string out = "\"";
-  for (size_t i = 0; i < s.size();) {
-    const char c = s[i];
+  for (const char c : valid) {
     const unsigned char u = static_cast<unsigned char>(c);
     switch (c) {
-      case '"': out += "\\\""; ++i; continue;
-      case '\\': out += "\\\\"; ++i; continue;
-      case '\n': out += "\\n"; ++i; continue;
-      case '\r': out += "\\r"; ++i; continue;
-      case '\t': out += "\\t"; ++i; continue;
+      case '"': out += "\\\""; continue;
+      case '\\': out += "\\\\"; continue;
+      case '\n': out += "\\n"; continue;
+      case '\r': out += "\\r"; continue;
+      case '\t': out += "\\t"; continue;
       default: break;
     }
     if (u < 0x20 || u == 0x7f) {
       char buf[8];
       std::snprintf(buf, sizeof(buf), "\\u%04x", u);
       out += buf;
-      ++i;
-      continue;
-    }
-    const size_t n = Utf8Length(s, i);
-    if (n == 0) {
-      out += "\\ufffd";  // not UTF-8
-      ++i;
     } else {
-      out.append(s.data() + i, n);
-      i += n;
+      out.push_back(c);
     }
   }
   out += "\"";
