@@ -161,6 +161,7 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
   }
   const int priority = static_cast<int>(task.priority);
   queue.by_priority[priority].push_back(Queued{std::move(task), now, probe, 0});
+  if (inline_runs_ > 0) queued_behind_inline_ = now;
   enqueued_.fetch_add(1, std::memory_order_release);
   NotifyWork();
   return absl::OkStatus();
@@ -530,8 +531,16 @@ bool DynamicBatcher::TryRunInline(BatchTask& task, absl::Time now, bool probe) {
   mu_.Lock();
   DrainInline(buffers);
   --inline_runs_;
-  // Wake the instance's executor when work queued up meanwhile, or Shutdown.
-  if (queued_tasks_ > 0 || stopping_) work_cv_.NotifyAll();
+  // Polling executors see the instance free again (and, when work queued up
+  // meanwhile, that work); a sleeping one is woken for that work or Shutdown,
+  // or, when none polls, to poll for the request that follows (idle_spin).
+  inline_ended_.fetch_add(1, std::memory_order_release);
+  if (queued_tasks_ > 0) enqueued_.fetch_add(1, std::memory_order_release);
+  if (queued_tasks_ > 0 || stopping_) {
+    work_cv_.NotifyAll();
+  } else if (polling_executors_ == 0 && sleeping_executors_ > 0 && InlineKeepAlive(options_.clock->Now())) {
+    work_cv_.NotifyOne();
+  }
   return true;
 }
 
@@ -553,6 +562,10 @@ void DynamicBatcher::DrainInline(std::vector<AlignedBuffer>& buffers) {
     if (!batch.tasks.empty()) RunBatch(index, batch, buffers);
     mu_.Lock();
   }
+}
+
+bool DynamicBatcher::InlineKeepAlive(absl::Time now) const {
+  return options_.idle_spin > absl::ZeroDuration() && now - queued_behind_inline_ >= 10 * options_.idle_spin;
 }
 
 size_t DynamicBatcher::IdleInstance() const {
@@ -581,28 +594,46 @@ void DynamicBatcher::ExecutorLoop(size_t index) {
     std::vector<std::pair<Queued, absl::Status>> dead;
     {
       MutexLock lock(&mu_);
-      bool polled = false;
+      // Polls (BatcherOptions::idle_spin) until spin_until, which traffic
+      // (a batch run here, an inline run ended) moves on.
+      const bool polls = options_.idle_spin > absl::ZeroDuration();
+      absl::Time spin_until = polls ? options_.clock->Now() + options_.idle_spin : absl::InfinitePast();
       while (true) {
-        if (instance_running_[index]) {  // claimed by an inline run
-          if (stopping_ && queued_tasks_ == 0) return;
-          work_cv_.Wait(&mu_);
-          continue;
-        }
-        absl::Time wake_at;
-        if (TakeBatch(&batch, &dead, &wake_at)) break;
+        const bool claimed = instance_running_[index] != 0;  // by an inline run
+        absl::Time wake_at = absl::InfiniteFuture();
+        if (!claimed && TakeBatch(&batch, &dead, &wake_at)) break;
         if (stopping_ && queued_tasks_ == 0) return;
-        if (!polled && options_.idle_spin > absl::ZeroDuration() && queued_tasks_ == 0) {
-          polled = true;
-          const int64_t seen = enqueued_.load(std::memory_order_acquire);
+        const absl::Time now = options_.clock->Now();
+        const bool keep_alive = InlineKeepAlive(now);
+        if (now < spin_until && (claimed ? keep_alive : queued_tasks_ == 0)) {
+          // Back under mu_ on traffic: a task queued, or (keep_alive) an
+          // inline run ended.
+          ++polling_executors_;
+          const int64_t queued_seen = enqueued_.load(std::memory_order_acquire);
+          const int64_t ended_seen = inline_ended_.load(std::memory_order_acquire);
           mu_.Unlock();
-          const absl::Time until = options_.clock->Now() + options_.idle_spin;
-          while (enqueued_.load(std::memory_order_acquire) == seen && options_.clock->Now() < until) {
+          while (enqueued_.load(std::memory_order_acquire) == queued_seen &&
+                 (!keep_alive || inline_ended_.load(std::memory_order_acquire) == ended_seen) &&
+                 options_.clock->Now() < spin_until) {
             std::this_thread::yield();
           }
           mu_.Lock();
+          --polling_executors_;
+          if (enqueued_.load(std::memory_order_relaxed) != queued_seen ||
+              (keep_alive && inline_ended_.load(std::memory_order_relaxed) != ended_seen)) {
+            spin_until = options_.clock->Now() + options_.idle_spin;
+          }
           continue;
         }
-        options_.clock->WaitUntil(&work_cv_, &mu_, wake_at);
+        ++sleeping_executors_;
+        if (claimed) {
+          work_cv_.Wait(&mu_);
+        } else {
+          options_.clock->WaitUntil(&work_cv_, &mu_, wake_at);
+        }
+        --sleeping_executors_;
+        // Woken for work, or by an inline run's end to poll for what follows.
+        if (polls) spin_until = options_.clock->Now() + options_.idle_spin;
       }
       if (!batch.tasks.empty()) SetRunning(index, true);
       if (queued_tasks_ > 0) NotifyWork();
@@ -700,6 +731,7 @@ void DynamicBatcher::Shutdown() {
   {
     MutexLock lock(&mu_);
     stopping_ = true;
+    enqueued_.fetch_add(1, std::memory_order_release);  // polling executors look now
     work_cv_.NotifyAll();
   }
   MutexLock lock(&join_mu_);

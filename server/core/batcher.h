@@ -136,7 +136,12 @@ struct BatcherOptions {
   // How long an executor that ran out of work keeps polling for more before it
   // sleeps. Polling spends CPU to skip the wake-up of a sleeping thread, which
   // costs from tens of microseconds to a millisecond on virtual machines, on
-  // the next request. Default 0 (sleep at once).
+  // the next request. Inline runs (inline_max_compute) count as traffic while
+  // they come one at a time (no task had to queue behind one within the last
+  // 10 idle_spin): while they keep ending within idle_spin of each other an
+  // executor polls on (it takes no inline task, but keeps a core awake for the
+  // requests that follow), and one that ends while no executor polls wakes
+  // one to poll. Default 0 (sleep at once).
   absl::Duration idle_spin = absl::ZeroDuration();
   // How long the estimate of the model's time may go unmeasured before a
   // request it would refuse for its deadline is run anyway, as a probe, when
@@ -303,6 +308,9 @@ class DynamicBatcher {
   // After an inline run: runs queued batches on the calling thread within
   // BatcherOptions::inline_max_drain_batches; unlocks mu_ while they run.
   void DrainInline(std::vector<AlignedBuffer>& buffers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether executors poll on account of inline runs (see
+  // BatcherOptions::idle_spin): no task had to queue behind one lately.
+  bool InlineKeepAlive(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The first instance no batch runs on; instances_.size() when all are busy.
   size_t IdleInstance() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks instance `index` running or free (busy_ counts the running ones).
@@ -364,8 +372,11 @@ class DynamicBatcher {
   InstanceWarmUp warm_up_;
   int clock_listener_ = 0;
 
-  // Tasks enqueued so far; polled without mu_ by spinning executors.
+  // Polled without mu_ by polling executors (BatcherOptions::idle_spin):
+  // tasks queued (and inline runs that ended with tasks queued) so far, and
+  // inline runs ended so far. Both change only under mu_.
   std::atomic<int64_t> enqueued_{0};
+  std::atomic<int64_t> inline_ended_{0};
   mutable Mutex mu_;
   CondVar work_cv_;
   std::map<std::string, ShapeQueue> queues_ ABSL_GUARDED_BY(mu_);
@@ -381,8 +392,13 @@ class DynamicBatcher {
   std::vector<absl::Status> warm_up_status_ ABSL_GUARDED_BY(mu_);
   size_t warmed_up_ ABSL_GUARDED_BY(mu_) = 0;
   CondVar warmed_up_cv_;
+  // Executors waiting on work_cv_, and executors polling.
+  int64_t sleeping_executors_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t polling_executors_ ABSL_GUARDED_BY(mu_) = 0;
   // Inline runs not yet finished (Shutdown waits for them).
   int64_t inline_runs_ ABSL_GUARDED_BY(mu_) = 0;
+  // When a task last queued while an inline run went on.
+  absl::Time queued_behind_inline_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // When the last interactive task was enqueued.
   absl::Time last_interactive_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

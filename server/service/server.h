@@ -46,7 +46,8 @@ struct ServerOptions {
   absl::Duration idle_spin = absl::ZeroDuration();
   // Predict requests whose estimated model time is at most this run on the
   // receiving thread when their model is idle
-  // (BatcherOptions::inline_max_compute). Default 0 (never).
+  // (BatcherOptions::inline_max_compute). Default 0 (never) here;
+  // microbatch-server's --inline_max_compute_us defaults to 50.
   absl::Duration inline_max_compute = absl::ZeroDuration();
   // Mirrored (shadow) runs in flight beyond which further requests are not
   // mirrored (counted as dropped), so that shadows never queue up behind

@@ -1,6 +1,7 @@
 #include "server/core/batcher.h"
 
 #include <atomic>
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <set>
@@ -76,6 +77,15 @@ class Calls {
   void WaitFinished(int n) {
     MutexLock lock(&mu_);
     while (finished_ < n) cv_.Wait(&mu_);
+  }
+  // WaitFinished for at most `timeout`; whether n calls finished.
+  bool WaitFinishedFor(int n, std::chrono::milliseconds timeout) {
+    const auto until = std::chrono::steady_clock::now() + timeout;
+    MutexLock lock(&mu_);
+    while (finished_ < n && std::chrono::steady_clock::now() < until) {
+      cv_.WaitFor(&mu_, until - std::chrono::steady_clock::now());
+    }
+    return finished_ >= n;
   }
   Call& operator[](size_t i) {
     MutexLock lock(&mu_);
@@ -1031,6 +1041,34 @@ TEST_F(HeldInlineRunTest, AnInlineRunLeavesALongQueuedBatchToTheExecutor) {
   EXPECT_THAT(model_.batches(), ElementsAre(ElementsAre(1), ElementsAre(2), ElementsAre(3, 4, 5, 6)));
 }
 
+// Executors that poll on account of inline runs (BatcherOptions::idle_spin)
+// still answer what queued behind one: with polling far longer than the test,
+// a task left to the executor is answered at once, not when polling ends.
+TEST_F(HeldInlineRunTest, WorkQueuedBehindAnInlineRunReachesAPollingExecutor) {
+  BatcherOptions options;  // the wall clock: executors poll by it
+  options.max_batch_size = 8;
+  options.idle_spin = absl::Seconds(60);
+  options.inline_max_drain_batches = 0;  // left to the executor
+  StartHeldInlineRun(options, /*freeze_clock=*/false);
+  std::thread::id answered;
+  Queue(3, &answered);
+  ReleaseInlineRun();
+  ASSERT_TRUE(calls_.WaitFinishedFor(3, std::chrono::seconds(10)));
+  EXPECT_NE(answered, inline_thread_);
+  EXPECT_THAT(calls_[2].result, ElementsAre(6));
+  // An inline run, then a task that may not run inline: the polling executor
+  // takes it.
+  ASSERT_TRUE(batcher_->Enqueue(InlineTask(calls_, 4)).ok());
+  EXPECT_EQ(calls_[3].done_calls, 1);
+  ASSERT_TRUE(batcher_->Enqueue(calls_.Task({5})).ok());
+  ASSERT_TRUE(calls_.WaitFinishedFor(5, std::chrono::seconds(10)));
+  EXPECT_THAT(calls_[4].result, ElementsAre(10));
+  // Shutdown does not wait for the executors' polling to time out.
+  const auto before = std::chrono::steady_clock::now();
+  batcher_->Shutdown();
+  EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(10));
+}
+
 TEST(DynamicBatcherStressTest, InlineAndExecutorRunsShareInstancesAndLoseNothing) {
   FakeModel model;
   Calls calls;
@@ -1315,12 +1353,18 @@ TEST(DynamicBatcherCreateTest, AWarmUpThatThrowsFailsCreate) {
   EXPECT_EQ(batcher.status().message(), "warm-up failed: out of memory");
 }
 
-TEST(DynamicBatcherStressTest, PollingExecutorsLoseNothingAndShutDown) {
+class PollingExecutorsStressTest : public ::testing::TestWithParam<bool> {};
+
+// Param: inline runs on (half the tasks may run inline; executors also poll
+// on account of them) or off.
+TEST_P(PollingExecutorsStressTest, LoseNothingAndShutDown) {
+  const bool inline_runs = GetParam();
   FakeModel model;
   Calls calls;
   BatcherOptions options;  // the wall clock
   options.max_batch_size = 8;
   options.idle_spin = absl::Milliseconds(2);
+  if (inline_runs) options.inline_max_compute = absl::Seconds(1);
   DynamicBatcher batcher(options, FakeInstances(&model, 2));
   constexpr int kThreads = 4;
   constexpr int kPerThread = 100;
@@ -1328,7 +1372,9 @@ TEST(DynamicBatcherStressTest, PollingExecutorsLoseNothingAndShutDown) {
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
-        ASSERT_TRUE(batcher.Enqueue(calls.Task({static_cast<float>(t * kPerThread + i)})).ok());
+        BatchTask task = calls.Task({static_cast<float>(t * kPerThread + i)});
+        task.may_run_inline = inline_runs && (i % 2 == 0);
+        ASSERT_TRUE(batcher.Enqueue(std::move(task)).ok());
         // Gaps shorter and longer than the polling time.
         if (i % 10 == 0) std::this_thread::sleep_for(std::chrono::milliseconds(i % 20 == 0 ? 3 : 0));
       }
@@ -1343,7 +1389,13 @@ TEST(DynamicBatcherStressTest, PollingExecutorsLoseNothingAndShutDown) {
     ASSERT_EQ(calls[i].result.size(), 1u);
     ASSERT_EQ(calls[i].result[0], 2 * calls[i].values[0]);
   }
+  EXPECT_EQ(model.instance_overlaps(), 0);
 }
+
+INSTANTIATE_TEST_SUITE_P(InlineRuns, PollingExecutorsStressTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Inline" : "ExecutorsOnly";
+                         });
 
 }  // namespace
 }  // namespace microbatch
