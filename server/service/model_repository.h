@@ -82,8 +82,8 @@ struct RepositoryOptions {
   // How long an idle executor polls for work before it sleeps
   // (BatcherOptions::idle_spin). Default 0.
   absl::Duration idle_spin = absl::ZeroDuration();
-  // (BatcherOptions::inline_max_compute). Default 0.
-  absl::Duration inline_max_compute = absl::ZeroDuration();
+  // (BatcherOptions::inline_max_compute); zero: never. Default 50 us.
+  absl::Duration inline_max_compute = absl::Microseconds(50);
   // Not owned. Default: the wall clock.
   Clock* clock = Clock::Real();
   // Not owned; must outlive every loaded version. Null: versions keep

@@ -46,9 +46,9 @@ struct ServerOptions {
   absl::Duration idle_spin = absl::ZeroDuration();
   // Predict requests whose estimated model time is at most this run on the
   // receiving thread when their model is idle
-  // (BatcherOptions::inline_max_compute). Default 0 (never) here;
-  // microbatch-server's --inline_max_compute_us defaults to 50.
-  absl::Duration inline_max_compute = absl::ZeroDuration();
+  // (BatcherOptions::inline_max_compute); zero: never. Default 50 us (as
+  // microbatch-server's --inline_max_compute_us).
+  absl::Duration inline_max_compute = absl::Microseconds(50);
   // Mirrored (shadow) runs in flight beyond which further requests are not
   // mirrored (counted as dropped), so that shadows never queue up behind
   // live traffic (InferenceEngineOptions::max_shadow_in_flight). Default 64.
