@@ -42,10 +42,10 @@ ABSL_FLAG(int, idle_spin_us, 500,
           "Microseconds an idle model executor polls for the next request before it sleeps: "
           "spends CPU to save the wake-up of a sleeping thread on the next request");
 ABSL_FLAG(int, inline_max_compute_us, 50,
-          "A Predict or ModelInfer request that finds its model idle and nothing queued runs at "
-          "once on the gRPC thread that received it, with no hand-off to the model's executor "
-          "thread, when the model's estimated time for it is at most this many microseconds; "
-          "0: never");
+          "A Predict, ModelInfer or REST infer request that finds its model idle and nothing "
+          "queued runs at once on the gRPC or HTTP thread that received it, with no hand-off to "
+          "the model's executor thread, when the model's estimated time for it is at most this "
+          "many microseconds; 0: never");
 ABSL_FLAG(int, drain_seconds, 5,
           "After SIGTERM, seconds to keep serving while reporting NOT_SERVING, before refusing new "
           "requests");

@@ -44,7 +44,8 @@ struct ServerOptions {
   // sleeps. Default 0 here; microbatch-server's --idle_spin_us defaults to
   // 500.
   absl::Duration idle_spin = absl::ZeroDuration();
-  // Predict requests whose estimated model time is at most this run on the
+  // Predict, ModelInfer and REST infer requests whose estimated model time is
+  // at most this run on the
   // receiving thread when their model is idle
   // (BatcherOptions::inline_max_compute); zero: never. Default 50 us (as
   // microbatch-server's --inline_max_compute_us).

@@ -434,6 +434,9 @@ void RestApi::Infer(HttpRequest request, ModelSpec spec, HttpResponder respond) 
   if (parsed.ok()) parsed = ParseInferRequest(call->body, json_bytes, &call->parsed);
 
   InferenceRequest inference;
+  // A short model run may happen on this HTTP thread, before Infer returns;
+  // the HTTP server then answers without suspending the connection.
+  inference.may_run_inline = true;
   inference.method = RpcMethod::kRestInfer;
   inference.model = std::move(spec);
   inference.id = call->parsed.id;
