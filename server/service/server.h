@@ -45,8 +45,7 @@ struct ServerOptions {
   // 500.
   absl::Duration idle_spin = absl::ZeroDuration();
   // Predict, ModelInfer and REST infer requests whose estimated model time is
-  // at most this run on the
-  // receiving thread when their model is idle
+  // at most this run on the receiving thread when their model is idle
   // (BatcherOptions::inline_max_compute); zero: never. Default 50 us (as
   // microbatch-server's --inline_max_compute_us).
   absl::Duration inline_max_compute = absl::Microseconds(50);
