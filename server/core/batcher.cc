@@ -514,6 +514,9 @@ bool DynamicBatcher::TryRunInline(BatchTask& task, absl::Time now, bool probe) {
       EstimateCompute(task.rows) > options_.inline_max_compute) {
     return false;
   }
+  int64_t bytes = 0;
+  for (const TensorView& input : task.inputs) bytes += static_cast<int64_t>(input.byte_size);
+  if (bytes > options_.inline_max_bytes) return false;
   const size_t index = IdleInstance();
   if (index == instances_.size()) return false;
   SetRunning(index, true);

@@ -173,6 +173,11 @@ struct BatcherOptions {
   // thread and back. It then blocks that thread for the model time, so keep
   // it short. Zero turns it off. Default 0 (off).
   absl::Duration inline_max_compute = absl::ZeroDuration();
+  // An inline run also needs the task's input bytes to be at most this: the
+  // estimate is per row, learned from past batches, so a much larger row (a
+  // variable dimension) could run far longer than estimated on the caller's
+  // thread. Default 64 KiB.
+  int64_t inline_max_bytes = 64 * 1024;
   // After its inline run, the calling thread also runs up to this many
   // batches that queued up meanwhile, each while its estimated model time is
   // at most inline_max_compute and an instance is idle (their tasks are then

@@ -945,6 +945,39 @@ TEST(DynamicBatcherTest, InlineRunsOnlyWhenTheModelIsIdleAndQuickEnough) {
   EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(2), ElementsAre(3)));
 }
 
+TEST(DynamicBatcherTest, InlineRunsOnlyTasksWithinTheByteBound) {
+  FakeClock clock;
+  FakeModel model;
+  model.SetCost(&clock, absl::Microseconds(10));
+  Calls calls;
+  BatcherOptions options = Options(&clock, 8, absl::ZeroDuration());
+  options.inline_max_compute = absl::Milliseconds(1);
+  options.inline_max_bytes = 8;
+  DynamicBatcher batcher(options, FakeInstances(&model, 1));
+  ASSERT_TRUE(batcher.Enqueue(InlineTask(calls, 1)).ok());  // learns the cost
+  calls.WaitFinished(1);
+  // 2 rows, 8 bytes: inline, answered before Enqueue returns.
+  BatchTask small = calls.Task({2, 3});
+  small.may_run_inline = true;
+  ASSERT_TRUE(batcher.Enqueue(std::move(small)).ok());
+  EXPECT_EQ(calls[1].done_calls, 1);
+  // 3 rows, 12 bytes, estimated well within inline_max_compute: the executor
+  // runs it.
+  std::thread::id answered_on;
+  BatchTask large = calls.Task({4, 5, 6});
+  large.may_run_inline = true;
+  auto done = std::move(large.done);
+  large.done = [&answered_on, done](const absl::Status& status, const TaskOutputs& outputs,
+                                    const BatchInfo& info) {
+    answered_on = std::this_thread::get_id();
+    done(status, outputs, info);
+  };
+  ASSERT_TRUE(batcher.Enqueue(std::move(large)).ok());
+  calls.WaitFinished(3);
+  EXPECT_NE(answered_on, std::this_thread::get_id());
+  EXPECT_THAT(calls[2].result, ElementsAre(8, 10, 12));
+}
+
 // Runs `task` with its done() recording the answering thread into `*on`.
 BatchTask RecordingThread(BatchTask task, std::thread::id* on) {
   auto done = std::move(task.done);
