@@ -538,8 +538,8 @@ bool DynamicBatcher::TryRunInline(BatchTask& task, absl::Time now, bool probe) {
   // meanwhile, that work); a sleeping one is woken for that work or Shutdown,
   // or, when none polls, to poll for the request that follows (idle_spin).
   inline_ended_.fetch_add(1, std::memory_order_release);
-  if (queued_tasks_ > 0) enqueued_.fetch_add(1, std::memory_order_release);
   if (queued_tasks_ > 0 || stopping_) {
+    enqueued_.fetch_add(1, std::memory_order_release);
     work_cv_.NotifyAll();
   } else if (polling_executors_ == 0 && sleeping_executors_ > 0 && InlineKeepAlive(options_.clock->Now())) {
     work_cv_.NotifyOne();

@@ -945,6 +945,16 @@ TEST(DynamicBatcherTest, InlineRunsOnlyWhenTheModelIsIdleAndQuickEnough) {
   EXPECT_THAT(model.batches(), ElementsAre(ElementsAre(1), ElementsAre(2), ElementsAre(3)));
 }
 
+// Runs `task` with its done() recording the answering thread into `*on`.
+BatchTask RecordingThread(BatchTask task, std::thread::id* on) {
+  auto done = std::move(task.done);
+  task.done = [done, on](const absl::Status& status, const TaskOutputs& outputs, const BatchInfo& info) {
+    *on = std::this_thread::get_id();
+    done(status, outputs, info);
+  };
+  return task;
+}
+
 TEST(DynamicBatcherTest, InlineRunsOnlyTasksWithinTheByteBound) {
   FakeClock clock;
   FakeModel model;
@@ -966,26 +976,10 @@ TEST(DynamicBatcherTest, InlineRunsOnlyTasksWithinTheByteBound) {
   std::thread::id answered_on;
   BatchTask large = calls.Task({4, 5, 6});
   large.may_run_inline = true;
-  auto done = std::move(large.done);
-  large.done = [&answered_on, done](const absl::Status& status, const TaskOutputs& outputs,
-                                    const BatchInfo& info) {
-    answered_on = std::this_thread::get_id();
-    done(status, outputs, info);
-  };
-  ASSERT_TRUE(batcher.Enqueue(std::move(large)).ok());
+  ASSERT_TRUE(batcher.Enqueue(RecordingThread(std::move(large), &answered_on)).ok());
   calls.WaitFinished(3);
   EXPECT_NE(answered_on, std::this_thread::get_id());
   EXPECT_THAT(calls[2].result, ElementsAre(8, 10, 12));
-}
-
-// Runs `task` with its done() recording the answering thread into `*on`.
-BatchTask RecordingThread(BatchTask task, std::thread::id* on) {
-  auto done = std::move(task.done);
-  task.done = [done, on](const absl::Status& status, const TaskOutputs& outputs, const BatchInfo& info) {
-    *on = std::this_thread::get_id();
-    done(status, outputs, info);
-  };
-  return task;
 }
 
 // One instance whose model cost the batcher has learned from task {1}, held
