@@ -144,6 +144,7 @@ absl::Status DynamicBatcher::Enqueue(BatchTask task) {
         options_.max_queue_size, "); retry with backoff"));
   }
   const absl::Time now = options_.clock->Now();
+  EndIdleGap(now);
   bool probe = false;
   if (interactive) {
     last_interactive_ = now;
@@ -534,6 +535,7 @@ bool DynamicBatcher::TryRunInline(BatchTask& task, absl::Time now, bool probe) {
   mu_.Lock();
   DrainInline(buffers);
   --inline_runs_;
+  if (busy_ == 0 && queued_tasks_ == 0) idle_since_ = options_.clock->Now();
   // Polling executors see the instance free again (and, when work queued up
   // meanwhile, that work); a sleeping one is woken for that work or Shutdown,
   // or, when none polls, to poll for the request that follows (idle_spin).
@@ -568,7 +570,21 @@ void DynamicBatcher::DrainInline(std::vector<AlignedBuffer>& buffers) {
 }
 
 bool DynamicBatcher::InlineKeepAlive(absl::Time now) const {
-  return options_.idle_spin > absl::ZeroDuration() && now - queued_behind_inline_ >= 10 * options_.idle_spin;
+  return options_.idle_spin > absl::ZeroDuration() && polling_pays_ &&
+         now - queued_behind_inline_ >= 10 * options_.idle_spin;
+}
+
+void DynamicBatcher::EndIdleGap(absl::Time now) {
+  if (idle_since_ == absl::InfinitePast()) return;
+  idle_gaps_[idle_gap_next_] = now - idle_since_;
+  idle_since_ = absl::InfinitePast();
+  idle_gap_next_ = (idle_gap_next_ + 1) % kIdleGaps;
+  idle_gap_count_ = std::min(idle_gap_count_ + 1, kIdleGaps);
+  // The median of the gaps held: the lower middle one of an even count.
+  std::array<absl::Duration, kIdleGaps> gaps = idle_gaps_;
+  const int n = idle_gap_count_;
+  std::nth_element(gaps.begin(), gaps.begin() + (n - 1) / 2, gaps.begin() + n);
+  polling_pays_ = gaps[(n - 1) / 2] <= options_.idle_spin / 4;
 }
 
 size_t DynamicBatcher::IdleInstance() const {
@@ -607,8 +623,10 @@ void DynamicBatcher::ExecutorLoop(size_t index) {
         if (!claimed && TakeBatch(&batch, &dead, &wake_at)) break;
         if (stopping_ && queued_tasks_ == 0) return;
         const absl::Time now = options_.clock->Now();
+        // Free to poll, with nothing to run: the gap to the next task starts.
+        if (busy_ == 0 && queued_tasks_ == 0 && idle_since_ == absl::InfinitePast()) idle_since_ = now;
         const bool keep_alive = InlineKeepAlive(now);
-        if (now < spin_until && (claimed ? keep_alive : queued_tasks_ == 0)) {
+        if (now < spin_until && (claimed ? keep_alive : queued_tasks_ == 0 && polling_pays_)) {
           // Back under mu_ on traffic: a task queued, or (keep_alive) an
           // inline run ended.
           ++polling_executors_;
@@ -748,7 +766,7 @@ void DynamicBatcher::Shutdown() {
 
 DynamicBatcher::QueueStats DynamicBatcher::Stats() const {
   MutexLock lock(&mu_);
-  return QueueStats{queued_tasks_, queued_rows_, busy_};
+  return QueueStats{queued_tasks_, queued_rows_, busy_, polling_executors_, sleeping_executors_};
 }
 
 }  // namespace microbatch

@@ -141,7 +141,14 @@ struct BatcherOptions {
   // 10 idle_spin): while they keep ending within idle_spin of each other an
   // executor polls on (it takes no inline task, but keeps a core awake for the
   // requests that follow), and one that ends while no executor polls wakes
-  // one to poll. Default 0 (sleep at once).
+  // one to poll. Executors poll only while it pays: while the median of the
+  // last 8 idle gaps (from the batcher going idle, with nothing queued or
+  // running, to the next task) is at most idle_spin / 4, as when one caller
+  // sends its next request as soon as it has the answer (a gap starts once
+  // the last batch is answered). Sparser or random
+  // traffic would keep a core busy polling through most of every gap (a whole
+  // core at a few thousand requests/s) and, on a small machine, slow the
+  // threads that do the work. Default 0 (sleep at once).
   absl::Duration idle_spin = absl::ZeroDuration();
   // How long the estimate of the model's time may go unmeasured before a
   // request it would refuse for its deadline is run anyway, as a probe, when
@@ -260,6 +267,9 @@ class DynamicBatcher {
     int64_t tasks = 0;
     int64_t rows = 0;
     int64_t busy_instances = 0;
+    // Executors polling for work (BatcherOptions::idle_spin), and sleeping.
+    int64_t polling_executors = 0;
+    int64_t sleeping_executors = 0;
   };
   QueueStats Stats() const;
 
@@ -314,8 +324,12 @@ class DynamicBatcher {
   // BatcherOptions::inline_max_drain_batches; unlocks mu_ while they run.
   void DrainInline(std::vector<AlignedBuffer>& buffers) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Whether executors poll on account of inline runs (see
-  // BatcherOptions::idle_spin): no task had to queue behind one lately.
+  // BatcherOptions::idle_spin): polling pays and no task had to queue behind
+  // one lately.
   bool InlineKeepAlive(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Records the gap since the batcher went idle, if it is idle, when a task
+  // arrives at `now`, and whether polling pays (BatcherOptions::idle_spin).
+  void EndIdleGap(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The first instance no batch runs on; instances_.size() when all are busy.
   size_t IdleInstance() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks instance `index` running or free (busy_ counts the running ones).
@@ -404,6 +418,17 @@ class DynamicBatcher {
   int64_t inline_runs_ ABSL_GUARDED_BY(mu_) = 0;
   // When a task last queued while an inline run went on.
   absl::Time queued_behind_inline_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // When the batcher last went idle (nothing queued, no instance running,
+  // and the last batch answered: an executor or inline caller free to poll);
+  // InfinitePast while it is not idle.
+  absl::Time idle_since_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  // The last idle gaps (idle_since_ to the next task), a ring, and whether
+  // their median is short enough for executors to poll (idle_spin).
+  static constexpr int kIdleGaps = 8;
+  std::array<absl::Duration, kIdleGaps> idle_gaps_ ABSL_GUARDED_BY(mu_){};
+  int idle_gap_count_ ABSL_GUARDED_BY(mu_) = 0;
+  int idle_gap_next_ ABSL_GUARDED_BY(mu_) = 0;
+  bool polling_pays_ ABSL_GUARDED_BY(mu_) = true;
   // When the last interactive task was enqueued.
   absl::Time last_interactive_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <set>
 #include <stdexcept>
@@ -1095,6 +1096,76 @@ TEST_F(HeldInlineRunTest, WorkQueuedBehindAnInlineRunReachesAPollingExecutor) {
   batcher_->Shutdown();
   EXPECT_LT(std::chrono::steady_clock::now() - before, std::chrono::seconds(10));
 }
+
+// Executors poll (BatcherOptions::idle_spin) only while the batcher's idle
+// gaps are short: after gaps longer than idle_spin / 4 an idle executor sleeps
+// at once, and once the gaps are short again it polls again. The fake clock
+// stands still between tasks, so an executor that polls would poll forever.
+class IdlePollingTest : public ::testing::TestWithParam<bool> {
+ protected:
+  IdlePollingTest() {
+    BatcherOptions options = Options(&clock_, 8, absl::ZeroDuration());
+    options.idle_spin = absl::Seconds(1);
+    if (inline_runs()) options.inline_max_compute = absl::Milliseconds(1);
+    batcher_ = std::make_unique<DynamicBatcher>(options, FakeInstances(&model_, 1));
+  }
+  bool inline_runs() const { return GetParam(); }
+  // Runs one task `gap` after the batcher went idle, and waits until its
+  // executor is idle again (polling or asleep).
+  void RunAfterGap(absl::Duration gap) {
+    clock_.Advance(gap);
+    BatchTask task = calls_.Task({static_cast<float>(++tasks_)});
+    // The first task goes to the executor: nothing is estimated yet.
+    task.may_run_inline = inline_runs();
+    ASSERT_TRUE(batcher_->Enqueue(std::move(task)).ok());
+    ASSERT_TRUE(calls_.WaitFinishedFor(tasks_, std::chrono::seconds(10)));
+    ASSERT_TRUE(Eventually([&](const DynamicBatcher::QueueStats& s) {
+      return s.polling_executors + s.sleeping_executors == 1;
+    }));
+  }
+  // Whether `condition` holds for the batcher's stats within 10 s.
+  bool Eventually(const std::function<bool(const DynamicBatcher::QueueStats&)>& condition) {
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (std::chrono::steady_clock::now() < until) {
+      if (condition(batcher_->Stats())) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    return false;
+  }
+  static bool Sleeping(const DynamicBatcher::QueueStats& s) {
+    return s.sleeping_executors == 1 && s.polling_executors == 0;
+  }
+  static bool Polling(const DynamicBatcher::QueueStats& s) { return s.polling_executors == 1; }
+
+  FakeClock clock_;
+  FakeModel model_;
+  Calls calls_;
+  std::unique_ptr<DynamicBatcher> batcher_;
+  int tasks_ = 0;
+};
+
+TEST_P(IdlePollingTest, PollsOnlyWhileIdleGapsAreShort) {
+  RunAfterGap(absl::ZeroDuration());
+  for (int i = 0; i < 8; ++i) RunAfterGap(absl::Milliseconds(400));  // > idle_spin / 4
+  EXPECT_TRUE(Eventually(Sleeping));
+  for (int i = 0; i < 8; ++i) RunAfterGap(absl::Milliseconds(10));
+  EXPECT_TRUE(Eventually(Polling));
+  for (int i = 0; i < tasks_; ++i) {
+    EXPECT_EQ(calls_[i].done_calls, 1);
+    EXPECT_THAT(calls_[i].result, ElementsAre(2.0f * static_cast<float>(i + 1)));
+  }
+  // A polling executor still answers at once what the inline path leaves
+  // to it, and Shutdown brings it back.
+  ASSERT_TRUE(batcher_->Enqueue(calls_.Task({100})).ok());
+  ASSERT_TRUE(calls_.WaitFinishedFor(tasks_ + 1, std::chrono::seconds(10)));
+  EXPECT_THAT(calls_[tasks_].result, ElementsAre(200));
+  batcher_->Shutdown();
+}
+
+INSTANTIATE_TEST_SUITE_P(InlineOrExecutor, IdlePollingTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Inline" : "ExecutorsOnly";
+                         });
 
 TEST(DynamicBatcherStressTest, InlineAndExecutorRunsShareInstancesAndLoseNothing) {
   FakeModel model;
