@@ -142,13 +142,12 @@ struct BatcherOptions {
   // executor polls on (it takes no inline task, but keeps a core awake for the
   // requests that follow), and one that ends while no executor polls wakes
   // one to poll. Executors poll only while it pays: while the median of the
-  // last 8 idle gaps (from the batcher going idle, with nothing queued or
+  // last 8 idle gaps (from the last batch answered, with nothing queued or
   // running, to the next task) is at most idle_spin / 4, as when one caller
-  // sends its next request as soon as it has the answer (a gap starts once
-  // the last batch is answered). Sparser or random
-  // traffic would keep a core busy polling through most of every gap (a whole
-  // core at a few thousand requests/s) and, on a small machine, slow the
-  // threads that do the work. Default 0 (sleep at once).
+  // sends its next request as soon as it has the answer. Sparser or random
+  // traffic would keep a core busy polling through most of every gap (a
+  // whole core at a few thousand requests/s) and, on a small machine, slow
+  // the threads that do the work. Default 0 (sleep at once).
   absl::Duration idle_spin = absl::ZeroDuration();
   // How long the estimate of the model's time may go unmeasured before a
   // request it would refuse for its deadline is run anyway, as a probe, when
