@@ -570,8 +570,25 @@ void DynamicBatcher::DrainInline(std::vector<AlignedBuffer>& buffers) {
 }
 
 bool DynamicBatcher::InlineKeepAlive(absl::Time now) const {
-  return options_.idle_spin > absl::ZeroDuration() && polling_pays_ &&
+  return options_.idle_spin > absl::ZeroDuration() && PollingPays(now) &&
          now - queued_behind_inline_ >= 10 * options_.idle_spin;
+}
+
+bool DynamicBatcher::PollingPays(absl::Time now) const {
+  return idle_gaps_short_ &&
+         (!cores_found_busy_ || now - contention_measured_ >= kContendedPollPause * options_.idle_spin);
+}
+
+absl::Duration DynamicBatcher::PollSample() const { return kPollSample * options_.idle_spin; }
+
+void DynamicBatcher::RecordPoll(absl::Duration polled, absl::Duration given_away, absl::Time now) {
+  polled_ += polled;
+  given_away_ += given_away;
+  if (polled_ < PollSample()) return;
+  cores_found_busy_ = given_away_ * 10 > polled_ * 9;
+  contention_measured_ = now;
+  polled_ = absl::ZeroDuration();
+  given_away_ = absl::ZeroDuration();
 }
 
 void DynamicBatcher::EndIdleGap(absl::Time now) {
@@ -584,7 +601,7 @@ void DynamicBatcher::EndIdleGap(absl::Time now) {
   std::array<absl::Duration, kIdleGaps> gaps = idle_gaps_;
   const int n = idle_gap_count_;
   std::nth_element(gaps.begin(), gaps.begin() + (n - 1) / 2, gaps.begin() + n);
-  polling_pays_ = gaps[(n - 1) / 2] <= options_.idle_spin / 4;
+  idle_gaps_short_ = gaps[(n - 1) / 2] <= options_.idle_spin / 4;
 }
 
 size_t DynamicBatcher::IdleInstance() const {
@@ -626,20 +643,28 @@ void DynamicBatcher::ExecutorLoop(size_t index) {
         // Free to poll, with nothing to run: the gap to the next task starts.
         if (busy_ == 0 && queued_tasks_ == 0 && idle_since_ == absl::InfinitePast()) idle_since_ = now;
         const bool keep_alive = InlineKeepAlive(now);
-        if (now < spin_until && (claimed ? keep_alive : queued_tasks_ == 0 && polling_pays_)) {
+        if (now < spin_until && (claimed ? keep_alive : queued_tasks_ == 0 && PollingPays(now))) {
           // Back under mu_ on traffic: a task queued, or (keep_alive) an
           // inline run ended.
           ++polling_executors_;
           const int64_t queued_seen = enqueued_.load(std::memory_order_acquire);
           const int64_t ended_seen = inline_ended_.load(std::memory_order_acquire);
+          // The poll ends early, when the sample of polling it completes
+          // finds the core busy (RecordPoll).
+          const absl::Duration sample_left = PollSample() - polled_;
           mu_.Unlock();
+          absl::Duration polled;
+          absl::Duration given_away;  // to other threads on this core
           while (enqueued_.load(std::memory_order_acquire) == queued_seen &&
                  (!keep_alive || inline_ended_.load(std::memory_order_acquire) == ended_seen) &&
-                 options_.clock->Now() < spin_until) {
-            std::this_thread::yield();
+                 options_.clock->Now() < spin_until && polled < sample_left) {
+            const absl::Duration away = options_.clock->Yield();
+            polled += away;
+            if (away > kYieldGivenAway) given_away += away;
           }
           mu_.Lock();
           --polling_executors_;
+          RecordPoll(polled, given_away, options_.clock->Now());
           if (enqueued_.load(std::memory_order_relaxed) != queued_seen ||
               (keep_alive && inline_ended_.load(std::memory_order_relaxed) != ended_seen)) {
             spin_until = options_.clock->Now() + options_.idle_spin;
@@ -766,7 +791,8 @@ void DynamicBatcher::Shutdown() {
 
 DynamicBatcher::QueueStats DynamicBatcher::Stats() const {
   MutexLock lock(&mu_);
-  return QueueStats{queued_tasks_, queued_rows_, busy_, polling_executors_, sleeping_executors_};
+  return QueueStats{queued_tasks_, queued_rows_, busy_, polling_executors_, sleeping_executors_,
+                    cores_found_busy_};
 }
 
 }  // namespace microbatch

@@ -147,7 +147,12 @@ struct BatcherOptions {
   // sends its next request as soon as it has the answer. Sparser or random
   // traffic would keep a core busy polling through most of every gap (a
   // whole core at a few thousand requests/s) and, on a small machine, slow
-  // the threads that do the work. Default 0 (sleep at once).
+  // the threads that do the work. Polling only pays while the polling core
+  // would otherwise go idle: when other threads keep it busy (they ran
+  // through more than 90% of 20 idle_spins of polling, as under heavy
+  // concurrent load on a small machine), the poller only takes their time,
+  // and executors stop polling for 200 idle_spins, then take a new sample.
+  // Default 0 (sleep at once).
   absl::Duration idle_spin = absl::ZeroDuration();
   // How long the estimate of the model's time may go unmeasured before a
   // request it would refuse for its deadline is run anyway, as a probe, when
@@ -269,6 +274,9 @@ class DynamicBatcher {
     // Executors polling for work (BatcherOptions::idle_spin), and sleeping.
     int64_t polling_executors = 0;
     int64_t sleeping_executors = 0;
+    // The last sample of polling found the polling cores busy with other
+    // threads (BatcherOptions::idle_spin).
+    bool cores_found_busy = false;
   };
   QueueStats Stats() const;
 
@@ -329,6 +337,15 @@ class DynamicBatcher {
   // Records the gap since the batcher went idle, if it is idle, when a task
   // arrives at `now`, and whether polling pays (BatcherOptions::idle_spin).
   void EndIdleGap(absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Whether executors poll at `now` (BatcherOptions::idle_spin): the idle
+  // gaps are short, and the cores were not found busy with other threads
+  // (or the pause after that verdict is over).
+  bool PollingPays(absl::Time now) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Polling time per verdict on whether the cores are busy.
+  absl::Duration PollSample() const;
+  // Records one poll of `polled`, `given_away` of it spent by other threads.
+  void RecordPoll(absl::Duration polled, absl::Duration given_away, absl::Time now)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The first instance no batch runs on; instances_.size() when all are busy.
   size_t IdleInstance() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Marks instance `index` running or free (busy_ counts the running ones).
@@ -427,7 +444,20 @@ class DynamicBatcher {
   std::array<absl::Duration, kIdleGaps> idle_gaps_ ABSL_GUARDED_BY(mu_){};
   int idle_gap_count_ ABSL_GUARDED_BY(mu_) = 0;
   int idle_gap_next_ ABSL_GUARDED_BY(mu_) = 0;
-  bool polling_pays_ ABSL_GUARDED_BY(mu_) = true;
+  bool idle_gaps_short_ ABSL_GUARDED_BY(mu_) = true;
+  // Polling time (the time in Clock::Yield) and the part of it other threads
+  // ran on the polling core (yields that took longer than kYieldGivenAway),
+  // summed until they make a sample of kPollSample idle_spins; the last
+  // sample's verdict (more than 90% given away), and when it was taken.
+  static constexpr absl::Duration kYieldGivenAway = absl::Microseconds(5);
+  static constexpr int kPollSample = 20;
+  // Idle spins after a verdict of busy cores before executors poll again to
+  // take the next sample.
+  static constexpr int kContendedPollPause = 200;
+  absl::Duration polled_ ABSL_GUARDED_BY(mu_);
+  absl::Duration given_away_ ABSL_GUARDED_BY(mu_);
+  bool cores_found_busy_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time contention_measured_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   // When the last interactive task was enqueued.
   absl::Time last_interactive_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;

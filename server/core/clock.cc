@@ -1,6 +1,7 @@
 #include "server/core/clock.h"
 
 #include <chrono>
+#include <thread>
 #include <vector>
 
 #include "absl/time/clock.h"
@@ -21,6 +22,11 @@ class RealClock : public Clock {
     if (left <= absl::ZeroDuration()) return;
     cv->WaitFor(mu, absl::ToChronoNanoseconds(left));
   }
+  absl::Duration Yield() override {
+    const absl::Time before = absl::Now();
+    std::this_thread::yield();
+    return absl::Now() - before;
+  }
 };
 
 }  // namespace
@@ -33,6 +39,11 @@ Clock* Clock::Real() {
 void FakeClock::WaitUntil(CondVar* cv, Mutex* mu, absl::Time deadline) {
   if (Now() >= deadline) return;
   cv->Wait(mu);
+}
+
+absl::Duration FakeClock::Yield() {
+  std::this_thread::yield();
+  return absl::Nanoseconds(yield_cost_ns_.load());
 }
 
 int FakeClock::AddListener(std::function<void()> wake) {

@@ -1103,9 +1103,9 @@ TEST_F(HeldInlineRunTest, WorkQueuedBehindAnInlineRunReachesAPollingExecutor) {
 // stands still between tasks, so an executor that polls would poll forever.
 class IdlePollingTest : public ::testing::TestWithParam<bool> {
  protected:
-  IdlePollingTest() {
+  explicit IdlePollingTest(absl::Duration idle_spin = absl::Seconds(1)) {
     BatcherOptions options = Options(&clock_, 8, absl::ZeroDuration());
-    options.idle_spin = absl::Seconds(1);
+    options.idle_spin = idle_spin;
     if (inline_runs()) options.inline_max_compute = absl::Milliseconds(1);
     batcher_ = std::make_unique<DynamicBatcher>(options, FakeInstances(&model_, 1));
   }
@@ -1163,6 +1163,54 @@ TEST_P(IdlePollingTest, PollsOnlyWhileIdleGapsAreShort) {
 }
 
 INSTANTIATE_TEST_SUITE_P(InlineOrExecutor, IdlePollingTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& info) {
+                           return info.param ? "Inline" : "ExecutorsOnly";
+                         });
+
+// Polling pays only while the polling core would otherwise go idle: when
+// other threads keep it busy (FakeClock's yield cost stands in for the time
+// they run), executors stop polling for 200 idle_spins, then poll again to
+// take a new sample of 20 idle_spins of polling.
+class BusyCorePollingTest : public IdlePollingTest {
+ protected:
+  BusyCorePollingTest() : IdlePollingTest(absl::Milliseconds(10)) {}
+  static bool Busy(const DynamicBatcher::QueueStats& s) { return s.cores_found_busy; }
+};
+
+TEST_P(BusyCorePollingTest, StopsPollingWhileOtherThreadsKeepTheCoreBusy) {
+  RunAfterGap(absl::ZeroDuration());
+  for (int i = 0; i < 8; ++i) RunAfterGap(absl::Milliseconds(1));  // < idle_spin / 4
+  ASSERT_TRUE(Eventually(Polling));
+  EXPECT_FALSE(batcher_->Stats().cores_found_busy);
+
+  // Every yield now finds another thread that wants the core: within a
+  // sample (200 ms of yields) the executor stops polling.
+  clock_.SetYieldCost(absl::Milliseconds(1));
+  ASSERT_TRUE(Eventually([](const DynamicBatcher::QueueStats& s) { return Busy(s) && Sleeping(s); }));
+
+  // Short gaps go on, but the executor sleeps through them: were it polling,
+  // it would poll for ever (the fake clock stands still and a zero-cost
+  // yield never completes a sample).
+  clock_.SetYieldCost(absl::ZeroDuration());
+  for (int i = 0; i < 3; ++i) RunAfterGap(absl::Milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(Sleeping(batcher_->Stats()));
+
+  // After the pause (200 idle_spins) it polls again, and a sample of yields
+  // that come straight back (4 us: nobody else wanted the core) keeps it
+  // polling.
+  clock_.SetYieldCost(absl::Microseconds(4));
+  RunAfterGap(absl::Seconds(2));
+  EXPECT_TRUE(Eventually([](const DynamicBatcher::QueueStats& s) { return !Busy(s) && Polling(s); }));
+
+  for (int i = 0; i < tasks_; ++i) {
+    EXPECT_EQ(calls_[i].done_calls, 1);
+    EXPECT_THAT(calls_[i].result, ElementsAre(2.0f * static_cast<float>(i + 1)));
+  }
+  batcher_->Shutdown();
+}
+
+INSTANTIATE_TEST_SUITE_P(InlineOrExecutor, BusyCorePollingTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "Inline" : "ExecutorsOnly";
                          });
