@@ -535,7 +535,7 @@ bool DynamicBatcher::TryRunInline(BatchTask& task, absl::Time now, bool probe) {
   mu_.Lock();
   DrainInline(buffers);
   --inline_runs_;
-  if (busy_ == 0 && queued_tasks_ == 0) idle_since_ = options_.clock->Now();
+  if (busy_ == 0 && queued_tasks_ == 0) StartIdleGap(options_.clock->Now());
   // Polling executors see the instance free again (and, when work queued up
   // meanwhile, that work); a sleeping one is woken for that work or Shutdown,
   // or, when none polls, to poll for the request that follows (idle_spin).
@@ -591,17 +591,37 @@ void DynamicBatcher::RecordPoll(absl::Duration polled, absl::Duration given_away
   given_away_ = absl::ZeroDuration();
 }
 
+namespace {
+// The median of the first `n` of `values`: the lower middle one of an even count.
+template <size_t N>
+absl::Duration MedianOf(std::array<absl::Duration, N> values, int n) {
+  std::nth_element(values.begin(), values.begin() + (n - 1) / 2, values.begin() + n);
+  return values[(n - 1) / 2];
+}
+}  // namespace
+
+void DynamicBatcher::StartIdleGap(absl::Time now) {
+  idle_since_ = now;
+  if (busy_since_ == absl::InfinitePast()) return;
+  busy_periods_[busy_period_next_] = now - busy_since_;
+  busy_since_ = absl::InfinitePast();
+  busy_period_next_ = (busy_period_next_ + 1) % kIdleGaps;
+  busy_period_count_ = std::min(busy_period_count_ + 1, kIdleGaps);
+}
+
 void DynamicBatcher::EndIdleGap(absl::Time now) {
   if (idle_since_ == absl::InfinitePast()) return;
   idle_gaps_[idle_gap_next_] = now - idle_since_;
   idle_since_ = absl::InfinitePast();
+  busy_since_ = now;
   idle_gap_next_ = (idle_gap_next_ + 1) % kIdleGaps;
   idle_gap_count_ = std::min(idle_gap_count_ + 1, kIdleGaps);
-  // The median of the gaps held: the lower middle one of an even count.
-  std::array<absl::Duration, kIdleGaps> gaps = idle_gaps_;
-  const int n = idle_gap_count_;
-  std::nth_element(gaps.begin(), gaps.begin() + (n - 1) / 2, gaps.begin() + n);
-  idle_gaps_short_ = gaps[(n - 1) / 2] <= options_.idle_spin / 4;
+  const absl::Duration gap = MedianOf(idle_gaps_, idle_gap_count_);
+  // Gaps up to a quarter of the busy periods between them are worth polling
+  // through too, within 3/4 of idle_spin.
+  idle_gaps_short_ = gap <= options_.idle_spin / 4 ||
+                     (gap <= options_.idle_spin * 3 / 4 && busy_period_count_ > 0 &&
+                      gap * 4 <= MedianOf(busy_periods_, busy_period_count_));
 }
 
 size_t DynamicBatcher::IdleInstance() const {
@@ -641,7 +661,7 @@ void DynamicBatcher::ExecutorLoop(size_t index) {
         if (stopping_ && queued_tasks_ == 0) return;
         const absl::Time now = options_.clock->Now();
         // Free to poll, with nothing to run: the gap to the next task starts.
-        if (busy_ == 0 && queued_tasks_ == 0 && idle_since_ == absl::InfinitePast()) idle_since_ = now;
+        if (busy_ == 0 && queued_tasks_ == 0 && idle_since_ == absl::InfinitePast()) StartIdleGap(now);
         const bool keep_alive = InlineKeepAlive(now);
         if (now < spin_until && (claimed ? keep_alive : queued_tasks_ == 0 && PollingPays(now))) {
           // Back under mu_ on traffic: a task queued, or (keep_alive) an

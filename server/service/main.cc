@@ -41,8 +41,9 @@ ABSL_FLAG(int, deadline_margin_ms, 5,
 ABSL_FLAG(int, idle_spin_us, 500,
           "Microseconds an idle model executor polls for the next request before it sleeps: "
           "spends CPU to save the wake-up of a sleeping thread on the next request; it polls "
-          "only while the median of the model's last 8 idle gaps is at most a quarter of this, "
-          "and pauses while other threads keep the polling core busy");
+          "only while the median of the model's last 8 idle gaps is at most a quarter of this "
+          "(or of the busy periods between them, up to 3/4 of this), and pauses while other "
+          "threads keep the polling core busy");
 ABSL_FLAG(int, inline_max_compute_us, 50,
           "A Predict, ModelInfer or REST infer request that finds its model idle and nothing "
           "queued runs at once on the gRPC or HTTP thread that received it, with no hand-off to "

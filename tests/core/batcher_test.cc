@@ -1162,6 +1162,28 @@ TEST_P(IdlePollingTest, PollsOnlyWhileIdleGapsAreShort) {
   batcher_->Shutdown();
 }
 
+// Between long busy periods (a long model run per request), gaps up to a
+// quarter of them are polled through too, up to 3/4 of idle_spin: the
+// wake-up they save is paid for with a small part of the cycle.
+TEST_P(IdlePollingTest, PollsThroughLongerGapsBetweenLongBusyPeriods) {
+  model_.SetCost(&clock_, absl::Seconds(2));  // too long to run inline
+  RunAfterGap(absl::ZeroDuration());
+  for (int i = 0; i < 8; ++i) RunAfterGap(absl::Milliseconds(400));  // > idle_spin / 4
+  EXPECT_TRUE(Eventually(Polling));
+  // Gaps beyond 3/4 of idle_spin are not, however long the busy periods.
+  for (int i = 0; i < 8; ++i) RunAfterGap(absl::Milliseconds(800));
+  EXPECT_TRUE(Eventually(Sleeping));
+  // Nor are 400 ms gaps between short busy periods.
+  model_.SetCost(&clock_, absl::Milliseconds(100));
+  for (int i = 0; i < 8; ++i) RunAfterGap(absl::Milliseconds(400));
+  EXPECT_TRUE(Eventually(Sleeping));
+  for (int i = 0; i < tasks_; ++i) {
+    EXPECT_EQ(calls_[i].done_calls, 1);
+    EXPECT_THAT(calls_[i].result, ElementsAre(2.0f * static_cast<float>(i + 1)));
+  }
+  batcher_->Shutdown();
+}
+
 INSTANTIATE_TEST_SUITE_P(InlineOrExecutor, IdlePollingTest, ::testing::Bool(),
                          [](const ::testing::TestParamInfo<bool>& info) {
                            return info.param ? "Inline" : "ExecutorsOnly";
