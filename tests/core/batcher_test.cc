@@ -7,6 +7,7 @@
 #include <memory>
 #include <set>
 #include <stdexcept>
+#include <string>
 #include <thread>
 
 #include "absl/strings/str_cat.h"
@@ -1136,6 +1137,13 @@ class IdlePollingTest : public ::testing::TestWithParam<bool> {
     return s.sleeping_executors == 1 && s.polling_executors == 0;
   }
   static bool Polling(const DynamicBatcher::QueueStats& s) { return s.polling_executors == 1; }
+  // Every task run so far was answered once, with its right result.
+  void ExpectEveryTaskAnsweredOnce() {
+    for (int i = 0; i < tasks_; ++i) {
+      EXPECT_EQ(calls_[i].done_calls, 1);
+      EXPECT_THAT(calls_[i].result, ElementsAre(2.0f * static_cast<float>(i + 1)));
+    }
+  }
 
   FakeClock clock_;
   FakeModel model_;
@@ -1150,10 +1158,7 @@ TEST_P(IdlePollingTest, PollsOnlyWhileIdleGapsAreShort) {
   EXPECT_TRUE(Eventually(Sleeping));
   for (int i = 0; i < 8; ++i) RunAfterGap(absl::Milliseconds(10));
   EXPECT_TRUE(Eventually(Polling));
-  for (int i = 0; i < tasks_; ++i) {
-    EXPECT_EQ(calls_[i].done_calls, 1);
-    EXPECT_THAT(calls_[i].result, ElementsAre(2.0f * static_cast<float>(i + 1)));
-  }
+  ExpectEveryTaskAnsweredOnce();
   // A polling executor still answers at once what the inline path leaves
   // to it, and Shutdown brings it back.
   ASSERT_TRUE(batcher_->Enqueue(calls_.Task({100})).ok());
@@ -1177,17 +1182,15 @@ TEST_P(IdlePollingTest, PollsThroughLongerGapsBetweenLongBusyPeriods) {
   model_.SetCost(&clock_, absl::Milliseconds(100));
   for (int i = 0; i < 8; ++i) RunAfterGap(absl::Milliseconds(400));
   EXPECT_TRUE(Eventually(Sleeping));
-  for (int i = 0; i < tasks_; ++i) {
-    EXPECT_EQ(calls_[i].done_calls, 1);
-    EXPECT_THAT(calls_[i].result, ElementsAre(2.0f * static_cast<float>(i + 1)));
-  }
+  ExpectEveryTaskAnsweredOnce();
   batcher_->Shutdown();
 }
 
-INSTANTIATE_TEST_SUITE_P(InlineOrExecutor, IdlePollingTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "Inline" : "ExecutorsOnly";
-                         });
+std::string InlineOrExecutorName(const ::testing::TestParamInfo<bool>& info) {
+  return info.param ? "Inline" : "ExecutorsOnly";
+}
+
+INSTANTIATE_TEST_SUITE_P(InlineOrExecutor, IdlePollingTest, ::testing::Bool(), InlineOrExecutorName);
 
 // Polling pays only while the polling core would otherwise go idle: when
 // other threads keep it busy (FakeClock's yield cost stands in for the time
@@ -1225,17 +1228,11 @@ TEST_P(BusyCorePollingTest, StopsPollingWhileOtherThreadsKeepTheCoreBusy) {
   RunAfterGap(absl::Seconds(2));
   EXPECT_TRUE(Eventually([](const DynamicBatcher::QueueStats& s) { return !Busy(s) && Polling(s); }));
 
-  for (int i = 0; i < tasks_; ++i) {
-    EXPECT_EQ(calls_[i].done_calls, 1);
-    EXPECT_THAT(calls_[i].result, ElementsAre(2.0f * static_cast<float>(i + 1)));
-  }
+  ExpectEveryTaskAnsweredOnce();
   batcher_->Shutdown();
 }
 
-INSTANTIATE_TEST_SUITE_P(InlineOrExecutor, BusyCorePollingTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "Inline" : "ExecutorsOnly";
-                         });
+INSTANTIATE_TEST_SUITE_P(InlineOrExecutor, BusyCorePollingTest, ::testing::Bool(), InlineOrExecutorName);
 
 TEST(DynamicBatcherStressTest, InlineAndExecutorRunsShareInstancesAndLoseNothing) {
   FakeModel model;
@@ -1560,10 +1557,7 @@ TEST_P(PollingExecutorsStressTest, LoseNothingAndShutDown) {
   EXPECT_EQ(model.instance_overlaps(), 0);
 }
 
-INSTANTIATE_TEST_SUITE_P(InlineRuns, PollingExecutorsStressTest, ::testing::Bool(),
-                         [](const ::testing::TestParamInfo<bool>& info) {
-                           return info.param ? "Inline" : "ExecutorsOnly";
-                         });
+INSTANTIATE_TEST_SUITE_P(InlineRuns, PollingExecutorsStressTest, ::testing::Bool(), InlineOrExecutorName);
 
 }  // namespace
 }  // namespace microbatch
