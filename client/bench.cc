@@ -491,7 +491,8 @@ void PrintLevelLine(const BenchReport& report, const LevelResult& result) {
   for (const ProtocolInfo& p : report.protocols) {
     if (p.protocol == result.protocol) method = p.method;
   }
-  std::cerr << "bench: " << (ShowsProtocols(report) ? result.protocol + " " : std::string()) << method << " "
+  std::cerr << "bench: " << (report.rounds > 1 ? absl::StrCat("round ", result.round, "/", report.rounds, " ") : "")
+            << (ShowsProtocols(report) ? result.protocol + " " : std::string()) << method << " "
             << report.model << " " << LevelName(result) << ": " << Fixed(result.throughput, 1) << " req/s, p50 "
             << Fixed(result.latency.p50, 2) << " ms, p99 " << Fixed(result.latency.p99, 2) << " ms, errors "
             << ErrorsText(result) << " (" << result.windows << " windows" << (result.stable ? "" : ", not stable")
@@ -559,11 +560,15 @@ int RunBench(const BenchOptions& options) {
   report.deadline_ms = options.deadline_ms;
   report.channels = first.channels;
   for (const Front& front : fronts) report.protocols.push_back(front.info);
+  report.rounds = std::max<int64_t>(1, options.rounds);
   Runner runner(options, scraper->get(), report.model, model->version);
-  for (const LevelSpec& level : Levels(options)) {
-    for (Front& front : fronts) {
-      report.levels.push_back(runner.Run(level, front.target.get(), front.info.protocol, front.metrics_method));
-      PrintLevelLine(report, report.levels.back());
+  for (int64_t round = 1; round <= report.rounds; ++round) {
+    for (const LevelSpec& level : Levels(options)) {
+      for (Front& front : fronts) {
+        report.levels.push_back(runner.Run(level, front.target.get(), front.info.protocol, front.metrics_method));
+        report.levels.back().round = round;
+        PrintLevelLine(report, report.levels.back());
+      }
     }
   }
 

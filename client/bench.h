@@ -45,6 +45,11 @@ struct BenchOptions {
   double stability = 0.10;
   int64_t stable_windows = 3;
   int64_t max_windows = 10;
+  // Times the whole sequence (every level through every front end in turn)
+  // runs; each result carries its round. With several, the front ends'
+  // ratios come from neighbouring measurements in each round, and their
+  // median over the rounds is printed (this machine's speed drifts).
+  int64_t rounds = 1;
   int64_t channels = 4;
   // Open loop: requests in flight beyond which arrivals are dropped by the
   // client (counted as CLIENT_DROPPED) instead of sent.

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -33,9 +34,23 @@ namespace {
 // The result of `protocol` at the level of `like`, or null.
 const LevelResult* FindLevel(const BenchReport& report, const std::string& protocol, const LevelResult& like) {
   for (const LevelResult& r : report.levels) {
-    if (r.protocol == protocol && r.mode == like.mode && r.level == like.level) return &r;
+    if (r.protocol == protocol && r.mode == like.mode && r.level == like.level && r.round == like.round) return &r;
   }
   return nullptr;
+}
+
+// Throughput of `protocol` relative to `base`'s at the level (and round) of
+// `base`; nullopt when either is missing or base's is 0.
+std::optional<double> RatioTo(const BenchReport& report, const std::string& protocol, const LevelResult& base) {
+  const LevelResult* o = FindLevel(report, protocol, base);
+  if (o == nullptr || base.throughput <= 0) return std::nullopt;
+  return o->throughput / base.throughput;
+}
+
+double Median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const size_t n = values.size();
+  return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
 }
 
 }  // namespace
@@ -43,17 +58,35 @@ const LevelResult* FindLevel(const BenchReport& report, const std::string& proto
 std::string ThroughputRatios(const BenchReport& report) {
   if (report.protocols.size() < 2) return "";
   const std::string& base = report.protocols[0].protocol;
+  const bool rounds = report.rounds > 1;
   std::string out;
   for (const LevelResult& r : report.levels) {
     if (r.protocol != base) continue;
     std::vector<std::string> parts;
     for (size_t p = 1; p < report.protocols.size(); ++p) {
       const std::string& other = report.protocols[p].protocol;
-      const LevelResult* o = FindLevel(report, other, r);
-      const std::string ratio = o != nullptr && r.throughput > 0 ? Fixed(o->throughput / r.throughput, 3) : "-";
-      parts.push_back(absl::StrCat(other, "/", base, " ", ratio));
+      const std::optional<double> ratio = RatioTo(report, other, r);
+      parts.push_back(absl::StrCat(other, "/", base, " ", ratio ? Fixed(*ratio, 3) : "-"));
     }
-    absl::StrAppend(&out, LevelName(r), " throughput ", absl::StrJoin(parts, ", "), "\n");
+    absl::StrAppend(&out, rounds ? absl::StrCat("round ", r.round, " ") : "", LevelName(r), " throughput ",
+                    absl::StrJoin(parts, ", "), "\n");
+  }
+  if (!rounds) return out;
+  // Each ratio's median over the rounds, per level of the first round.
+  for (const LevelResult& first : report.levels) {
+    if (first.protocol != base || first.round != 1) continue;
+    std::vector<std::string> parts;
+    for (size_t p = 1; p < report.protocols.size(); ++p) {
+      const std::string& other = report.protocols[p].protocol;
+      std::vector<double> ratios;
+      for (const LevelResult& r : report.levels) {
+        if (r.protocol != base || r.mode != first.mode || r.level != first.level) continue;
+        if (const std::optional<double> ratio = RatioTo(report, other, r)) ratios.push_back(*ratio);
+      }
+      parts.push_back(absl::StrCat(other, "/", base, " ", ratios.empty() ? "-" : Fixed(Median(ratios), 3)));
+    }
+    absl::StrAppend(&out, "median of ", report.rounds, " rounds: ", LevelName(first), " throughput ",
+                    absl::StrJoin(parts, ", "), "\n");
   }
   return out;
 }
@@ -70,6 +103,7 @@ std::string FormatJson(const BenchReport& report) {
   out["payload_bytes"] = report.payload_bytes;
   out["deadline_ms"] = report.deadline_ms;
   out["channels"] = report.channels;
+  out["rounds"] = report.rounds;
   out["protocols"] = nlohmann::json::array();
   for (const ProtocolInfo& p : report.protocols) {
     out["protocols"].push_back({{"protocol", p.protocol},
@@ -82,6 +116,7 @@ std::string FormatJson(const BenchReport& report) {
   for (const LevelResult& r : report.levels) {
     nlohmann::json l;
     l["protocol"] = r.protocol;
+    l["round"] = r.round;
     l["mode"] = r.mode;
     l["level"] = r.level;
     l["windows"] = r.windows;
@@ -130,6 +165,7 @@ ReportTable MakeTable(const BenchReport& report) {
   header = {"level", "win", "req/s", "rows/s", "p50_ms", "p90_ms",
                                      "p99_ms", "p99.9_ms", "max_ms"};
   if (any_protocol) header.insert(header.begin(), "proto");
+  if (report.rounds > 1) header.insert(header.begin(), "round");
   if (any_rate || report.deadline_ms > 0) {
     header.push_back("goodput/s");
     header.push_back("late");
@@ -147,6 +183,7 @@ ReportTable MakeTable(const BenchReport& report) {
         Fixed(r.rows_per_s, 1), Fixed(r.latency.p50, 2), Fixed(r.latency.p90, 2),
         Fixed(r.latency.p99, 2), Fixed(r.latency.p999, 2), Fixed(r.latency.max, 2)};
     if (any_protocol) row.insert(row.begin(), r.protocol);
+    if (report.rounds > 1) row.insert(row.begin(), absl::StrCat(r.round));
     if (any_rate || report.deadline_ms > 0) {
       row.push_back(Fixed(r.goodput, 1));
       row.push_back(absl::StrCat(r.late));
@@ -239,7 +276,7 @@ std::string PlotReport(const BenchReport& report) {
       PlotSeries p50{absl::StrCat("p50 (", label, ")"), colors[0], false, {}};
       PlotSeries p99{absl::StrCat("p99 (", label, ")"), colors[1], true, {}};
       for (const LevelResult& r : report.levels) {
-        if (r.protocol != protocol || r.mode != mode || r.ok == 0) continue;
+        if (r.protocol != protocol || r.mode != mode || r.ok == 0 || r.round != 1) continue;
         p50.points.push_back({r.throughput, r.latency.p50, LevelName(r)});
         p99.points.push_back({r.throughput, r.latency.p99, ""});
       }

@@ -17,6 +17,7 @@ namespace bench {
 // (the last `stable_windows`, or all of them when fewer ran).
 struct LevelResult {
   std::string protocol = "v1";  // the front end measured: "v1", "v2" or "rest"
+  int64_t round = 1;            // which pass of a --rounds run (1-based)
   std::string mode;  // "concurrency" or "rate"
   double level = 0;
   int windows = 0;        // windows measured
@@ -62,7 +63,10 @@ struct BenchReport {
   // Every front end, in the order each level ran them; empty: the one above,
   // v1.
   std::vector<ProtocolInfo> protocols;
-  // Level after level, each through every protocol in turn.
+  // Times the whole sequence of levels ran (--rounds).
+  int64_t rounds = 1;
+  // Round after round; in each, level after level, each through every
+  // protocol in turn.
   std::vector<LevelResult> levels;
 };
 
@@ -71,14 +75,16 @@ struct BenchReport {
 bool ShowsProtocols(const BenchReport& report);
 
 // The throughput of each level of each protocol after the first relative to
-// the first protocol's at the same level (e.g. v2/v1), as "c=1 v2/v1 0.97,
-// rest/v1 0.60" lines; empty with one protocol. Levels whose first-protocol
-// throughput is 0 show "-".
+// the first protocol's at the same level of the same round (e.g. v2/v1), as
+// "c=1 throughput v2/v1 0.97, rest/v1 0.60" lines ("round 2 c=1 ..." with
+// several rounds, then the median of each ratio over the rounds); empty with
+// one protocol. Levels whose first-protocol throughput is 0 show "-".
 std::string ThroughputRatios(const BenchReport& report);
 
 // "table", "csv" or "json" (anything else: the table).
 std::string FormatReport(const BenchReport& report, const std::string& format);
-// The latency-throughput curve (p50 and p99 vs throughput), one point per level.
+// The latency-throughput curve (p50 and p99 vs throughput), one point per level
+// (of the first round when there are several).
 std::string PlotReport(const BenchReport& report);
 
 // "c=8" (concurrency) or "r=1000" (request rate).

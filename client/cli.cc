@@ -545,6 +545,12 @@ CLI::App* AddBench(CLI::App& app, bench::BenchOptions* o, std::vector<std::strin
       ->type_name("N")
       ->check(IntAtLeast(1));
   command->add_option("--max-windows", o->max_windows, "Most windows per level")->type_name("N")->check(IntAtLeast(1));
+  command
+      ->add_option("--rounds", o->rounds,
+                   "Run the whole sequence (each level through each front end in turn) this many times; "
+                   "prints each front end's throughput ratio per round and its median")
+      ->type_name("N")
+      ->check(IntAtLeast(1));
   command->add_option("--channels", o->channels, "gRPC channels (TCP connections) the calls are spread over")
       ->type_name("N")
       ->check(IntAtLeast(1));

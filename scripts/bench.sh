@@ -23,7 +23,10 @@
 #   BENCH_V2_GOAL=0.95       v2/v1 throughput of the identity model at c=16
 #   BENCH_C1_GOAL=0.90       response-cache hits: peak req/s / Echo peak req/s
 #   BENCH_C2_GOAL=0.05       response-cache hits: c=1 p50 - Echo c=1 p50 (ms)
-#   BENCH_PROTOCOL_WINDOW_MS=2000    measurement window of the front-end comparison
+#   BENCH_PROTOCOL_WINDOW_MS=2000    measurement window of the front-end comparisons (R3, C1-C2, V2)
+#   BENCH_COMPARE_ROUNDS=3   rounds of those comparisons (`microbatch bench --rounds`): each
+#                            round runs every level through every front end in turn; the
+#                            report takes each ratio within a round and prints their median
 #   BENCH_SKIP_SWEEP=1      leave out the instances x intra-op threads sweep (bench/sweep.py)
 #   BENCH_SWEEP_ROUNDS=2     A/B rounds of the sweep
 #   BENCH_SKIP_LIVE_BULK=1   leave out L1-L3 (bench/live_bulk.py, about 4 minutes)
@@ -147,12 +150,24 @@ raw_b1() {
     2>>"$OUT/rawbench.log" || log "rawbench $1 failed (see $OUT/rawbench.log)"
 }
 
+# The front-end comparisons (R3, C1-C2, V2) run in ROUNDS rounds of short
+# windows: each round runs every level through every front end in turn, and
+# the report takes each ratio within a round and prints the median over the
+# rounds. One pass gave ratios 0.70-1.13 for the same build in back-to-back
+# runs on this machine (its speed drifts by tens of percent within minutes).
+ROUNDS=${BENCH_COMPARE_ROUNDS:-3}
+compare() {
+  local name=$1 levels=$2
+  shift 2
+  WINDOW_MS=${BENCH_PROTOCOL_WINDOW_MS:-2000} MAX_WINDOWS=2 WARMUP_MS=1000 \
+    bench "$name" $((levels * ROUNDS)) --rounds "$ROUNDS" "$@"
+}
 # R3: bare gRPC (Echo) vs the identity model at the same payload (1 row of 256
 # FP32); --with-echo runs Echo right before each Predict level, so the ratio
-# compares neighbouring measurements (this machine drifts by tens of percent).
-bench identity 4 --with-echo --model identity --shape x=256 --concurrency 16,64
+# compares neighbouring measurements.
+compare identity 4 --with-echo --model identity --shape x=256 --concurrency 16,64
 # C1/C2 (#17): cache hits vs bare gRPC Echo, same payload, c=1 and peak, alternating.
-bench cached 6 --with-echo --model identity_cached --shape x=256 --concurrency 1,16,64
+compare cached 6 --with-echo --model identity_cached --shape x=256 --concurrency 1,16,64
 # V2 (#13): the same identity payload through v1, v2 (gRPC) and REST in one
 # run, each level through each front end in turn (the machine's drift hits
 # all alike); a front end the server lacks is left out.
@@ -165,10 +180,7 @@ for p in v2 rest; do
     log "the server does not answer --protocol $p; left out of the front-end comparison (see $OUT/bench.log)"
   fi
 done
-# Shorter windows (the comparison runs 2 levels x 3 front ends), set for this
-# call of bench() only.
-WINDOW_MS=${BENCH_PROTOCOL_WINDOW_MS:-2000} MAX_WINDOWS=3 \
-  bench protocols $((2 * $(echo "$PROTOCOLS" | tr ',' '\n' | wc -l))) --model identity --shape x=256 \
+compare protocols $((2 * $(echo "$PROTOCOLS" | tr ',' '\n' | wc -l))) --model identity --shape x=256 \
   --protocol "$PROTOCOLS" --http "$METRICS" --concurrency 1,16
 # R2: served at concurrency 1 between two raw batch-1 runs; Echo of the same
 # payload right before it (the transport's share of R2, for information).

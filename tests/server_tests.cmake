@@ -34,6 +34,7 @@ gtest_discover_tests(server_test PROPERTIES LABELS server TIMEOUT 300 DISCOVERY_
 # codecs, and v1/v2/REST against stand-in front ends (fake_front_ends.h).
 add_executable(client_test
   client/batch_io_test.cc
+  client/bench_report_test.cc
   client/channel_test.cc
   client/cli_binary_test.cc
   client/cli_test.cc

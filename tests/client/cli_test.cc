@@ -366,7 +366,7 @@ TEST(CliTest, BenchOptionsAsScriptsSpellThem) {
       Parse({"bench", "--target", "localhost:1", "--metrics-url", "localhost:2", "--window-ms", "100",
              "--warmup-ms", "50", "--max-windows", "3", "--format", "json", "--echo", "--model", "identity",
              "--shape", "x=256", "--concurrency", "16,64", "--request-rate", "10,20.5", "--deadline-ms", "100",
-             "--plot", "p.svg", "--shape", "y=2,3"});
+             "--plot", "p.svg", "--shape", "y=2,3", "--rounds", "3"});
   ASSERT_TRUE(result.run) << result.error;
   ASSERT_EQ(result.options.command, Command::kBench);
   const bench::BenchOptions& o = result.options.bench;
@@ -383,6 +383,7 @@ TEST(CliTest, BenchOptionsAsScriptsSpellThem) {
   EXPECT_THAT(o.request_rates, ElementsAre(10, 20.5));
   EXPECT_EQ(o.deadline_ms, 100);
   EXPECT_EQ(o.plot, "p.svg");
+  EXPECT_EQ(o.rounds, 3);
   EXPECT_THAT(o.shapes, ElementsAre(Pair("x", ElementsAre(256)), Pair("y", ElementsAre(2, 3))));
 
   result = Parse({"bench", "--model", "m"});
@@ -393,6 +394,8 @@ TEST(CliTest, BenchOptionsAsScriptsSpellThem) {
   EXPECT_EQ(result.options.bench.channels, 4);
   EXPECT_EQ(result.options.bench.format, "table");
   EXPECT_EQ(result.options.bench.seed, 1u);
+  EXPECT_EQ(result.options.bench.rounds, 1);
+  ExpectUsageError({"bench", "--model", "m", "--rounds", "0"}, "--rounds");
 }
 
 TEST(CliTest, ModelsFormat) {

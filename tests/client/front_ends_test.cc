@@ -185,6 +185,31 @@ TEST(FrontEndsTest, BenchComparesTheThreeFrontEndsInOneRun) {
   EXPECT_GT(fake.rest().requests(), 10 * fake.rest().connections());
 }
 
+TEST(FrontEndsTest, BenchRoundsRepeatTheWholeSequence) {
+  FakeFrontEnds fake;
+  const CliRun run = RunCli("bench --protocol v1,v2 --concurrency 1,2 --rounds 2 --format json" +
+                            BenchEndpoints(fake) + BenchFlags());
+  ASSERT_EQ(run.code, 0) << run.err;
+  const nlohmann::json report = nlohmann::json::parse(run.out);
+  EXPECT_EQ(report["rounds"], 2);
+  ASSERT_EQ(report["levels"].size(), 8u);
+  const char* protocol[] = {"v1", "v2"};
+  for (size_t i = 0; i < 8; ++i) {
+    const nlohmann::json& level = report["levels"][i];
+    EXPECT_EQ(level["round"], i < 4 ? 1 : 2) << i;
+    EXPECT_EQ(level["level"], i % 4 < 2 ? 1 : 2) << i;
+    EXPECT_EQ(level["protocol"], protocol[i % 2]) << i;
+    EXPECT_GT(level["ok"].get<int64_t>(), 0) << i;
+  }
+  EXPECT_THAT(run.err, HasSubstr("bench: round 2/2 v2 ModelInfer m c=2: "));
+
+  const CliRun table = RunCli("bench --protocol v1,v2 --concurrency 2 --rounds 2" + BenchEndpoints(fake) +
+                              BenchFlags());
+  ASSERT_EQ(table.code, 0) << table.err;
+  EXPECT_THAT(table.out, HasSubstr("round 2 c=2 throughput v2/v1 "));
+  EXPECT_THAT(table.out, HasSubstr("median of 2 rounds: c=2 throughput v2/v1 "));
+}
+
 TEST(FrontEndsTest, BenchTableShowsProtocolsAndRatios) {
   FakeFrontEnds fake;
   const CliRun run = RunCli("bench --protocol v1,rest --concurrency 2" + BenchEndpoints(fake) + BenchFlags());
